@@ -1,0 +1,1 @@
+//! clip: the CLIP model, image preprocessing and zero-shot classification.

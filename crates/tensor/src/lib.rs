@@ -1,0 +1,1 @@
+//! clip-tensor: a minimal tensor type over clip-kernels.

@@ -1,0 +1,2 @@
+//! The `clip` command-line program.
+fn main() {}
