@@ -1,3 +1,15 @@
 //! clip-kernels: the only crate of the workspace with `core::arch`.
 //!
-//! Safe API over slices and strides: packed GEMM, row kernels and attention.
+//! A safe API over slices and strides:
+//! - [`gemm`]: packed, blocked f32 GEMM (BLIS's five loops) with AVX-512, AVX2+FMA, portable
+//!   (`wide`) and scalar micro-kernels, a pre-packed right-hand side and fused epilogues;
+//! - [`rows`]: softmax, layernorm, GELU (erf and quick), add, scale over rows;
+//! - [`attention`]: multi-head scaled dot-product attention.
+//!
+//! The kernel set is chosen once per process ([`Isa::active`]); every entry point also takes an
+//! explicit [`Isa`] so tests can compare each set with the scalar reference.
+//! Not here: tensors, threads pools, model code (see `clip-tensor` and `clip`).
+
+pub mod dispatch;
+
+pub use dispatch::Isa;
