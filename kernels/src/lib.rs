@@ -13,3 +13,7 @@
 pub mod dispatch;
 
 pub use dispatch::Isa;
+pub(crate) mod arch;
+pub mod gemm;
+
+pub use gemm::{sgemm, sgemm_prepacked, Activation, Blocking, Epilogue, MatMut, MatRef, PackedB};
