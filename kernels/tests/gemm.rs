@@ -258,8 +258,8 @@ fn small_sizes_cube_exact() {
                         la: [Layout::RowMajor, Layout::ColMajor, Layout::Padded][idx % 3],
                         lb: [Layout::RowMajor, Layout::ColMajor, Layout::Padded][(idx / 2) % 3],
                         lc: [Layout::RowMajor, Layout::ColMajor, Layout::Padded][(idx / 5) % 3],
-                        prepacked: idx % 2 == 0,
-                        bias: idx % 7 == 0,
+                        prepacked: idx.is_multiple_of(2),
+                        bias: idx.is_multiple_of(7),
                         act: Activation::None,
                     };
                     check_exact(isa, &case, &mut rng);
@@ -292,7 +292,7 @@ fn block_edges_exact() {
                     lb: [Layout::RowMajor, Layout::ColMajor, Layout::Padded][t % 3],
                     lc: [Layout::RowMajor, Layout::Padded][(t + u) % 2],
                     prepacked: (t + u) % 2 == 1,
-                    bias: t % 2 == 0,
+                    bias: t.is_multiple_of(2),
                     act: Activation::None,
                 };
                 check_exact(isa, &case, &mut rng);
