@@ -15,5 +15,6 @@ pub mod dispatch;
 pub use dispatch::Isa;
 pub(crate) mod arch;
 pub mod gemm;
+pub mod peak;
 
 pub use gemm::{sgemm, sgemm_prepacked, Activation, Blocking, Epilogue, MatMut, MatRef, PackedB};
