@@ -13,3 +13,5 @@
 pub mod dispatch;
 
 pub use dispatch::Isa;
+pub mod math;
+pub mod rows;
