@@ -15,7 +15,6 @@ mod generic;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-#[allow(unused_imports)] // used by attention
 pub(crate) use generic::softmax_row;
 use generic::ElemOp;
 
