@@ -362,43 +362,13 @@ fn tile<K: MicroKernel>(
     }
 }
 
-/// The activation of the epilogue, on one tile row.
-fn apply_activation(_isa: Isa, act: Activation, row: &mut [f32]) {
+/// The activation of the epilogue, on one tile row: the same vectorised functions as
+/// [`crate::rows::gelu`] and [`crate::rows::quick_gelu`], so a fused and an unfused activation
+/// give the same bits.
+fn apply_activation(isa: Isa, act: Activation, row: &mut [f32]) {
     match act {
         Activation::None => {}
-        Activation::QuickGelu => {
-            for x in row {
-                *x *= 1.0 / (1.0 + (-1.702 * *x).exp());
-            }
-        }
-        Activation::Gelu => {
-            for x in row {
-                let v = *x as f64;
-                *x = (0.5 * v * (1.0 + erf_f64(v / std::f64::consts::SQRT_2))) as f32;
-            }
-        }
+        Activation::QuickGelu => crate::rows::quick_gelu(isa, row),
+        Activation::Gelu => crate::rows::gelu(isa, row),
     }
-}
-
-/// Placeholder erf until the vector math lands (Abramowitz-Stegun 7.1.26 is too coarse; this
-/// uses a series / continued fraction in f64).
-fn erf_f64(x: f64) -> f64 {
-    let ax = x.abs();
-    let r = if ax < 2.5 {
-        let mut sum = ax;
-        let mut term = ax;
-        let x2 = ax * ax;
-        for n in 1..60 {
-            term *= -x2 / n as f64;
-            sum += term / (2 * n + 1) as f64;
-        }
-        sum * 2.0 / std::f64::consts::PI.sqrt()
-    } else {
-        let mut f = 0.0;
-        for n in (1..60).rev() {
-            f = (n as f64 / 2.0) / (ax + f);
-        }
-        1.0 - (-ax * ax).exp() / (std::f64::consts::PI.sqrt() * (ax + f))
-    };
-    r.copysign(x)
 }
