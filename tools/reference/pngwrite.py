@@ -17,24 +17,29 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def _pack_rows(samples: np.ndarray, bit_depth: int) -> bytes:
-    """samples: (h, w, c) integer array; returns filtered (type 0) scanlines."""
-    h = samples.shape[0]
+    """samples: (h, w, c) integer array; returns filtered scanlines (Sub for 8/16-bit, None below)."""
+    h, _, c = samples.shape
     out = bytearray()
     for y in range(h):
         row = samples[y].reshape(-1)
+        if bit_depth >= 8:
+            # Filter type 1 (Sub): each byte minus the byte one pixel to the left.
+            raw = row.astype(">u2").tobytes() if bit_depth == 16 else row.astype(np.uint8).tobytes()
+            bpp = c * bit_depth // 8
+            b = np.frombuffer(raw, np.uint8).astype(np.int16)
+            sub = b.copy()
+            sub[bpp:] -= b[:-bpp]
+            out.append(1)
+            out += (sub & 0xFF).astype(np.uint8).tobytes()
+            continue
         out.append(0)
-        if bit_depth == 16:
-            out += row.astype(">u2").tobytes()
-        elif bit_depth == 8:
-            out += row.astype(np.uint8).tobytes()
-        else:
-            per = 8 // bit_depth
-            vals = list(row.astype(int)) + [0] * ((-len(row)) % per)
-            for i in range(0, len(vals), per):
-                byte = 0
-                for v in vals[i : i + per]:
-                    byte = (byte << bit_depth) | v
-                out.append(byte)
+        per = 8 // bit_depth
+        vals = list(row.astype(int)) + [0] * ((-len(row)) % per)
+        for i in range(0, len(vals), per):
+            byte = 0
+            for v in vals[i : i + per]:
+                byte = (byte << bit_depth) | v
+            out.append(byte)
     return bytes(out)
 
 

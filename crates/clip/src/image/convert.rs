@@ -131,24 +131,25 @@ fn hi8(s: u16, depth: u8) -> u8 {
 }
 
 /// The colour key from `tRNS`, as Pillow compares it: each value's low byte
-/// (for 1-bit gray, Pillow first maps any non-zero key to 255).
+/// (for 1-bit gray, Pillow first maps any non-zero key to 255). The `png` crate
+/// keeps 16-bit keys as big-endian pairs and shortens 8-bit-or-less keys to
+/// their low bytes; either way the low byte is what Pillow uses.
 fn colour_key(layout: &PngLayout<'_>) -> Option<[u8; 3]> {
     let t = layout.trns?;
-    let be = |i: usize| u16::from_be_bytes([t[2 * i], t[2 * i + 1]]);
+    let low = |i: usize| {
+        if layout.depth == 16 {
+            t.get(2 * i + 1).copied()
+        } else {
+            t.get(i).copied()
+        }
+    };
     match layout.color {
-        PngColor::Gray if t.len() >= 2 => {
-            let k = if layout.depth == 1 {
-                if be(0) != 0 {
-                    255
-                } else {
-                    0
-                }
-            } else {
-                (be(0) & 0xFF) as u8
-            };
+        PngColor::Gray => {
+            let k = low(0)?;
+            let k = if layout.depth == 1 && k != 0 { 255 } else { k };
             Some([k, k, k])
         }
-        PngColor::Rgb if t.len() >= 6 => Some([0, 1, 2].map(|i| (be(i) & 0xFF) as u8)),
+        PngColor::Rgb => Some([low(0)?, low(1)?, low(2)?]),
         _ => None,
     }
 }

@@ -7,7 +7,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use super::convert::{self, PngColor, PngLayout};
-use super::probe::{probe, Header, ImageFormat};
+use super::probe::{png_exif, probe, Header, ImageFormat};
 use super::{exif, DecodeOptions, RgbImage};
 use crate::error::{Error, Result};
 
@@ -123,7 +123,7 @@ fn decode_png(bytes: &[u8], path: &Path, opts: &DecodeOptions, header: &Header) 
         });
     }
     let rgb = convert::png_to_rgb(&raw, &layout, opts.alpha);
-    let orientation = info.exif_metadata.as_deref().and_then(exif::orientation);
+    let orientation = png_exif(bytes).and_then(exif::orientation);
     Ok((
         checked_rgb(path, ImageFormat::Png, width, height, rgb)?,
         orientation,

@@ -130,61 +130,92 @@ fn probe_png(bytes: &[u8], path: &Path) -> Result<Header> {
     })
 }
 
-/// JPEG: walk the marker segments up to the first SOFn and read its size.
-fn probe_jpeg(bytes: &[u8], path: &Path) -> Result<Header> {
-    let f = ImageFormat::Jpeg;
+/// One JPEG marker segment before the first scan: its code and payload.
+type Segment<'a> = (u8, &'a [u8]);
+
+/// Walks the marker segments after SOI up to (not including) the first SOS/EOI.
+/// `Err` carries (is_truncated, reason).
+fn jpeg_segments(bytes: &[u8]) -> std::result::Result<Vec<Segment<'_>>, (bool, &'static str)> {
+    let mut out = Vec::new();
     let mut pos = 2;
     loop {
         // Markers are 0xFF, optional 0xFF fill bytes, then a non-0xFF code.
-        if pos >= bytes.len() {
-            return Err(truncated(
-                path,
-                f,
-                "file ends before the frame header (SOF)",
-            ));
+        match bytes.get(pos) {
+            None => return Err((true, "file ends before the frame header (SOF)")),
+            Some(0xFF) => {}
+            Some(_) => return Err((false, "expected a marker before the frame header")),
         }
-        if bytes[pos] != 0xFF {
-            return Err(corrupt(
-                path,
-                f,
-                "expected a marker before the frame header",
-            ));
-        }
-        while pos < bytes.len() && bytes[pos] == 0xFF {
+        while bytes.get(pos) == Some(&0xFF) {
             pos += 1;
         }
         let Some(&code) = bytes.get(pos) else {
-            return Err(truncated(path, f, "file ends inside a marker"));
+            return Err((true, "file ends inside a marker"));
         };
         pos += 1;
         if code == 0x01 || (0xD0..=0xD7).contains(&code) {
             continue; // standalone markers have no length
         }
         if code == 0xD9 || code == 0xDA {
-            return Err(corrupt(
-                path,
-                f,
-                "scan data or end of image before any frame header",
-            ));
+            return Ok(out);
         }
         let Some(len_bytes) = bytes.get(pos..pos + 2) else {
-            return Err(truncated(path, f, "file ends inside a marker length"));
+            return Err((true, "file ends inside a marker length"));
         };
         let len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
         if len < 2 {
-            return Err(corrupt(path, f, "marker segment length below 2"));
+            return Err((false, "marker segment length below 2"));
         }
-        let is_sof = matches!(code, 0xC0..=0xCF) && !matches!(code, 0xC4 | 0xC8 | 0xCC);
-        if is_sof {
-            let Some(sof) = bytes.get(pos + 2..pos + 7) else {
-                return Err(truncated(path, f, "file ends inside the frame header"));
-            };
-            return Ok(Header {
-                format: f,
-                height: u64::from(u16::from_be_bytes([sof[1], sof[2]])),
-                width: u64::from(u16::from_be_bytes([sof[3], sof[4]])),
-            });
-        }
+        let Some(payload) = bytes.get(pos + 2..pos + len) else {
+            return Err((true, "file ends inside a marker segment"));
+        };
+        out.push((code, payload));
         pos += len;
     }
+}
+
+fn is_sof(code: u8) -> bool {
+    matches!(code, 0xC0..=0xCF) && !matches!(code, 0xC4 | 0xC8 | 0xCC)
+}
+
+/// JPEG: walk the marker segments up to the first SOFn and read its size.
+fn probe_jpeg(bytes: &[u8], path: &Path) -> Result<Header> {
+    let f = ImageFormat::Jpeg;
+    let segments = jpeg_segments(bytes).map_err(|(trunc, reason)| {
+        if trunc {
+            truncated(path, f, reason)
+        } else {
+            corrupt(path, f, reason)
+        }
+    })?;
+    let Some((_, sof)) = segments.iter().find(|(code, _)| is_sof(*code)) else {
+        return Err(corrupt(
+            path,
+            f,
+            "scan data or end of image before any frame header",
+        ));
+    };
+    let Some(dims) = sof.get(..5) else {
+        return Err(corrupt(path, f, "frame header shorter than 5 bytes"));
+    };
+    Ok(Header {
+        format: f,
+        height: u64::from(u16::from_be_bytes([dims[1], dims[2]])),
+        width: u64::from(u16::from_be_bytes([dims[3], dims[4]])),
+    })
+}
+
+/// The payload of a PNG's `eXIf` chunk, found by walking the chunk list (the
+/// `png` crate does not parse it). `None` if absent or the list is damaged.
+pub(crate) fn png_exif(bytes: &[u8]) -> Option<&[u8]> {
+    let mut pos = PNG_SIGNATURE.len();
+    while let Some(head) = bytes.get(pos..pos + 8) {
+        let len = usize::try_from(be_u32(&head[..4])).ok()?;
+        let data = bytes.get(pos + 8..pos.checked_add(8 + len)?)?;
+        match &head[4..8] {
+            b"eXIf" => return Some(data),
+            b"IEND" => return None,
+            _ => pos = pos.checked_add(12 + len)?,
+        }
+    }
+    None
 }

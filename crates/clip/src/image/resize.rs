@@ -1,11 +1,14 @@
 //! Pillow's `Image.resize(..., BICUBIC)` for 8-bit RGB, bit for bit.
 //!
-//! Two separable passes (horizontal first, only over the rows the vertical pass
-//! reads), each with Pillow's coefficients: bicubic with a = -0.5, the support
+//! Two separable passes, each with Pillow's coefficients: bicubic with a = -0.5, the support
 //! widened by the scale factor when downscaling (antialiasing), weights
 //! normalised in f64 then rounded to 22-bit fixed point, accumulation in i32 from
 //! a rounding bias of 2^21, and clamping to u8 after each pass. A pass whose size
-//! does not change is skipped, as in Pillow. There is no SIMD; the inner loops
+//! does not change is skipped, as in Pillow. The pass order is Pillow 13's
+//! (`horizontal_first` in `ImagingResampleInner`): horizontal first, over only
+//! the rows the vertical pass reads, unless the height shrinks by more than
+//! twice as many pixels as the width, then vertical first over all columns.
+//! The order changes the u8 result (rounding between passes). There is no SIMD; the inner loops
 //! are plain slices the compiler vectorises.
 
 /// Fractional bits of Pillow's fixed-point weights (`32 - 8 - 2`).
@@ -150,6 +153,14 @@ fn vertical(src: &[u8], width: usize, c: &Coeffs, row_offset: usize, out_h: usiz
     out
 }
 
+/// Pillow 13's pass order: vertical first only if the height loses more than
+/// twice as many pixels as the width (`dh > 0 && dh > 2 * dw`).
+pub fn horizontal_first(width: usize, height: usize, out_w: usize, out_h: usize) -> bool {
+    let dh = height as i64 - out_h as i64;
+    let dw = width as i64 - out_w as i64;
+    !(dh > 0 && dh > dw * 2)
+}
+
 /// Resizes interleaved RGB `width x height` to `out_w x out_h` like Pillow's
 /// `resize((out_w, out_h), BICUBIC)`. Sizes must be non-zero and `src` exactly
 /// `width * height * 3` bytes (the caller, `Preprocessor`, guarantees both).
@@ -165,24 +176,25 @@ pub fn resize_bicubic(
     }
     let need_h = out_w != width;
     let need_v = out_h != height;
-    let cv = precompute_coeffs(height, out_h);
-    let first = cv.start[0];
-    let last = cv.start[out_h - 1] + cv.len[out_h - 1];
     match (need_h, need_v) {
         (false, false) => src.to_vec(),
-        (true, false) => horizontal(
-            src,
-            width,
-            0,
-            height,
-            &precompute_coeffs(width, out_w),
-            out_w,
-        ),
-        (false, true) => vertical(src, width, &cv, 0, out_h),
+        (true, false) => {
+            let ch = precompute_coeffs(width, out_w);
+            horizontal(src, width, 0, height, &ch, out_w)
+        }
+        (false, true) => vertical(src, width, &precompute_coeffs(height, out_h), 0, out_h),
         (true, true) => {
             let ch = precompute_coeffs(width, out_w);
-            let tmp = horizontal(src, width, first, last - first, &ch, out_w);
-            vertical(&tmp, out_w, &cv, first, out_h)
+            let cv = precompute_coeffs(height, out_h);
+            if horizontal_first(width, height, out_w, out_h) {
+                let first = cv.start[0];
+                let last = cv.start[out_h - 1] + cv.len[out_h - 1];
+                let tmp = horizontal(src, width, first, last - first, &ch, out_w);
+                vertical(&tmp, out_w, &cv, first, out_h)
+            } else {
+                let tmp = vertical(src, width, &cv, 0, out_h);
+                horizontal(&tmp, width, 0, out_h, &ch, out_w)
+            }
         }
     }
 }
