@@ -4,6 +4,7 @@
 //! Colour conversion lives in `convert.rs`, EXIF orientation in `exif.rs`.
 
 use std::io::Cursor;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
 use super::convert::{self, PngColor, PngLayout};
@@ -23,10 +24,20 @@ pub fn decode_file(path: &Path, opts: &DecodeOptions) -> Result<RgbImage> {
 /// Decodes an encoded image held in memory; `name` is used in error messages.
 pub fn decode_bytes(bytes: &[u8], name: &Path, opts: &DecodeOptions) -> Result<RgbImage> {
     let header = probe(bytes, name, opts.max_pixels)?;
-    let (image, orientation) = match header.format {
-        ImageFormat::Png => decode_png(bytes, name, opts, &header)?,
-        ImageFormat::Jpeg => decode_jpeg(bytes, name)?,
-    };
+    // Safety net: a panic inside a decoder crate on hostile input becomes a
+    // typed error instead of taking the caller down.
+    let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| match header.format {
+        ImageFormat::Png => decode_png(bytes, name, opts, &header),
+        ImageFormat::Jpeg => decode_jpeg(bytes, name),
+    }))
+    .unwrap_or_else(|_| {
+        Err(Error::CorruptImage {
+            path: name.to_path_buf(),
+            format: header.format.name(),
+            reason: "the decoder panicked on this input".to_string(),
+        })
+    });
+    let (image, orientation) = decoded?;
     if opts.apply_exif_orientation {
         if let Some(o) = orientation {
             return Ok(exif::apply_orientation(image, o));
