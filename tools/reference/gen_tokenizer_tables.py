@@ -12,6 +12,9 @@ modules, code point by code point, and writes Rust tables:
               str.isspace() (for str.strip())
   html.rs     html.entities.html5 and html's invalid-charref tables
   ftfy.rs     ftfy's own entity table, width map, ligatures and control chars
+  mojibake.rs ftfy's mojibake regexes, translated from Python's parse tree to
+              the Rust `regex` crate's syntax (\\s, \\w made explicit), and the
+              byte tables of the one-byte encodings ftfy tries
 
 Usage: python3 tools/reference/gen_tokenizer_tables.py  (from the repo root;
 takes about a minute).  Needs: pip install regex ftfy
@@ -173,9 +176,121 @@ def gen_ftfy():
     write("ftfy.rs", body)
 
 
+def py_class_ranges(pred):
+    return ranges(lambda cp: pred(chr(cp)))
+
+
+def rx_char(cp, is_bytes):
+    return "\\x{:02X}".format(cp) if is_bytes else "\\x{{{:X}}}".format(cp)
+
+
+def rx_category(cat, is_bytes):
+    import re._constants as C
+    if is_bytes:
+        raise ValueError("no categories in byte patterns here")
+    preds = {
+        C.CATEGORY_UNI_SPACE: lambda c: c.isspace(),
+        C.CATEGORY_UNI_WORD: lambda c: c.isalnum() or c == "_",
+        C.CATEGORY_UNI_DIGIT: lambda c: c.isdecimal(),
+        C.CATEGORY_SPACE: lambda c: c.isspace(),
+        C.CATEGORY_WORD: lambda c: c.isalnum() or c == "_",
+        C.CATEGORY_DIGIT: lambda c: c.isdecimal(),
+    }
+    return "".join(rx_char(a, False) if a == b else rx_char(a, False) + "-" + rx_char(b, False)
+                   for a, b in py_class_ranges(preds[cat]))
+
+
+def rx_emit(tree, is_bytes):
+    """Python sre parse tree -> Rust regex syntax (no look-around)."""
+    import re._constants as C
+    out = []
+    for op, av in tree:
+        if op is C.LITERAL:
+            out.append(rx_char(av, is_bytes))
+        elif op is C.NOT_LITERAL:
+            out.append("[^" + rx_char(av, is_bytes) + "]")
+        elif op is C.ANY:
+            out.append("(?s:.)")
+        elif op is C.IN:
+            items, neg = [], ""
+            for iop, iav in av:
+                if iop is C.NEGATE:
+                    neg = "^"
+                elif iop is C.LITERAL:
+                    items.append(rx_char(iav, is_bytes))
+                elif iop is C.RANGE:
+                    items.append(rx_char(iav[0], is_bytes) + "-" + rx_char(iav[1], is_bytes))
+                elif iop is C.CATEGORY:
+                    items.append(rx_category(iav, is_bytes))
+                else:
+                    raise ValueError(iop)
+            out.append("[" + neg + "".join(items) + "]")
+        elif op is C.CATEGORY:
+            out.append(rx_category(av, is_bytes))
+        elif op is C.AT and av in (C.AT_BEGINNING, C.AT_BEGINNING_STRING):
+            out.append("\\A")  # no MULTILINE: start of the string
+        elif op is C.AT and av is C.AT_END_STRING:
+            out.append("\\z")
+        elif op is C.BRANCH:
+            out.append("(?:" + "|".join(rx_emit(b, is_bytes) for b in av[1]) + ")")
+        elif op is C.SUBPATTERN:
+            out.append("(?:" + rx_emit(av[3], is_bytes) + ")")
+        elif op in (C.MAX_REPEAT, C.MIN_REPEAT):
+            lo, hi, sub = av
+            q = "{%d,%s}" % (lo, "" if hi is C.MAXREPEAT else hi)
+            out.append("(?:" + rx_emit(sub, is_bytes) + ")" + q + ("?" if op is C.MIN_REPEAT else ""))
+        else:
+            raise ValueError("unsupported regex op %s" % op)
+    return "".join(out)
+
+
+def rx_translate(compiled):
+    import re
+    import re._constants as C
+    is_bytes = isinstance(compiled.pattern, bytes)
+    tree = list(re._parser.parse(compiled.pattern, compiled.flags))
+    lookbehind = None
+    if tree and tree[0][0] is C.ASSERT_NOT and tree[0][1][0] == -1:
+        lookbehind = rx_emit(tree[0][1][1], is_bytes)
+        tree = tree[1:]
+    body = rx_emit(tree, is_bytes)
+    return ("(?-u)" + body if is_bytes else body), lookbehind
+
+
+def gen_mojibake():
+    from ftfy import badness, fixes
+    import ftfy.bad_codecs  # noqa: F401
+    body = ""
+    for name, rx in (("BADNESS_RE", badness.BADNESS_RE), ("UTF8_DETECTOR_RE", chardata.UTF8_DETECTOR_RE),
+                     ("ALTERED_UTF8_RE", chardata.ALTERED_UTF8_RE), ("LOSSY_UTF8_RE", chardata.LOSSY_UTF8_RE)):
+        pat, lookbehind = rx_translate(rx)
+        assert pat.isascii() and '"' not in pat and (lookbehind is None or '"' not in lookbehind)
+        body += "/// ftfy's %s in Rust regex syntax.\npub static %s: &str = r\"%s\";\n" % (name, name, pat)
+        if lookbehind:
+            body += "/// The negative look-behind that opens %s.\npub static %s_NOT_AFTER: &str = r\"%s\";\n" % (
+                name, name, lookbehind)
+    assert fixes.A_GRAVE_WORD_RE.pattern == b"\xc3 (?! |quele|quela|quilo|s )"
+    assert chardata.C1_CONTROL_RE.pattern == "[\\x80-\\x9f]"
+    encs = chardata.CHARMAP_ENCODINGS
+    body += "/// ftfy.chardata.CHARMAP_ENCODINGS, in order.\npub static ENCODING_NAMES: [&str; %d] = [%s];\n" % (
+        len(encs), ", ".join(rust_str(e) for e in encs))
+    body += "/// Each encoding's character for bytes 0x80..=0xFF, then for 0x1A.\n"
+    body += "pub static ENCODING_HIGH: [[char; 129]; %d] = [\n" % len(encs)
+    for e in encs:
+        chars = bytes(list(range(0x80, 0x100)) + [0x1A]).decode(e)
+        assert len(chars) == 129
+        low = [b for b in range(0x80) if b != 0x1A]
+        assert bytes(low).decode(e) == "".join(map(chr, low))
+        items = ["'\\u{%x}'" % ord(c) for c in chars]
+        body += "    [\n        %s,\n    ],\n" % ",\n        ".join(", ".join(items[i:i + 12]) for i in range(0, 129, 12))
+    body += "];\n"
+    write("mojibake.rs", body)
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     gen_html()
     gen_ftfy()
+    gen_mojibake()
     gen_case()
     gen_classes()

@@ -10,6 +10,7 @@ mod case;
 mod classes;
 mod ftfy;
 mod html;
+pub mod mojibake;
 
 pub use case::{CASED, CASE_IGNORABLE, LOWER, PY_SPACE};
 pub use classes::CLASS_RANGES;
