@@ -196,13 +196,16 @@ pub fn bpe_heap(merges: &Merges, word: &mut Vec<u32>) {
 
 const SHARDS: usize = 32;
 
+/// One shard of the cache: pre-token bytes -> ids.
+type Shard = Mutex<FxMap<Box<[u8]>, Box<[u32]>>>;
+
 /// A bounded, thread-safe cache from pre-token bytes to BPE ids.
 ///
 /// 32 mutex-guarded shards; a shard that reaches its share of the capacity
 /// is cleared (cheap, and bounds memory). Words longer than
 /// [`WordCache::MAX_KEY`] bytes are not cached.
 pub struct WordCache {
-    shards: Vec<Mutex<FxMap<Box<[u8]>, Box<[u32]>>>>,
+    shards: Vec<Shard>,
     per_shard: usize,
 }
 
@@ -225,7 +228,7 @@ impl WordCache {
     }
 
     #[inline]
-    fn shard(&self, key: &[u8]) -> &Mutex<FxMap<Box<[u8]>, Box<[u32]>>> {
+    fn shard(&self, key: &[u8]) -> &Shard {
         let mut h = FxHasher::default();
         h.write(key);
         &self.shards[(h.finish() >> 59) as usize % SHARDS]
