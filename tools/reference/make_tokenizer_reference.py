@@ -8,12 +8,22 @@ object per line:
   ids  SimpleTokenizer().encode(t)
   ctx  the 77-long row of clip.tokenize([t], truncate=True)
   long true when clip.tokenize([t]) without truncate raises (too long)
+  dec  SimpleTokenizer().decode(ids)
   and, for texts that are not plain ASCII or hold '&', the outputs of each
   cleaning step, for the unit tests:
   fx   ftfy.fix_text(t)
   un   html.unescape(t)
   lo   t.lower()
   pt   the pre-tokens: regex findall on whitespace_clean(basic_clean(t)).lower()
+
+It also writes, for the other-vocabulary and decode tests:
+  small_merges.txt.gz      header + the first 3,000 merges (OpenAI format)
+  small_vocab/             the same vocabulary as Hugging Face vocab.json + merges.txt
+  small_reference.jsonl.gz {t, ids} from SimpleTokenizer(bpe_path=small_merges.txt.gz)
+  decode_reference.jsonl.gz {ids, dec}: random id sequences (invalid UTF-8
+                           included) and SimpleTokenizer().decode on them
+  utf8_reference.jsonl.gz  {hex, ids}: byte strings, mostly invalid UTF-8, and
+                           encode(bytes.decode("utf-8", errors="replace"))
 
 The text is real text that no one here wrote: stdlib docstrings, man pages
 (many languages) under /usr/share/man, Debian changelogs and package METADATA
@@ -158,6 +168,45 @@ def odd_whitespace(texts):
     return out
 
 
+FIXTURES = os.path.dirname(OUT)
+SMALL_MERGES = 3000
+
+
+def write_small_vocab(st, corpus):
+    full = gzip.open(st.default_bpe()).read().decode("utf-8").split("\n")
+    small_path = os.path.join(FIXTURES, "small_merges.txt.gz")
+    with gzip.GzipFile(small_path, "wb", mtime=0) as f:
+        f.write(("\n".join(full[: SMALL_MERGES + 1]) + "\n").encode("utf-8"))
+    small = st.SimpleTokenizer(bpe_path=small_path)
+    hf = os.path.join(FIXTURES, "small_vocab")
+    os.makedirs(hf, exist_ok=True)
+    with open(os.path.join(hf, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump(small.encoder, f, ensure_ascii=False)
+    merges = sorted(small.bpe_ranks.items(), key=lambda kv: kv[1])
+    with open(os.path.join(hf, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write("#version: 0.2\n" + "".join(" ".join(m) + "\n" for m, _ in merges if len(m) == 2))
+    with gzip.open(os.path.join(FIXTURES, "small_reference.jsonl.gz"), "wt", encoding="utf-8", compresslevel=9) as f:
+        for t in corpus[:1500] + corpus[-len(EDGE_CASES):]:
+            f.write(json.dumps({"t": t, "ids": small.encode(t)}, ensure_ascii=False) + "\n")
+
+
+def write_decode_reference(tok):
+    n = len(tok.decoder)
+    with gzip.open(os.path.join(FIXTURES, "decode_reference.jsonl.gz"), "wt", encoding="utf-8", compresslevel=9) as f:
+        for i in range(400):
+            k = rng.randint(0, 12)
+            ids = [rng.randrange(n) if i % 2 else rng.randrange(512) for _ in range(k)]
+            f.write(json.dumps({"ids": ids, "dec": tok.decode(ids)}, ensure_ascii=False) + "\n")
+    # Invalid UTF-8 input, decoded as errors="replace" before encoding.
+    samples = [b"caf\xe9", b"\xff\xfe\x00a", b"ok \xe2\x82 half", b"\xed\xa0\x80 surrogate", b"\xc0\x80 java null",
+               b"\xf0\x9f\x98 cut emoji", b"\x80\x81\x82", b"valid \xc3\xa9 text", b"\xf4\x90\x80\x80 too big"]
+    for i in range(200):
+        samples.append(bytes(rng.randrange(256) for _ in range(rng.randint(1, 24))))
+    with gzip.open(os.path.join(FIXTURES, "utf8_reference.jsonl.gz"), "wt", encoding="utf-8", compresslevel=9) as f:
+        for b in samples:
+            f.write(json.dumps({"hex": b.hex(), "ids": tok.encode(b.decode("utf-8", errors="replace"))}) + "\n")
+
+
 def main():
     st = load_simple_tokenizer()
     tok = st.SimpleTokenizer()
@@ -188,7 +237,7 @@ def main():
         for t in corpus:
             ids = tok.encode(t)
             row, too_long = clip_tokenize_row(tok, ids)
-            rec = {"t": t, "ids": ids, "ctx": row, "long": too_long}
+            rec = {"t": t, "ids": ids, "ctx": row, "long": too_long, "dec": tok.decode(ids)}
             if not t.isascii() or "&" in t or any(ord(c) < 32 and c not in "\t\n" for c in t):
                 n_detail += 1
                 rec["fx"] = ftfy.fix_text(t)
@@ -197,6 +246,8 @@ def main():
                 cleaned = st.whitespace_clean(st.basic_clean(t)).lower()
                 rec["pt"] = regex.findall(pat, cleaned)
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    write_small_vocab(st, corpus)
+    write_decode_reference(tok)
     print("wrote", len(corpus), "lines,", n_detail, "with per-step outputs, to", os.path.normpath(OUT))
 
 

@@ -9,7 +9,10 @@ use std::time::Instant;
 use clip_tokenizer::Tokenizer;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tokenizer_reference.jsonl.gz");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/tokenizer_reference.jsonl.gz"
+    );
     let mut s = String::new();
     flate2::read::GzDecoder::new(&std::fs::read(path)?[..]).read_to_string(&mut s)?;
     let texts: Vec<String> = s
@@ -19,7 +22,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let prose: Vec<&String> = texts.iter().filter(|t| t.is_ascii()).collect();
     let tok = Tokenizer::new()?;
-    for (name, set) in [("ascii lines", prose), ("mixed corpus", texts.iter().collect())] {
+    for (name, set) in [
+        ("ascii lines", prose),
+        ("mixed corpus", texts.iter().collect()),
+    ] {
         let bytes: usize = set.iter().map(|t| t.len()).sum();
         let mut best = f64::MAX;
         let mut tokens = 0;

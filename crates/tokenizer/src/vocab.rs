@@ -86,16 +86,15 @@ impl Vocab {
         let b2u = bytes_to_unicode();
         let mut strings: Vec<String> = b2u.iter().map(|&(_, c)| c.to_string()).collect();
         strings.extend(b2u.iter().map(|&(_, c)| format!("{c}</w>")));
+        // As the reference: every line in the slice is a "merge", split on
+        // whitespace; its parts joined become a vocabulary entry (an empty
+        // line gives ""), and only two-part lines can ever merge.
         let mut pairs = Vec::new();
-        for (i, line) in text.split('\n').enumerate().skip(1).take(MAX_MERGES) {
-            let mut parts = line.split_whitespace();
-            match (parts.next(), parts.next(), parts.next()) {
-                (Some(a), Some(b), None) => {
-                    strings.push(format!("{a}{b}"));
-                    pairs.push((a.to_string(), b.to_string()));
-                }
-                (None, _, _) => {}
-                _ => return Err(vocab_err(source, Some(i + 1), "expected two symbols")),
+        for (rank, line) in text.split('\n').skip(1).take(MAX_MERGES).enumerate() {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            strings.push(parts.concat());
+            if let [a, b] = parts[..] {
+                pairs.push((rank, a.to_string(), b.to_string()));
             }
         }
         strings.push("<|startoftext|>".into());
@@ -141,7 +140,7 @@ impl Vocab {
             }
             let mut parts = line.split_whitespace();
             match (parts.next(), parts.next(), parts.next()) {
-                (Some(a), Some(b), None) => pairs.push((a.to_string(), b.to_string())),
+                (Some(a), Some(b), None) => pairs.push((pairs.len(), a.to_string(), b.to_string())),
                 _ => return Err(vocab_err("merges.txt", Some(i + 1), "expected two symbols")),
             }
         }
@@ -162,7 +161,7 @@ impl Vocab {
 
     fn build(
         encoder: &FxMap<String, u32>,
-        pairs: &[(String, String)],
+        pairs: &[(usize, String, String)],
         source: &str,
     ) -> Result<Vocab> {
         let id_of = |s: &str| {
@@ -179,9 +178,9 @@ impl Vocab {
             byte_end_id[b as usize] = id_of(&format!("{c}</w>"))?;
         }
         let mut merges = Merges::default();
-        for (rank, (a, b)) in pairs.iter().enumerate() {
+        for (rank, a, b) in pairs {
             let merged = id_of(&format!("{a}{b}"))?;
-            merges.insert(id_of(a)?, id_of(b)?, rank as u32, merged);
+            merges.insert(id_of(a)?, id_of(b)?, *rank as u32, merged);
         }
         let u2b: FxMap<char, u8> = b2u.iter().map(|&(b, c)| (c, b)).collect();
         let max_id = encoder.values().copied().max().unwrap_or(0) as usize;

@@ -4,37 +4,14 @@
 //! 77-long `clip.tokenize` rows for every line, and each cleaning step against
 //! the Python function's output. Mismatches are printed, first ones first.
 
-use std::io::Read;
+mod common;
 
 use clip_tokenizer::{ftfy, html, text, unicode, Tokenizer};
+use common::{ids, jsonl_gz, short};
 use serde_json::Value;
 
 fn corpus() -> Vec<Value> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/tokenizer_reference.jsonl.gz"
-    );
-    let raw = std::fs::read(path).expect("fixture present");
-    let mut s = String::new();
-    flate2::read::GzDecoder::new(&raw[..])
-        .read_to_string(&mut s)
-        .expect("fixture is gzip");
-    s.lines()
-        .map(|l| serde_json::from_str(l).expect("fixture line is JSON"))
-        .collect()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_u64().expect("id") as u32)
-        .collect()
-}
-
-fn short(s: &str) -> String {
-    let c: String = s.chars().take(120).collect();
-    format!("{c:?}")
+    jsonl_gz("tokenizer_reference.jsonl.gz")
 }
 
 /// Compares `name` on every record that has `field`; returns (checked, failed).
@@ -82,7 +59,12 @@ fn ids_and_rows_match_openai() {
             .tokenize_one(texts[i], i, 77, true)
             .expect("truncate never fails");
         let too_long = tok.tokenize_one(texts[i], i, 77, false).is_err();
-        if got != &want || row != ids(&r["ctx"]) || too_long != r["long"].as_bool().expect("long") {
+        let decoded = tok.decode(got).expect("ids from encode decode");
+        if got != &want
+            || row != ids(&r["ctx"])
+            || too_long != r["long"].as_bool().expect("long")
+            || decoded != r["dec"].as_str().expect("dec")
+        {
             bad += 1;
             if bad <= 10 {
                 let at = got.iter().zip(&want).position(|(a, b)| a != b);
