@@ -1,2 +1,32 @@
-//! The `clip` command-line program.
-fn main() {}
+//! The `clip` command-line program: benchmarks now; tokenize, preprocess, embed, classify,
+//! similarity, index and search as the library grows.
+//!
+//! Errors print one line on stderr and exit non-zero; nothing panics on bad input.
+
+mod bench;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "clip", version, about = "CPU inference for OpenAI's CLIP", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure throughput: GEMM kernels, the FMA peak.
+    Bench(bench::BenchArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Bench(args) => bench::run(args),
+    };
+    if let Err(msg) = result {
+        eprintln!("error: {msg}");
+        std::process::exit(1);
+    }
+}

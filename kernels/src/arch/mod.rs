@@ -1,0 +1,7 @@
+//! Per-ISA GEMM micro-kernels. `scalar` is the reference; `portable` runs anywhere over `wide`;
+//! `x86_64` holds the AVX2+FMA and AVX-512F kernels, the only `core::arch` code of the GEMM.
+
+pub(crate) mod portable;
+pub(crate) mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86_64;

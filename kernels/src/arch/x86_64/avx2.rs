@@ -1,0 +1,95 @@
+//! The AVX2+FMA micro-kernel, `sgemm_ukernel_avx2_6x16`.
+//!
+//! ```text
+//!            B: b0 = ymm(k, 0..8)    b1 = ymm(k, 8..16)
+//!   A: a[0]  acc[0][0]               acc[0][1]
+//!      ..    ..                      ..
+//!      a[5]  acc[5][0]               acc[5][1]
+//! ```
+//! 12 accumulators + 2 B vectors + 1 broadcast = 15 of 16 ymm registers; per k, 12 FMAs
+//! against 2 vector loads and 6 broadcasts.
+//!
+//! Block sizes: KC = 256 keeps a 256 x 16 B micro-panel (16 KiB) in a 32 KiB L1; MC = 240 keeps
+//! the 240 x 256 A block (240 KiB) in L2; NC = 3072 bounds the per-call packed B.
+
+use crate::gemm::MicroKernel;
+use crate::Isa;
+use core::arch::x86_64::*;
+
+/// The AVX2+FMA 6x16 micro-kernel.
+pub(crate) struct Avx2;
+
+const MR: usize = 6;
+const NR: usize = 16;
+
+impl MicroKernel for Avx2 {
+    const ISA: Isa = Isa::Avx2;
+    const MR: usize = MR;
+    const NR: usize = NR;
+    const KC: usize = 256;
+    const MC: usize = 240;
+    const NC: usize = 3072;
+
+    unsafe fn ukernel(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rs_c: usize,
+        alpha: f32,
+        beta: f32,
+        bias: *const f32,
+    ) {
+        // SAFETY: forwarded contract; the trait requires a CPU with AVX2 and FMA.
+        unsafe { sgemm_ukernel_avx2_6x16(kc, a, b, c, rs_c, alpha, beta, bias) }
+    }
+}
+
+/// # Safety
+/// See [`MicroKernel::ukernel`]; the CPU supports AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm_ukernel_avx2_6x16(
+    kc: usize,
+    mut a: *const f32,
+    mut b: *const f32,
+    c: *mut f32,
+    rs_c: usize,
+    alpha: f32,
+    beta: f32,
+    bias: *const f32,
+) {
+    // SAFETY: every pointer access stays within the caller-guaranteed panels and tile.
+    unsafe {
+        let mut acc0 = [_mm256_setzero_ps(); MR];
+        let mut acc1 = [_mm256_setzero_ps(); MR];
+        for _ in 0..kc {
+            let b0 = _mm256_loadu_ps(b);
+            let b1 = _mm256_loadu_ps(b.add(8));
+            for r in 0..MR {
+                let ar = _mm256_broadcast_ss(&*a.add(r));
+                acc0[r] = _mm256_fmadd_ps(ar, b0, acc0[r]);
+                acc1[r] = _mm256_fmadd_ps(ar, b1, acc1[r]);
+            }
+            a = a.add(MR);
+            b = b.add(NR);
+        }
+        let va = _mm256_set1_ps(alpha);
+        let vb = _mm256_set1_ps(beta);
+        for r in 0..MR {
+            let cr = c.add(r * rs_c);
+            let mut v0 = _mm256_mul_ps(va, acc0[r]);
+            let mut v1 = _mm256_mul_ps(va, acc1[r]);
+            if beta != 0.0 {
+                v0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), v0);
+                v1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr.add(8)), v1);
+            }
+            if !bias.is_null() {
+                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(bias));
+                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(bias.add(8)));
+            }
+            _mm256_storeu_ps(cr, v0);
+            _mm256_storeu_ps(cr.add(8), v1);
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The AVX-512F micro-kernel, `sgemm_ukernel_avx512_10x32`.
+//!
+//! ```text
+//!            B: b0 = zmm(k, 0..16)   b1 = zmm(k, 16..32)
+//!   A: a[0]  acc[0][0]               acc[0][1]
+//!      a[1]  acc[1][0]               acc[1][1]
+//!      ..    ..                      ..
+//!      a[9]  acc[9][0]               acc[9][1]
+//! ```
+//! 20 accumulators + 2 B vectors + 1 broadcast = 23 of 32 zmm registers; per k, 20 FMAs
+//! against 2 vector loads and 10 broadcasts. MR = 10 tiles ViT-B/32's 50 tokens exactly.
+//!
+//! Block sizes: KC = 256 keeps a 256 x 32 B micro-panel (32 KiB) in L1 with the streamed A
+//! micro-panel; MC = 480 keeps the 480 x 256 A block (480 KiB) in a 1 MiB L2; NC = 3072 bounds
+//! the per-call packed B.
+
+use crate::gemm::MicroKernel;
+use crate::Isa;
+use core::arch::x86_64::*;
+
+/// The AVX-512F 10x32 micro-kernel.
+pub(crate) struct Avx512;
+
+const MR: usize = 10;
+const NR: usize = 32;
+
+impl MicroKernel for Avx512 {
+    const ISA: Isa = Isa::Avx512;
+    const MR: usize = MR;
+    const NR: usize = NR;
+    const KC: usize = 256;
+    const MC: usize = 480;
+    const NC: usize = 3072;
+
+    unsafe fn ukernel(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rs_c: usize,
+        alpha: f32,
+        beta: f32,
+        bias: *const f32,
+    ) {
+        // SAFETY: forwarded contract; the trait requires a CPU with AVX-512F.
+        unsafe { sgemm_ukernel_avx512_10x32(kc, a, b, c, rs_c, alpha, beta, bias) }
+    }
+}
+
+/// # Safety
+/// See [`MicroKernel::ukernel`]; the CPU supports AVX-512F.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm_ukernel_avx512_10x32(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    rs_c: usize,
+    alpha: f32,
+    beta: f32,
+    bias: *const f32,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { body::<MR>(kc, a, b, c, rs_c, alpha, beta, bias) }
+}
+
+/// The micro-kernel for any `R <= 14` rows of two zmm columns.
+///
+/// # Safety
+/// See [`MicroKernel::ukernel`] with `MR = R`, `NR = 32`; the CPU supports AVX-512F.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn body<const R: usize>(
+    kc: usize,
+    mut a: *const f32,
+    mut b: *const f32,
+    c: *mut f32,
+    rs_c: usize,
+    alpha: f32,
+    beta: f32,
+    bias: *const f32,
+) {
+    // SAFETY: every pointer access stays within the caller-guaranteed panels and tile.
+    unsafe {
+        let mut acc0 = [_mm512_setzero_ps(); R];
+        let mut acc1 = [_mm512_setzero_ps(); R];
+        for _ in 0..kc {
+            let b0 = _mm512_loadu_ps(b);
+            let b1 = _mm512_loadu_ps(b.add(16));
+            for r in 0..R {
+                let ar = _mm512_set1_ps(*a.add(r));
+                acc0[r] = _mm512_fmadd_ps(ar, b0, acc0[r]);
+                acc1[r] = _mm512_fmadd_ps(ar, b1, acc1[r]);
+            }
+            a = a.add(R);
+            b = b.add(NR);
+        }
+        let va = _mm512_set1_ps(alpha);
+        let vb = _mm512_set1_ps(beta);
+        for r in 0..R {
+            let cr = c.add(r * rs_c);
+            let mut v0 = _mm512_mul_ps(va, acc0[r]);
+            let mut v1 = _mm512_mul_ps(va, acc1[r]);
+            if beta != 0.0 {
+                v0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr), v0);
+                v1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr.add(16)), v1);
+            }
+            if !bias.is_null() {
+                v0 = _mm512_add_ps(v0, _mm512_loadu_ps(bias));
+                v1 = _mm512_add_ps(v1, _mm512_loadu_ps(bias.add(16)));
+            }
+            _mm512_storeu_ps(cr, v0);
+            _mm512_storeu_ps(cr.add(16), v1);
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! Multi-head scaled dot-product attention over token rows:
+//! `out[b, t, h] = softmax(scale * q[b, t, h] . k[b, :, h]^T (+ causal mask)) . v[b, :, h]`.
+//!
+//! Layout: q, k and v are token rows `row_stride` floats apart; head `h` of token `t` (over
+//! all batches, `t` in `0..B*T`) starts at `t * row_stride + h * head_dim`. A fused QKV
+//! buffer `[B*T, 3*H*D]` is passed as three offset slices with `row_stride = 3*H*D`; separate
+//! `[B*T, H*D]` buffers with `row_stride = H*D`. `out` is `[B, T, H*D]`, contiguous.
+//!
+//! Parallelism: one job per (batch, head) on the caller's rayon pool; each job is computed
+//! wholly by one thread with a per-thread scratch buffer (K transposed and V packed for the
+//! head, one row of scores), so the result is identical for every thread count and there is
+//! no `[T, T]` allocation. Per query row: scores by an axpy over `K^T` (vectorised along
+//! keys), the row softmax of `crate::rows`, then `p . V` (vectorised along `head_dim`). Every
+//! dot product is summed over its index in order, whatever the lane count.
+//!
+//! Not here: the Q/K/V projections (GEMM), KV caches, non-causal masks other than none.
+
+use crate::math::SimdF32;
+use crate::rows::{assert_available, softmax_row};
+use crate::Isa;
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+/// The sizes of an attention problem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionShape {
+    /// Number of sequences `B`.
+    pub batch: usize,
+    /// Tokens per sequence `T`.
+    pub seq: usize,
+    /// Heads `H`.
+    pub heads: usize,
+    /// Features per head `D`.
+    pub head_dim: usize,
+}
+
+/// Padding granularity of the scratch layout: the widest lane count (AVX-512).
+const PAD: usize = 16;
+
+fn round_up(n: usize) -> usize {
+    n.div_ceil(PAD) * PAD
+}
+
+/// Everything a (batch, head) job reads.
+struct Problem<'a> {
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    row_stride: usize,
+    shape: AttentionShape,
+    causal: bool,
+    scale: f32,
+}
+
+thread_local! {
+    /// Per-thread scratch, grown on demand and reused across calls.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Multi-head scaled dot-product attention (see the module doc for the layout):
+/// for each batch `b`, head `h` and query `i`,
+/// `out[b, i, h*D..(h+1)*D] = sum_j p_ij v[b, j, h]`, with
+/// `p_i = softmax_j(scale * q[b, i, h] . k[b, j, h])` over `j < T`, or `j <= i` if `causal`.
+///
+/// Runs on the caller's rayon pool (`pool.install(..)` chooses the thread count); the
+/// result is bitwise identical for any thread count.
+///
+/// Panics if `isa` is not available, if `row_stride < heads * head_dim`, or if a slice is too
+/// short for the shape (`q`, `k`, `v` need `(B*T - 1) * row_stride + H*D` elements; `out`
+/// exactly `B*T*H*D`).
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    isa: Isa,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    row_stride: usize,
+    out: &mut [f32],
+    shape: AttentionShape,
+    causal: bool,
+    scale: f32,
+) {
+    assert_available(isa);
+    let AttentionShape {
+        batch,
+        seq,
+        heads,
+        head_dim,
+    } = shape;
+    let hd = heads * head_dim;
+    let tokens = batch * seq;
+    assert_eq!(
+        out.len(),
+        tokens * hd,
+        "attention: out has {} elements, [B={batch}, T={seq}, H*D={hd}] needs {}",
+        out.len(),
+        tokens * hd
+    );
+    if tokens == 0 || hd == 0 {
+        return;
+    }
+    assert!(
+        row_stride >= hd,
+        "attention: row_stride {row_stride} < heads * head_dim = {hd}"
+    );
+    let need = (tokens - 1) * row_stride + hd;
+    for (name, s) in [("q", q), ("k", k), ("v", v)] {
+        assert!(
+            s.len() >= need,
+            "attention: {name} has {} elements, {tokens} token rows of stride {row_stride} need {need}",
+            s.len()
+        );
+    }
+    let p = Problem {
+        q,
+        k,
+        v,
+        row_stride,
+        shape,
+        causal,
+        scale,
+    };
+
+    // The output rows of each (b, h) job: `seq` disjoint pieces of `head_dim` floats.
+    let mut jobs: Vec<Vec<&mut [f32]>> = (0..batch * heads)
+        .map(|_| Vec::with_capacity(seq))
+        .collect();
+    for (t, row) in out.chunks_exact_mut(hd).enumerate() {
+        let b = t / seq;
+        for (h, piece) in row.chunks_exact_mut(head_dim).enumerate() {
+            jobs[b * heads + h].push(piece);
+        }
+    }
+
+    let head_fn: HeadFn = match isa {
+        Isa::Scalar => head_scalar,
+        Isa::Portable => head_portable,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => x86::head_avx2,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => x86::head_avx512,
+        #[cfg(not(target_arch = "x86_64"))]
+        Isa::Avx2 | Isa::Avx512 => unreachable!("checked by assert_available"),
+    };
+    let run = |(job, mut rows): (usize, Vec<&mut [f32]>)| {
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            // SAFETY: `assert_available(isa)` above checked the CPU runs the chosen set.
+            unsafe { head_fn(&p, job, &mut s, &mut rows) }
+        })
+    };
+    if rayon::current_num_threads() <= 1 || jobs.len() == 1 {
+        jobs.into_iter().enumerate().for_each(run);
+    } else {
+        jobs.into_par_iter().enumerate().for_each(run);
+    }
+}
+
+/// One (batch, head) job. `unsafe` because the x86 instances need their CPU features.
+type HeadFn = unsafe fn(&Problem<'_>, usize, &mut Vec<f32>, &mut [&mut [f32]]);
+
+/// # Safety
+/// None beyond the signature (scalar code); `unsafe` only to share [`HeadFn`].
+unsafe fn head_scalar(p: &Problem<'_>, job: usize, s: &mut Vec<f32>, o: &mut [&mut [f32]]) {
+    attend_head::<f32>(p, job, s, o)
+}
+
+/// # Safety
+/// None beyond the signature (portable code); `unsafe` only to share [`HeadFn`].
+unsafe fn head_portable(p: &Problem<'_>, job: usize, s: &mut Vec<f32>, o: &mut [&mut [f32]]) {
+    attend_head::<wide::f32x8>(p, job, s, o)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{attend_head, Problem};
+    use crate::math::{avx2::Avx2F32, avx512::Avx512F32};
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn head_avx2(
+        p: &Problem<'_>,
+        job: usize,
+        s: &mut Vec<f32>,
+        o: &mut [&mut [f32]],
+    ) {
+        attend_head::<Avx2F32>(p, job, s, o)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn head_avx512(
+        p: &Problem<'_>,
+        job: usize,
+        s: &mut Vec<f32>,
+        o: &mut [&mut [f32]],
+    ) {
+        attend_head::<Avx512F32>(p, job, s, o)
+    }
+}
+
+/// Attention for batch `job / H`, head `job % H`, writing `out_rows[i]` (`head_dim` floats)
+/// for each query `i`.
+///
+/// Scratch layout (`Tp`, `Dp` = T, D rounded up to 16, padding zero):
+/// ```text
+///   kt  [D][Tp]   K of this head, transposed: kt[d][j] = k[j][d]
+///   vp  [T][Dp]   V of this head, packed
+///   sc  [Tp]      scores / probabilities of the current query
+///   qs  [D]       the current query, times `scale`
+/// ```
+#[inline(always)]
+fn attend_head<V: SimdF32>(
+    p: &Problem<'_>,
+    job: usize,
+    scratch: &mut Vec<f32>,
+    out_rows: &mut [&mut [f32]],
+) {
+    let AttentionShape {
+        seq: t_len,
+        heads,
+        head_dim: d_len,
+        ..
+    } = p.shape;
+    let (b, h) = (job / heads, job % heads);
+    let (tp, dp) = (round_up(t_len), round_up(d_len));
+    let need = d_len * tp + t_len * dp + tp + d_len;
+    if scratch.len() < need {
+        scratch.resize(need, 0.0);
+    }
+    let (kt, rest) = scratch[..need].split_at_mut(d_len * tp);
+    let (vp, rest) = rest.split_at_mut(t_len * dp);
+    let (sc, qs) = rest.split_at_mut(tp);
+    kt.fill(0.0);
+    vp.fill(0.0);
+
+    let col0 = h * d_len;
+    let row = |t: usize| (b * t_len + t) * p.row_stride + col0;
+    for t in 0..t_len {
+        let (kr, vr) = (&p.k[row(t)..][..d_len], &p.v[row(t)..][..d_len]);
+        for (d, &x) in kr.iter().enumerate() {
+            kt[d * tp + t] = x;
+        }
+        vp[t * dp..t * dp + d_len].copy_from_slice(vr);
+    }
+
+    let l = V::LANES;
+    for (i, out_row) in out_rows.iter_mut().enumerate() {
+        let n = if p.causal { i + 1 } else { t_len };
+        for (qd, &x) in qs.iter_mut().zip(&p.q[row(i)..][..d_len]) {
+            *qd = x * p.scale;
+        }
+        // sc[j] = sum_d qs[d] * kt[d][j], for the key chunks covering 0..n.
+        for c in (0..n).step_by(l) {
+            let mut acc = V::splat(0.0);
+            for (d, &qd) in qs.iter().enumerate() {
+                acc = V::splat(qd).mul_add(V::load(&kt[d * tp + c..]), acc);
+            }
+            acc.store(&mut sc[c..]);
+        }
+        softmax_row::<V>(&mut sc[..n]);
+        // out[dd] = sum_j sc[j] * vp[j][dd], one chunk of head_dim at a time.
+        for c in (0..d_len).step_by(l) {
+            let mut acc = V::splat(0.0);
+            for (j, &pj) in sc[..n].iter().enumerate() {
+                acc = V::splat(pj).mul_add(V::load(&vp[j * dp + c..]), acc);
+            }
+            let dst = &mut out_row[c..];
+            if dst.len() >= l {
+                acc.store(dst);
+            } else {
+                acc.store_partial(dst);
+            }
+        }
+    }
+}

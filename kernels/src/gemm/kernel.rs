@@ -1,0 +1,65 @@
+//! The micro-kernel contract shared by every ISA, and the block sizes of the five loops.
+//!
+//! A micro-kernel computes one `MR x NR` tile of C from two packed micro-panels:
+//!
+//! ```text
+//!   packed A micro-panel (kc x MR, k-major)     packed B micro-panel (kc x NR, k-major)
+//!   k=0: a[0] a[1] .. a[MR-1]                    k=0: b[0] b[1] .. b[NR-1]
+//!   k=1: a[MR] ..                                k=1: b[NR] ..
+//!   ...                                          ...
+//!
+//!   acc[r][j] = sum_k a[k*MR + r] * b[k*NR + j]          (k in order 0, 1, .., kc-1)
+//!   C[r][j]  <- alpha*acc[r][j] (+ beta*C[r][j] if beta != 0) (+ bias[j] if bias)
+//! ```
+//!
+//! C is row-major inside the tile (`C[r][j]` at `c + r*rs_c + j`); the loops hand edge tiles and
+//! column-strided C to the kernel through a contiguous `MR x NR` scratch tile, so every element
+//! of C goes through exactly the same arithmetic wherever it sits. `beta == 0` never reads C.
+//!
+//! Block sizes (each cuts one loop of BLIS's five; see `docs/design.md`):
+//! - `NC` (loop 5, JC): columns of B packed per call when B is not pre-packed;
+//! - `KC` (loop 4, PC): depth of one packed block; a `KC x NR` B micro-panel stays in L1 while the
+//!   IR loop streams A micro-panels past it;
+//! - `MC` (loop 3, IC): rows of the packed A block, `MC x KC`, sized to stay in L2;
+//! - `NR` (loop 2, JR) and `MR` (loop 1, IR): the register tile.
+
+use crate::Isa;
+
+/// One ISA's micro-kernel and block sizes. The five loops are compiled once per implementor.
+pub(crate) trait MicroKernel: Sync + 'static {
+    /// The kernel set this micro-kernel belongs to.
+    const ISA: Isa;
+    /// Rows of the register tile (loop 1, IR).
+    const MR: usize;
+    /// Columns of the register tile (loop 2, JR).
+    const NR: usize;
+    /// Depth of a packed block (loop 4, PC).
+    const KC: usize;
+    /// Rows of a packed A block (loop 3, IC); a multiple of `MR`.
+    const MC: usize;
+    /// Columns of B packed per JC step when B is not pre-packed (loop 5); a multiple of `NR`.
+    const NC: usize;
+
+    /// Computes one full tile; see the module docs for the arithmetic.
+    ///
+    /// # Safety
+    /// `a` points to `kc*MR` readable floats, `b` to `kc*NR`; `c` to an `MR x NR` row-major tile
+    /// with row stride `rs_c`, readable (when `beta != 0`) and writable; `bias` is null or points
+    /// to `NR` readable floats. The CPU supports `Self::ISA`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn ukernel(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rs_c: usize,
+        alpha: f32,
+        beta: f32,
+        bias: *const f32,
+    );
+}
+
+/// The largest `MR x NR` of any micro-kernel, for the edge-tile scratch.
+pub(crate) const MAX_TILE: usize = 16 * 32;
+/// The largest `NR` of any micro-kernel.
+pub(crate) const MAX_NR: usize = 32;

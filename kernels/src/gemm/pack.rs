@@ -1,0 +1,158 @@
+//! Packing of A and B into the micro-kernels' panel layouts, and the 64-byte aligned buffer
+//! that holds them.
+//!
+//! Packed B (per call, or once for a weight in [`crate::gemm::PackedB`]): for each KC block of
+//! rows `k0..k0+kc` and each NR-wide panel `j`, `kc x NR` floats k-major, at offset
+//! `k0*panels*NR + j*kc*NR`. Columns past `n` are zero. Packed A: for each MR-high micro-panel,
+//! `kc x MR` floats k-major; rows past `m` are zero.
+
+use super::MatRef;
+
+/// 64 bytes of f32, so a `Vec` of them is cache-line aligned.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
+
+/// A growable, 64-byte aligned f32 buffer.
+#[derive(Clone, Default)]
+pub(crate) struct AlignedBuf {
+    lines: Vec<Line>,
+    len: usize,
+}
+
+impl AlignedBuf {
+    /// A zeroed buffer of `len` floats.
+    pub(crate) fn zeroed(len: usize) -> Self {
+        AlignedBuf {
+            lines: vec![Line([0.0; 16]); len.div_ceil(16)],
+            len,
+        }
+    }
+
+    /// Resizes to at least `len` floats; contents are unspecified afterwards.
+    pub(crate) fn ensure(&mut self, len: usize) {
+        if self.lines.len() * 16 < len {
+            self.lines = vec![Line([0.0; 16]); len.div_ceil(16)];
+        }
+        self.len = len;
+    }
+
+    pub(crate) fn as_slice(&self) -> &[f32] {
+        let ptr = self.lines.as_ptr().cast::<f32>();
+        // SAFETY: `Line` is `repr(C)` over `[f32; 16]` with no padding, so the lines are
+        // `lines.len()*16 >= len` initialised, contiguous f32s.
+        unsafe { std::slice::from_raw_parts(ptr, self.len) }
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [f32] {
+        let ptr = self.lines.as_mut_ptr().cast::<f32>();
+        // SAFETY: as in `as_slice`, and `&mut self` makes the borrow unique.
+        unsafe { std::slice::from_raw_parts_mut(ptr, self.len) }
+    }
+
+    /// Bytes held (for memory accounting).
+    pub(crate) fn capacity_bytes(&self) -> usize {
+        self.lines.len() * 64
+    }
+}
+
+/// Packs rows `i0..i0+mc` and depth `k0..k0+kc` of A into MR-high micro-panels.
+/// `dst` must hold `mc.div_ceil(mr)*mr*kc` floats.
+pub(crate) fn pack_a(
+    dst: &mut [f32],
+    a: &MatRef<'_>,
+    i0: usize,
+    mc: usize,
+    k0: usize,
+    kc: usize,
+    mr: usize,
+) {
+    let panels = mc.div_ceil(mr);
+    debug_assert!(dst.len() >= panels * mr * kc);
+    for p in 0..panels {
+        let panel = &mut dst[p * mr * kc..(p + 1) * mr * kc];
+        let rows = mr.min(mc - p * mr);
+        for r in 0..rows {
+            let base = (i0 + p * mr + r) * a.rs + k0 * a.cs;
+            if a.cs == 1 {
+                let src = &a.data[base..base + kc];
+                for (k, &v) in src.iter().enumerate() {
+                    panel[k * mr + r] = v;
+                }
+            } else {
+                for k in 0..kc {
+                    panel[k * mr + r] = a.data[base + k * a.cs];
+                }
+            }
+        }
+        for r in rows..mr {
+            for k in 0..kc {
+                panel[k * mr + r] = 0.0;
+            }
+        }
+    }
+}
+
+/// Packs one NR-wide panel of B: depth `k0..k0+kc`, columns `j0..j0+nr` (clipped at `b.cols`,
+/// zero beyond). `dst` holds `kc*nr` floats.
+pub(crate) fn pack_b_panel(
+    dst: &mut [f32],
+    b: &MatRef<'_>,
+    k0: usize,
+    kc: usize,
+    j0: usize,
+    nr: usize,
+) {
+    debug_assert!(dst.len() >= kc * nr);
+    let cols = nr.min(b.cols - j0);
+    if b.cs == 1 {
+        for k in 0..kc {
+            let base = (k0 + k) * b.rs + j0;
+            dst[k * nr..k * nr + cols].copy_from_slice(&b.data[base..base + cols]);
+            dst[k * nr + cols..(k + 1) * nr].fill(0.0);
+        }
+    } else {
+        for j in 0..cols {
+            let base = k0 * b.rs + (j0 + j) * b.cs;
+            for k in 0..kc {
+                dst[k * nr + j] = b.data[base + k * b.rs];
+            }
+        }
+        for k in 0..kc {
+            dst[k * nr + cols..(k + 1) * nr].fill(0.0);
+        }
+    }
+}
+
+/// Number of floats of a packed B of `k x n` for panel width `nr`.
+pub(crate) fn packed_b_len(k: usize, n: usize, nr: usize) -> usize {
+    k * n.div_ceil(nr) * nr
+}
+
+/// Offset of the micro-panel (KC block starting at `k0`, depth `kc`, panel `j`) in a packed B
+/// with `panels` panels.
+#[inline]
+pub(crate) fn packed_b_offset(k0: usize, kc: usize, j: usize, panels: usize, nr: usize) -> usize {
+    k0 * panels * nr + j * kc * nr
+}
+
+/// Packs all of B (`k x n`) with depth blocks of `kc_block`, in parallel over panels.
+pub(crate) fn pack_b_all(dst: &mut [f32], b: &MatRef<'_>, kc_block: usize, nr: usize) {
+    use rayon::prelude::*;
+    let (k, n) = (b.rows, b.cols);
+    let panels = n.div_ceil(nr);
+    debug_assert!(dst.len() >= packed_b_len(k, n, nr));
+    let mut k0 = 0;
+    let mut rest = &mut dst[..packed_b_len(k, n, nr)];
+    while k0 < k {
+        let kc = kc_block.min(k - k0);
+        let (block, tail) = rest.split_at_mut(kc * panels * nr);
+        block
+            .par_chunks_mut(kc * nr)
+            .enumerate()
+            .with_min_len(4)
+            .for_each(|(j, panel)| pack_b_panel(panel, b, k0, kc, j * nr, nr));
+        rest = tail;
+        k0 += kc;
+    }
+}

@@ -1,0 +1,200 @@
+//! Row kernels: softmax, layernorm, GELU (exact and quick), exp/erf/sigmoid, add, scale.
+//!
+//! The safe public API. Every function takes the kernel set first, checks its arguments and
+//! that the CPU can run that set, then dispatches once per call to one monomorphised loop
+//! (`generic.rs` instantiated with `f32`, `wide::f32x8`, or inside the `#[target_feature]`
+//! wrappers of `x86.rs`). Single-threaded: callers parallelise over rows.
+//!
+//! Determinism: elementwise functions give the same bits for an element wherever it sits and
+//! whatever the slice length (tails run through the same vector code, padded). For the
+//! elementwise functions, `Scalar`, `Avx2` and `Avx512` are bitwise identical. Row reductions
+//! (softmax, layernorm) depend on the lane count, so differ across sets by rounding only.
+//! Bounds: `docs/numerics.md`.
+
+mod generic;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub(crate) use generic::softmax_row;
+use generic::ElemOp;
+
+use crate::Isa;
+
+/// The mask applied by [`softmax_rows`].
+#[derive(Clone, Copy, Debug, Default)]
+pub enum SoftmaxMask<'a> {
+    /// No mask.
+    #[default]
+    None,
+    /// Row `r` keeps columns `j <= r % cols` (the rest become 0), so a stack of `[T, T]`
+    /// score matrices, e.g. `[B*H*T, T]`, can be passed at once.
+    Causal,
+    /// Added to the scores before the maximum: `mask.len()` is a multiple of `cols`, and row
+    /// `r` uses mask row `r % (mask.len() / cols)`. So `[cols]` broadcasts to every row,
+    /// `[rows, cols]` is elementwise, and `[T, T]` repeats over a stack. Use `-inf` to mask.
+    Additive(&'a [f32]),
+}
+
+/// Panics unless the CPU can run `isa`: the safe boundary in front of the `unsafe` wrappers.
+#[inline]
+pub(crate) fn assert_available(isa: Isa) {
+    assert!(
+        isa.is_available(),
+        "kernel set {isa} is not available on this CPU"
+    );
+}
+
+/// Calls `$f` from the kernel set chosen by `$isa`, after checking the CPU can run it.
+macro_rules! dispatch {
+    ($isa:expr, $f:ident ( $($arg:expr),* )) => {{
+        let isa: Isa = $isa;
+        assert_available(isa);
+        match isa {
+            Isa::Scalar => generic::$f::<f32>($($arg),*),
+            Isa::Portable => generic::$f::<wide::f32x8>($($arg),*),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `assert_available` checked that the CPU supports AVX2 and FMA.
+            Isa::Avx2 => unsafe { x86::avx2::$f($($arg),*) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `assert_available` checked that the CPU supports AVX-512F.
+            Isa::Avx512 => unsafe { x86::avx512::$f($($arg),*) },
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 | Isa::Avx512 => unreachable!("checked by assert_available"),
+        }
+    }};
+}
+
+fn check_rows(len: usize, cols: usize, what: &str) {
+    assert!(cols > 0 || len == 0, "{what}: cols must be > 0");
+    assert!(
+        cols == 0 || len.is_multiple_of(cols),
+        "{what}: slice length {len} is not a multiple of cols = {cols}"
+    );
+}
+
+/// Softmax over each `cols`-wide row of `x`, in place, with an optional [`SoftmaxMask`].
+///
+/// Numerically stable (the row maximum is subtracted first). A row whose entries are all
+/// `-inf` after masking becomes all zeros, not NaN.
+///
+/// Panics if `x.len()` is not a multiple of `cols`, if an additive mask's length is not a
+/// non-zero multiple of `cols` dividing the number of rows, or if `isa` is not available.
+pub fn softmax_rows(isa: Isa, x: &mut [f32], cols: usize, mask: SoftmaxMask<'_>) {
+    check_rows(x.len(), cols, "softmax_rows");
+    if x.is_empty() {
+        return;
+    }
+    if let SoftmaxMask::Additive(m) = mask {
+        let rows = x.len() / cols;
+        assert!(
+            !m.is_empty() && m.len().is_multiple_of(cols) && rows.is_multiple_of(m.len() / cols),
+            "softmax_rows: additive mask of length {} must be [k, cols = {cols}] with k dividing \
+             the {rows} rows",
+            m.len()
+        );
+    }
+    dispatch!(isa, softmax_rows(x, cols, mask))
+}
+
+fn check_layernorm(x: usize, out: usize, cols: usize, w: usize, b: usize) {
+    check_rows(x, cols, "layernorm_rows");
+    assert_eq!(out, x, "layernorm_rows: out has {out} elements, x has {x}");
+    assert_eq!(
+        w, cols,
+        "layernorm_rows: weight has {w} elements, cols = {cols}"
+    );
+    assert_eq!(
+        b, cols,
+        "layernorm_rows: bias has {b} elements, cols = {cols}"
+    );
+}
+
+/// Layer normalisation of each `cols`-wide row:
+/// `out = (x - mean) / sqrt(var + eps) * weight + bias`, statistics in f32 (the mean, then
+/// the biased variance of the centred values), as `torch.nn.LayerNorm` computes them.
+///
+/// Panics unless `x.len() == out.len()` is a multiple of `cols` and `weight`, `bias` have
+/// `cols` elements, or if `isa` is not available.
+pub fn layernorm_rows(
+    isa: Isa,
+    x: &[f32],
+    out: &mut [f32],
+    cols: usize,
+    weight: &[f32],
+    bias: &[f32],
+    eps: f32,
+) {
+    check_layernorm(x.len(), out.len(), cols, weight.len(), bias.len());
+    if x.is_empty() {
+        return;
+    }
+    dispatch!(isa, layernorm_rows(x, out, weight, bias, eps))
+}
+
+/// [`layernorm_rows`] in place; same results bit for bit.
+pub fn layernorm_rows_inplace(
+    isa: Isa,
+    x: &mut [f32],
+    cols: usize,
+    weight: &[f32],
+    bias: &[f32],
+    eps: f32,
+) {
+    check_layernorm(x.len(), x.len(), cols, weight.len(), bias.len());
+    if x.is_empty() {
+        return;
+    }
+    dispatch!(isa, layernorm_rows_inplace(x, weight, bias, eps))
+}
+
+/// Exact GELU in place: `x <- 0.5 x (1 + erf(x / sqrt 2))`.
+pub fn gelu(isa: Isa, x: &mut [f32]) {
+    dispatch!(isa, map_inplace(ElemOp::Gelu, x))
+}
+
+/// CLIP's quick GELU in place: `x <- x * sigmoid(1.702 x)`.
+pub fn quick_gelu(isa: Isa, x: &mut [f32]) {
+    dispatch!(isa, map_inplace(ElemOp::QuickGelu, x))
+}
+
+/// `x <- e^x` in place (subnormal results flushed to 0).
+pub fn exp(isa: Isa, x: &mut [f32]) {
+    dispatch!(isa, map_inplace(ElemOp::Exp, x))
+}
+
+/// `x <- erf(x)` in place.
+pub fn erf(isa: Isa, x: &mut [f32]) {
+    dispatch!(isa, map_inplace(ElemOp::Erf, x))
+}
+
+/// `x <- 1 / (1 + e^-x)` in place.
+pub fn sigmoid(isa: Isa, x: &mut [f32]) {
+    dispatch!(isa, map_inplace(ElemOp::Sigmoid, x))
+}
+
+/// `dst <- dst + src`. Panics if the lengths differ.
+pub fn add(isa: Isa, dst: &mut [f32], src: &[f32]) {
+    assert_eq!(
+        dst.len(),
+        src.len(),
+        "add: dst has {} elements, src has {}",
+        dst.len(),
+        src.len()
+    );
+    dispatch!(isa, add(dst, src))
+}
+
+/// `x <- x * s`.
+pub fn scale(isa: Isa, x: &mut [f32], s: f32) {
+    dispatch!(isa, scale(x, s))
+}
+
+/// `x[r, j] <- x[r, j] + bias[j]` over rows of `bias.len()`. Panics if `x.len()` is not a
+/// multiple of `bias.len()`.
+pub fn add_bias_rows(isa: Isa, x: &mut [f32], bias: &[f32]) {
+    check_rows(x.len(), bias.len(), "add_bias_rows");
+    if x.is_empty() {
+        return;
+    }
+    dispatch!(isa, add_bias_rows(x, bias))
+}

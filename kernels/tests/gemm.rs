@@ -1,0 +1,420 @@
+//! GEMM against a naive f64 reference, for every ISA this machine has.
+//!
+//! Integer-valued inputs make most checks exact: every product and partial sum is an integer
+//! far below 2^24, and alpha, beta in {0, 1, 2.5} keep the results representable, so each ISA
+//! must match the f64 reference bit for bit whatever its summation order or FMA use.
+//! Random real inputs (the CLIP shapes) are checked against the bound in `docs/numerics.md`.
+
+use clip_kernels::{
+    sgemm, sgemm_prepacked, Activation, Blocking, Epilogue, Isa, MatMut, MatRef, PackedB,
+};
+
+/// The ISAs to test, announcing loudly any this CPU lacks.
+fn isas() -> Vec<Isa> {
+    for isa in Isa::ALL {
+        if !isa.is_available() {
+            eprintln!(
+                "WARNING: ISA {isa} is not available on this CPU: its GEMM tests are SKIPPED"
+            );
+        }
+    }
+    Isa::available()
+}
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    /// An integer in -4..=4, as f32.
+    fn int(&mut self) -> f32 {
+        (self.next() % 9) as f32 - 4.0
+    }
+    /// Uniform in [-1, 1).
+    fn real(&mut self) -> f32 {
+        ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+/// An owned strided matrix: `(i, j)` at `i*rs + j*cs`, with padding filled with `pad`.
+struct Mat {
+    data: Vec<f32>,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    RowMajor,
+    ColMajor,
+    /// Row-major with 3 spare elements per row.
+    Padded,
+}
+
+impl Mat {
+    fn new(
+        rows: usize,
+        cols: usize,
+        layout: Layout,
+        pad: f32,
+        mut fill: impl FnMut() -> f32,
+    ) -> Mat {
+        let (rs, cs, len) = match layout {
+            Layout::RowMajor => (cols, 1, rows * cols),
+            Layout::ColMajor => (1, rows, rows * cols),
+            Layout::Padded => (cols + 3, 1, rows * (cols + 3)),
+        };
+        let mut data = vec![pad; len];
+        for i in 0..rows {
+            for j in 0..cols {
+                data[i * rs + j * cs] = fill();
+            }
+        }
+        Mat {
+            data,
+            rows,
+            cols,
+            rs,
+            cs,
+        }
+    }
+    fn get(&self, i: usize, j: usize) -> f32 {
+        self.data[i * self.rs + j * self.cs]
+    }
+    fn view(&self) -> MatRef<'_> {
+        MatRef::strided(&self.data, self.rows, self.cols, self.rs, self.cs)
+    }
+    fn view_mut(&mut self) -> MatMut<'_> {
+        MatMut::strided(&mut self.data, self.rows, self.cols, self.rs, self.cs)
+    }
+}
+
+fn act_f64(act: Activation, x: f64) -> f64 {
+    match act {
+        Activation::None => x,
+        Activation::QuickGelu => x / (1.0 + (-1.702 * x).exp()),
+        Activation::Gelu => 0.5 * x * (1.0 + libm_erf(x / std::f64::consts::SQRT_2)),
+    }
+}
+
+/// erf in f64 by its Taylor series / continued fraction (independent of the kernels').
+fn libm_erf(x: f64) -> f64 {
+    let ax = x.abs();
+    let r = if ax < 3.0 {
+        let (mut sum, mut term, x2) = (ax, ax, ax * ax);
+        for n in 1..100 {
+            term *= -x2 / n as f64;
+            sum += term / (2 * n + 1) as f64;
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        let mut f = 0.0;
+        for n in (1..80).rev() {
+            f = (n as f64 / 2.0) / (ax + f);
+        }
+        1.0 - (-ax * ax).exp() / (std::f64::consts::PI.sqrt() * (ax + f))
+    };
+    r.copysign(x)
+}
+
+/// The f64 reference `act(alpha*A*B + beta*C + bias)`, and the bound scale `sum |a||b|`.
+fn reference(
+    alpha: f32,
+    a: &Mat,
+    b: &Mat,
+    beta: f32,
+    c: &Mat,
+    bias: Option<&[f32]>,
+    act: Activation,
+) -> (Vec<f64>, Vec<f64>) {
+    let (m, n, k) = (a.rows, b.cols, a.cols);
+    let mut out = vec![0.0; m * n];
+    let mut mag = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let (mut s, mut sa) = (0.0f64, 0.0f64);
+            for p in 0..k {
+                let t = a.get(i, p) as f64 * b.get(p, j) as f64;
+                s += t;
+                sa += t.abs();
+            }
+            let mut v = alpha as f64 * s;
+            if beta != 0.0 {
+                v += beta as f64 * c.get(i, j) as f64;
+            }
+            if let Some(bias) = bias {
+                v += bias[j] as f64;
+            }
+            out[i * n + j] = act_f64(act, v);
+            mag[i * n + j] = alpha.abs() as f64 * sa
+                + if beta != 0.0 {
+                    (beta as f64 * c.get(i, j) as f64).abs()
+                } else {
+                    0.0
+                };
+        }
+    }
+    (out, mag)
+}
+
+struct Case {
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    beta: f32,
+    la: Layout,
+    lb: Layout,
+    lc: Layout,
+    prepacked: bool,
+    bias: bool,
+    act: Activation,
+}
+
+/// Runs one case with integer inputs and demands exact agreement (no activation) or the
+/// activation bound.
+fn check_exact(isa: Isa, case: &Case, rng: &mut Rng) {
+    let a = Mat::new(case.m, case.k, case.la, f32::NAN, || rng.int());
+    let b = Mat::new(case.k, case.n, case.lb, f32::NAN, || rng.int());
+    let c_fill = if case.beta == 0.0 { f32::NAN } else { 0.0 };
+    let mut c = Mat::new(case.m, case.n, case.lc, -7.0, || {
+        if c_fill.is_nan() {
+            f32::NAN
+        } else {
+            rng.int()
+        }
+    });
+    let bias: Option<Vec<f32>> = case.bias.then(|| (0..case.n).map(|_| rng.int()).collect());
+    let (want, _) = reference(case.alpha, &a, &b, case.beta, &c, bias.as_deref(), case.act);
+    let epi = Epilogue::bias_act(bias.as_deref(), case.act);
+    if case.prepacked {
+        let pb = PackedB::new(isa, b.view());
+        sgemm_prepacked(case.alpha, a.view(), &pb, case.beta, c.view_mut(), epi);
+    } else {
+        sgemm(
+            isa,
+            case.alpha,
+            a.view(),
+            b.view(),
+            case.beta,
+            c.view_mut(),
+            epi,
+        );
+    }
+    for i in 0..case.m {
+        for j in 0..case.n {
+            let got = c.get(i, j) as f64;
+            let w = want[i * case.n + j];
+            let tol = if case.act == Activation::None {
+                0.0
+            } else {
+                1e-6 * (1.0 + w.abs())
+            };
+            assert!(
+                (got - w).abs() <= tol,
+                "{isa} m={} n={} k={} alpha={} beta={} layouts={:?}/{:?}/{:?} prepacked={} act={:?}: C[{i},{j}] = {got}, want {w}",
+                case.m, case.n, case.k, case.alpha, case.beta, case.la, case.lb, case.lc, case.prepacked, case.act
+            );
+        }
+    }
+    // Padding of C must be untouched.
+    if matches!(case.lc, Layout::Padded) {
+        for i in 0..case.m {
+            for j in case.n..case.n + 3 {
+                assert_eq!(
+                    c.data[i * c.rs + j],
+                    -7.0,
+                    "{isa}: C padding overwritten at row {i}"
+                );
+            }
+        }
+    }
+}
+
+const ALPHAS: [f32; 3] = [0.0, 1.0, 2.5];
+const BETAS: [f32; 3] = [0.0, 1.0, 2.5];
+
+#[test]
+fn small_sizes_cube_exact() {
+    let mut rng = Rng(0x1234_5678);
+    for isa in isas() {
+        let mut idx = 0usize;
+        for m in 0..=17 {
+            for n in 0..=17 {
+                for k in 0..=17 {
+                    idx += 1;
+                    let case = Case {
+                        m,
+                        n,
+                        k,
+                        alpha: ALPHAS[idx % 3],
+                        beta: BETAS[(idx / 3) % 3],
+                        la: [Layout::RowMajor, Layout::ColMajor, Layout::Padded][idx % 3],
+                        lb: [Layout::RowMajor, Layout::ColMajor, Layout::Padded][(idx / 2) % 3],
+                        lc: [Layout::RowMajor, Layout::ColMajor, Layout::Padded][(idx / 5) % 3],
+                        prepacked: idx.is_multiple_of(2),
+                        bias: idx.is_multiple_of(7),
+                        act: Activation::None,
+                    };
+                    check_exact(isa, &case, &mut rng);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn block_edges_exact() {
+    let mut rng = Rng(99);
+    for isa in isas() {
+        let bl = Blocking::of(isa);
+        let mut dims = vec![1, 257];
+        for d in [bl.mr, bl.nr, bl.kc] {
+            dims.extend([d - 1, d, d + 1]);
+        }
+        dims.extend([bl.mc + 1, 2 * bl.kc + 3]);
+        for (t, &m) in dims.iter().enumerate() {
+            for (u, &n) in dims.iter().enumerate() {
+                let k = dims[(t + u) % dims.len()];
+                let case = Case {
+                    m,
+                    n,
+                    k,
+                    alpha: ALPHAS[(t + u) % 3],
+                    beta: BETAS[t % 3],
+                    la: [Layout::RowMajor, Layout::ColMajor][u % 2],
+                    lb: [Layout::RowMajor, Layout::ColMajor, Layout::Padded][t % 3],
+                    lc: [Layout::RowMajor, Layout::Padded][(t + u) % 2],
+                    prepacked: (t + u) % 2 == 1,
+                    bias: t.is_multiple_of(2),
+                    act: Activation::None,
+                };
+                check_exact(isa, &case, &mut rng);
+            }
+        }
+    }
+}
+
+#[test]
+fn epilogue_activations() {
+    let mut rng = Rng(7);
+    for isa in isas() {
+        for act in [Activation::QuickGelu, Activation::Gelu] {
+            for &(m, n, k) in &[(1, 1, 1), (17, 33, 9), (50, 70, 40), (3, 100, 300)] {
+                for prepacked in [false, true] {
+                    let case = Case {
+                        m,
+                        n,
+                        k,
+                        alpha: 0.25,
+                        beta: if prepacked { 0.0 } else { 1.0 },
+                        la: Layout::RowMajor,
+                        lb: Layout::ColMajor,
+                        lc: if prepacked {
+                            Layout::RowMajor
+                        } else {
+                            Layout::ColMajor
+                        },
+                        prepacked,
+                        bias: true,
+                        act,
+                    };
+                    check_exact(isa, &case, &mut rng);
+                }
+            }
+        }
+    }
+}
+
+/// Random real inputs on CLIP's shapes: |C - ref| <= 2 k eps sum|a||b| + eps |ref|.
+#[test]
+fn clip_shapes_real_bound() {
+    let mut rng = Rng(2024);
+    for isa in isas() {
+        for &(m, k, n) in &[(50, 768, 3072), (77, 512, 2048), (13, 3072, 40)] {
+            let a = Mat::new(m, k, Layout::RowMajor, 0.0, || rng.real());
+            let b = Mat::new(k, n, Layout::ColMajor, 0.0, || rng.real());
+            let mut c = Mat::new(m, n, Layout::RowMajor, 0.0, || f32::NAN);
+            let (want, mag) = reference(1.0, &a, &b, 0.0, &c, None, Activation::None);
+            let pb = PackedB::new(isa, b.view());
+            sgemm_prepacked(1.0, a.view(), &pb, 0.0, c.view_mut(), Epilogue::none());
+            let eps = f32::EPSILON as f64;
+            let mut worst = 0.0f64;
+            for i in 0..m * n {
+                let err = (c.data[i] as f64 - want[i]).abs();
+                let bound = 2.0 * k as f64 * eps * mag[i] + eps * want[i].abs();
+                assert!(
+                    err <= bound,
+                    "{isa} {m}x{k}x{n}: C[{i}] err {err} > bound {bound}"
+                );
+                worst = worst.max(err / mag[i].max(f64::MIN_POSITIVE));
+            }
+            eprintln!("{isa} {m}x{k}x{n}: max |err| / sum|a||b| = {worst:.3e} (u = {eps:.3e})");
+        }
+    }
+}
+
+/// The same product on 1, 2 and 3 threads, pre-packed or not, is bitwise identical; so is a
+/// row computed alone or inside a taller A.
+#[test]
+fn bitwise_independent_of_threads_and_m() {
+    let mut rng = Rng(5);
+    for isa in isas() {
+        let (m, k, n) = (77, 300, 517);
+        let a = Mat::new(m, k, Layout::RowMajor, 0.0, || rng.real());
+        let b = Mat::new(k, n, Layout::ColMajor, 0.0, || rng.real());
+        let bias: Vec<f32> = (0..n).map(|_| rng.real()).collect();
+        let pb = PackedB::new(isa, b.view());
+        let run = |threads: usize, prepacked: bool, rows: usize| -> Vec<f32> {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut c = vec![f32::NAN; rows * n];
+            let av = MatRef::row_major(&a.data[..rows * k], rows, k);
+            let epi = Epilogue::bias_act(Some(&bias), Activation::QuickGelu);
+            pool.install(|| {
+                if prepacked {
+                    sgemm_prepacked(1.0, av, &pb, 0.0, MatMut::row_major(&mut c, rows, n), epi)
+                } else {
+                    sgemm(
+                        isa,
+                        1.0,
+                        av,
+                        b.view(),
+                        0.0,
+                        MatMut::row_major(&mut c, rows, n),
+                        epi,
+                    )
+                }
+            });
+            c
+        };
+        let base = run(1, true, m);
+        for (threads, prepacked) in [(2, true), (3, true), (1, false), (2, false)] {
+            let got = run(threads, prepacked, m);
+            assert!(
+                base.iter()
+                    .zip(&got)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{isa}: result differs with {threads} threads, prepacked={prepacked}"
+            );
+        }
+        for rows in [1, 7, 33] {
+            let got = run(2, true, rows);
+            assert!(
+                base[..rows * n]
+                    .iter()
+                    .zip(&got)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{isa}: the first {rows} rows differ when computed alone"
+            );
+        }
+    }
+}
