@@ -106,6 +106,91 @@ impl Linear {
         Ok(Linear { packed, bias })
     }
 
+    /// Packs a row-major `[out, in]` weight given as a slice (PyTorch's `Linear.weight`).
+    pub fn from_rows(
+        weight: &[f32],
+        out: usize,
+        inp: usize,
+        bias: Option<Vec<f32>>,
+        threads: &Threads,
+    ) -> Result<Linear> {
+        Self::from_view(
+            MatRef::row_major(weight, out, inp).t(),
+            weight.len(),
+            bias,
+            threads,
+        )
+    }
+
+    /// Packs a row-major `[in, out]` matrix used as `y = x B` (OpenAI's `proj` matrices).
+    pub fn from_in_out(
+        b: &[f32],
+        inp: usize,
+        out: usize,
+        bias: Option<Vec<f32>>,
+        threads: &Threads,
+    ) -> Result<Linear> {
+        Self::from_view(MatRef::row_major(b, inp, out), b.len(), bias, threads)
+    }
+
+    fn from_view(
+        b: MatRef<'_>,
+        len: usize,
+        bias: Option<Vec<f32>>,
+        threads: &Threads,
+    ) -> Result<Linear> {
+        let (k, n) = (b.rows, b.cols);
+        if len != k * n {
+            return Err(Error::ElementCount {
+                op: "Linear",
+                expected: k * n,
+                found: len,
+            });
+        }
+        if let Some(bias) = &bias {
+            if bias.len() != n {
+                return Err(Error::ShapeMismatch {
+                    op: "Linear (bias)",
+                    expected: vec![n],
+                    found: vec![bias.len()],
+                });
+            }
+        }
+        let packed = threads.install(|| PackedB::new(threads.isa, b));
+        Ok(Linear { packed, bias })
+    }
+
+    /// `out <- act(x W^T + b)`, or with `accumulate`, `out <- out + x W^T + b` (a fused
+    /// residual add; `act` must then be `None`). `x` is `[rows, in]`, `out` `[rows, out]`.
+    pub fn forward_into(
+        &self,
+        x: &[f32],
+        out: &mut [f32],
+        act: Activation,
+        accumulate: bool,
+        threads: &Threads,
+    ) {
+        let k = self.in_features();
+        let rows = if k == 0 { 0 } else { x.len() / k };
+        let epi = Epilogue::bias_act(self.bias.as_deref(), act);
+        let beta = if accumulate { 1.0 } else { 0.0 };
+        threads.install(|| {
+            clip_kernels::sgemm_prepacked(
+                1.0,
+                MatRef::row_major(x, rows, k),
+                &self.packed,
+                beta,
+                MatMut::row_major(out, rows, self.out_features()),
+                epi,
+            )
+        });
+    }
+
+    /// Bytes held by the packed weight.
+    pub fn size_bytes(&self) -> usize {
+        self.packed.size_bytes()
+    }
+
     pub fn in_features(&self) -> usize {
         self.packed.k()
     }
