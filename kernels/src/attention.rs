@@ -252,27 +252,83 @@ fn attend_head<V: SimdF32>(
         for (qd, &x) in qs.iter_mut().zip(&p.q[row(i)..][..d_len]) {
             *qd = x * p.scale;
         }
-        // sc[j] = sum_d qs[d] * kt[d][j], for the key chunks covering 0..n.
-        for c in (0..n).step_by(l) {
-            let mut acc = V::splat(0.0);
-            for (d, &qd) in qs.iter().enumerate() {
-                acc = V::splat(qd).mul_add(V::load(&kt[d * tp + c..]), acc);
-            }
-            acc.store(&mut sc[c..]);
+        // sc[j] = sum_d qs[d] * kt[d][j] for the key chunks covering 0..n, four at a time.
+        let chunks = n.div_ceil(l);
+        let mut c = 0;
+        while c + 4 <= chunks {
+            scores_block::<V, 4>(qs, kt, tp, c * l, sc);
+            c += 4;
+        }
+        for c in c..chunks {
+            scores_block::<V, 1>(qs, kt, tp, c * l, sc);
         }
         softmax_row::<V>(&mut sc[..n]);
-        // out[dd] = sum_j sc[j] * vp[j][dd], one chunk of head_dim at a time.
-        for c in (0..d_len).step_by(l) {
-            let mut acc = V::splat(0.0);
-            for (j, &pj) in sc[..n].iter().enumerate() {
-                acc = V::splat(pj).mul_add(V::load(&vp[j * dp + c..]), acc);
-            }
-            let dst = &mut out_row[c..];
-            if dst.len() >= l {
-                acc.store(dst);
-            } else {
-                acc.store_partial(dst);
-            }
+        // out[dd] = sum_j sc[j] * vp[j][dd], four chunks of head_dim at a time.
+        let chunks = d_len.div_ceil(l);
+        let mut c = 0;
+        while c + 4 <= chunks {
+            weighted_sum_block::<V, 4>(&sc[..n], vp, dp, c * l, out_row);
+            c += 4;
+        }
+        for c in c..chunks {
+            weighted_sum_block::<V, 1>(&sc[..n], vp, dp, c * l, out_row);
+        }
+    }
+}
+
+/// `sc[c0 + u*L + k] = sum_d qs[d] * kt[d*tp + c0 + u*L + k]` for `N` chunks: `N` independent
+/// accumulators hide the FMA latency; each score is still summed over `d` in order.
+#[inline(always)]
+fn scores_block<V: SimdF32, const N: usize>(
+    qs: &[f32],
+    kt: &[f32],
+    tp: usize,
+    c0: usize,
+    sc: &mut [f32],
+) {
+    let l = V::LANES;
+    let mut acc = [V::splat(0.0); N];
+    for (d, &qd) in qs.iter().enumerate() {
+        let qv = V::splat(qd);
+        let krow = &kt[d * tp + c0..][..N * l];
+        for (u, a) in acc.iter_mut().enumerate() {
+            *a = qv.mul_add(V::load(&krow[u * l..]), *a);
+        }
+    }
+    for (u, a) in acc.iter().enumerate() {
+        a.store(&mut sc[c0 + u * l..]);
+    }
+}
+
+/// `out[c0 + u*L + k] = sum_j p[j] * vp[j*dp + c0 + u*L + k]` for `N` chunks of `head_dim`
+/// (lanes past `out.len()` are computed on zero padding and not stored).
+#[inline(always)]
+fn weighted_sum_block<V: SimdF32, const N: usize>(
+    p: &[f32],
+    vp: &[f32],
+    dp: usize,
+    c0: usize,
+    out: &mut [f32],
+) {
+    let l = V::LANES;
+    let mut acc = [V::splat(0.0); N];
+    for (j, &pj) in p.iter().enumerate() {
+        let pv = V::splat(pj);
+        let vrow = &vp[j * dp + c0..][..N * l];
+        for (u, a) in acc.iter_mut().enumerate() {
+            *a = pv.mul_add(V::load(&vrow[u * l..]), *a);
+        }
+    }
+    for (u, a) in acc.iter().enumerate() {
+        let start = c0 + u * l;
+        if start >= out.len() {
+            break;
+        }
+        let dst = &mut out[start..];
+        if dst.len() >= l {
+            a.store(dst);
+        } else {
+            a.store_partial(dst);
         }
     }
 }

@@ -21,16 +21,49 @@ pub(crate) enum ElemOp {
     QuickGelu,
 }
 
+/// A lane-wise function, applied by [`map`]. A trait with an `#[inline(always)]` method
+/// rather than a closure or `fn` item: those can end up as out-of-line calls compiled without
+/// the wrapper's target features, which would turn every intrinsic into a function call.
+trait Lanewise {
+    fn apply<V: SimdF32>(&self, v: V) -> V;
+}
+
+macro_rules! lanewise {
+    ($name:ident, $f:path) => {
+        struct $name;
+        impl Lanewise for $name {
+            #[inline(always)]
+            fn apply<V: SimdF32>(&self, v: V) -> V {
+                $f(v)
+            }
+        }
+    };
+}
+lanewise!(Exp, math::exp);
+lanewise!(Erf, math::erf);
+lanewise!(Sigmoid, math::sigmoid);
+lanewise!(Gelu, math::gelu);
+lanewise!(QuickGelu, math::quick_gelu);
+
+/// Multiplication by a constant.
+struct Scale(f32);
+impl Lanewise for Scale {
+    #[inline(always)]
+    fn apply<V: SimdF32>(&self, v: V) -> V {
+        v.mul(V::splat(self.0))
+    }
+}
+
 /// `x[i] <- f(x[i])`, full vectors then one padded vector.
 #[inline(always)]
-fn map<V: SimdF32>(x: &mut [f32], f: impl Fn(V) -> V) {
+fn map<V: SimdF32>(x: &mut [f32], f: &impl Lanewise) {
     let mut chunks = x.chunks_exact_mut(V::LANES);
     for c in &mut chunks {
-        f(V::load(c)).store(c);
+        f.apply(V::load(c)).store(c);
     }
     let rem = chunks.into_remainder();
     if !rem.is_empty() {
-        f(V::load_padded(rem, 0.0)).store_partial(rem);
+        f.apply(V::load_padded(rem, 0.0)).store_partial(rem);
     }
 }
 
@@ -38,19 +71,18 @@ fn map<V: SimdF32>(x: &mut [f32], f: impl Fn(V) -> V) {
 #[inline(always)]
 pub(crate) fn map_inplace<V: SimdF32>(op: ElemOp, x: &mut [f32]) {
     match op {
-        ElemOp::Exp => map::<V>(x, math::exp),
-        ElemOp::Erf => map::<V>(x, math::erf),
-        ElemOp::Sigmoid => map::<V>(x, math::sigmoid),
-        ElemOp::Gelu => map::<V>(x, math::gelu),
-        ElemOp::QuickGelu => map::<V>(x, math::quick_gelu),
+        ElemOp::Exp => map::<V>(x, &Exp),
+        ElemOp::Erf => map::<V>(x, &Erf),
+        ElemOp::Sigmoid => map::<V>(x, &Sigmoid),
+        ElemOp::Gelu => map::<V>(x, &Gelu),
+        ElemOp::QuickGelu => map::<V>(x, &QuickGelu),
     }
 }
 
 /// `x[i] <- x[i] * s`.
 #[inline(always)]
 pub(crate) fn scale<V: SimdF32>(x: &mut [f32], s: f32) {
-    let vs = V::splat(s);
-    map::<V>(x, |v| v.mul(vs));
+    map::<V>(x, &Scale(s));
 }
 
 /// `dst[i] <- dst[i] + src[i]`; `dst.len() == src.len()`.
