@@ -4,6 +4,7 @@
 //! Errors print one line on stderr and exit non-zero; nothing panics on bad input.
 
 mod bench;
+mod preprocess;
 
 use clap::{Parser, Subcommand};
 
@@ -18,12 +19,15 @@ struct Cli {
 enum Command {
     /// Measure throughput: GEMM kernels, the FMA peak.
     Bench(bench::BenchArgs),
+    /// Decode an image and write CLIP's preprocessed float32 [3, H, W] tensor as .npy.
+    Preprocess(preprocess::PreprocessArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Bench(args) => bench::run(args),
+        Command::Preprocess(args) => preprocess::run(args),
     };
     if let Err(msg) = result {
         eprintln!("error: {msg}");
