@@ -4,6 +4,7 @@
 //! Errors print one line on stderr and exit non-zero; nothing panics on bad input.
 
 mod bench;
+mod tokenize;
 
 use clap::{Parser, Subcommand};
 
@@ -18,12 +19,15 @@ struct Cli {
 enum Command {
     /// Measure throughput: GEMM kernels, the FMA peak.
     Bench(bench::BenchArgs),
+    /// Token ids of texts, exactly as OpenAI's CLIP tokenizer gives them.
+    Tokenize(tokenize::TokenizeArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Bench(args) => bench::run(args),
+        Command::Tokenize(args) => tokenize::run(args),
     };
     if let Err(msg) = result {
         eprintln!("error: {msg}");
