@@ -5,6 +5,7 @@
 
 mod bench;
 mod preprocess;
+mod tokenize;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +22,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Decode an image and write CLIP's preprocessed float32 [3, H, W] tensor as .npy.
     Preprocess(preprocess::PreprocessArgs),
+    /// Token ids of texts, exactly as OpenAI's CLIP tokenizer gives them.
+    Tokenize(tokenize::TokenizeArgs),
 }
 
 fn main() {
@@ -28,6 +31,7 @@ fn main() {
     let result = match &cli.command {
         Command::Bench(args) => bench::run(args),
         Command::Preprocess(args) => preprocess::run(args),
+        Command::Tokenize(args) => tokenize::run(args),
     };
     if let Err(msg) = result {
         eprintln!("error: {msg}");
