@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 /// `tests/fixtures/<name>`.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 /// A reference dump: float tensors by name, and the token ids.
@@ -20,18 +22,27 @@ impl Reference {
     /// Reads `reference.safetensors` (F32 tensors, I64 `input_ids`).
     pub fn load(path: &Path) -> Reference {
         let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let st = safetensors::SafeTensors::deserialize(&bytes).expect("reference is valid safetensors");
+        let st =
+            safetensors::SafeTensors::deserialize(&bytes).expect("reference is valid safetensors");
         let mut tensors = HashMap::new();
         let mut input_ids = Vec::new();
         for (name, view) in st.tensors() {
             let shape = view.shape().to_vec();
             match view.dtype() {
                 safetensors::Dtype::F32 => {
-                    let v = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                    let v = view
+                        .data()
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect();
                     tensors.insert(name, (shape, v));
                 }
                 safetensors::Dtype::I64 | safetensors::Dtype::I32 => {
-                    let w = if view.dtype() == safetensors::Dtype::I64 { 8 } else { 4 };
+                    let w = if view.dtype() == safetensors::Dtype::I64 {
+                        8
+                    } else {
+                        4
+                    };
                     let flat: Vec<u32> = view
                         .data()
                         .chunks_exact(w)
@@ -51,7 +62,9 @@ impl Reference {
     }
 
     pub fn get(&self, name: &str) -> &(Vec<usize>, Vec<f32>) {
-        self.tensors.get(name).unwrap_or_else(|| panic!("reference has no tensor {name}"))
+        self.tensors
+            .get(name)
+            .unwrap_or_else(|| panic!("reference has no tensor {name}"))
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -61,7 +74,13 @@ impl Reference {
 
 /// Max |got - want|, with its index. Panics on a length mismatch.
 pub fn max_abs_diff(got: &[f32], want: &[f32]) -> (f64, usize) {
-    assert_eq!(got.len(), want.len(), "length mismatch: got {}, want {}", got.len(), want.len());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "length mismatch: got {}, want {}",
+        got.len(),
+        want.len()
+    );
     let mut worst = (0.0f64, 0usize);
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let d = (*g as f64 - *w as f64).abs();
@@ -76,7 +95,10 @@ pub fn max_abs_diff(got: &[f32], want: &[f32]) -> (f64, usize) {
 pub fn report(label: &str, got: &[f32], want: &[f32], tol: f64) -> bool {
     let (d, i) = max_abs_diff(got, want);
     let ok = d <= tol;
-    eprintln!("{label:<40} max|diff| = {d:.3e} at [{i}]  {}", if ok { "OK" } else { "NOT OK" });
+    eprintln!(
+        "{label:<40} max|diff| = {d:.3e} at [{i}]  {}",
+        if ok { "OK" } else { "NOT OK" }
+    );
     ok
 }
 

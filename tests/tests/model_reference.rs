@@ -12,7 +12,10 @@ use std::path::Path;
 const TOL: f64 = 1e-4;
 
 fn load(dir: &Path, threads: usize) -> ClipModel {
-    let opts = LoadOptions { threads, ..Default::default() };
+    let opts = LoadOptions {
+        threads,
+        ..Default::default()
+    };
     ClipModel::load_with(dir, &opts).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
 
@@ -27,12 +30,24 @@ fn check_against(model: &ClipModel, r: &Reference, label: &str) -> Vec<String> {
     // Vision, layer by layer.
     let (pshape, pixels) = r.get("pixel_values");
     let n = pshape[0];
-    let vis = model.vision_forward(pixels, n, true).expect("vision forward");
+    let vis = model
+        .vision_forward(pixels, n, true)
+        .expect("vision forward");
     for (i, h) in vis.hidden_states.iter().enumerate() {
-        check(&format!("vision.hidden_states.{i}"), h, &r.get(&format!("vision.hidden_states.{i}")).1, TOL);
+        check(
+            &format!("vision.hidden_states.{i}"),
+            h,
+            &r.get(&format!("vision.hidden_states.{i}")).1,
+            TOL,
+        );
     }
     check("vision.pooled", &vis.pooled, &r.get("vision.pooled").1, TOL);
-    check("image_features", &vis.features, &r.get("image_features").1, TOL);
+    check(
+        "image_features",
+        &vis.features,
+        &r.get("image_features").1,
+        TOL,
+    );
     let img = model.encode_pixels(pixels, n).unwrap();
     check("image_embeds", &img.data, &r.get("image_embeds").1, 1e-4);
     let want = &r.get("image_embeds").1;
@@ -44,14 +59,44 @@ fn check_against(model: &ClipModel, r: &Reference, label: &str) -> Vec<String> {
     let seqs: Vec<&[u32]> = r.input_ids.iter().map(Vec::as_slice).collect();
     let full = model.text_forward(&seqs, true, true).expect("text forward");
     for (i, h) in full.hidden_states.iter().enumerate() {
-        check(&format!("text.hidden_states.{i}"), h, &r.get(&format!("text.hidden_states.{i}")).1, TOL);
+        check(
+            &format!("text.hidden_states.{i}"),
+            h,
+            &r.get(&format!("text.hidden_states.{i}")).1,
+            TOL,
+        );
     }
-    check("text.last_hidden_state", &full.last_hidden_state, &r.get("text.last_hidden_state").1, TOL);
-    check("text.pooled (77 positions)", &full.pooled, &r.get("text.pooled").1, TOL);
+    check(
+        "text.last_hidden_state",
+        &full.last_hidden_state,
+        &r.get("text.last_hidden_state").1,
+        TOL,
+    );
+    check(
+        "text.pooled (77 positions)",
+        &full.pooled,
+        &r.get("text.pooled").1,
+        TOL,
+    );
     let short = model.text_forward(&seqs, false, false).unwrap();
-    check("text.pooled (up to EOT)", &short.pooled, &r.get("text.pooled").1, TOL);
-    check("text_features", &short.features, &r.get("text_features").1, TOL);
-    check("EOT-truncated == 77 positions", &short.features, &full.features, 1e-6);
+    check(
+        "text.pooled (up to EOT)",
+        &short.pooled,
+        &r.get("text.pooled").1,
+        TOL,
+    );
+    check(
+        "text_features",
+        &short.features,
+        &r.get("text_features").1,
+        TOL,
+    );
+    check(
+        "EOT-truncated == 77 positions",
+        &short.features,
+        &full.features,
+        1e-6,
+    );
     let txt = model.encode_token_ids(&seqs).unwrap();
     check("text_embeds", &txt.data, &r.get("text_embeds").1, 1e-4);
     let want = &r.get("text_embeds").1;
@@ -61,8 +106,18 @@ fn check_against(model: &ClipModel, r: &Reference, label: &str) -> Vec<String> {
     }
     let logits = model.logits(&img, &txt).unwrap();
     let scale = model.logit_scale.exp() as f64;
-    check("logits_per_image", &logits.per_image, &r.get("logits_per_image").1, 1e-4 * scale);
-    check("logits_per_text", &logits.per_text, &r.get("logits_per_text").1, 1e-4 * scale);
+    check(
+        "logits_per_image",
+        &logits.per_image,
+        &r.get("logits_per_image").1,
+        1e-4 * scale,
+    );
+    check(
+        "logits_per_text",
+        &logits.per_text,
+        &r.get("logits_per_text").1,
+        1e-4 * scale,
+    );
     bad
 }
 
@@ -90,8 +145,17 @@ fn tiny_openai_layout_matches_pytorch_and_hf_layout() {
     let r = Reference::load(&dir.join("reference.safetensors"));
     let config = ClipConfig::from_hf_json(&dir.join("config.json")).unwrap();
     let wf = WeightFile::open(&dir.join("openai/model.safetensors")).unwrap();
-    let opts = LoadOptions { threads: 2, ..Default::default() };
-    let model = ClipModel::from_weights(wf, Some(config), clip_tokenizer::Tokenizer::new().unwrap(), &opts).unwrap();
+    let opts = LoadOptions {
+        threads: 2,
+        ..Default::default()
+    };
+    let model = ClipModel::from_weights(
+        wf,
+        Some(config),
+        clip_tokenizer::Tokenizer::new().unwrap(),
+        &opts,
+    )
+    .unwrap();
     assert_eq!(model.layout, clip::Layout::OpenAi);
     let bad = check_against(&model, &r, "clip-tiny/openai");
     assert!(bad.is_empty(), "openai layout outside the bounds: {bad:?}");
@@ -116,17 +180,37 @@ fn embeddings_independent_of_batch_and_threads() {
     let all_txt = m2.encode_token_ids(&seqs).unwrap();
     for (i, seq) in seqs.iter().enumerate() {
         let alone = m1.encode_token_ids(&[seq]).unwrap();
-        assert_eq!(alone.row(0), all_txt.row(i), "text {i}: alone (1 thread) != in batch (2 threads)");
+        assert_eq!(
+            alone.row(0),
+            all_txt.row(i),
+            "text {i}: alone (1 thread) != in batch (2 threads)"
+        );
     }
     for i in 0..shape[0] {
-        let alone = m1.encode_pixels(&pixels[i * per..(i + 1) * per], 1).unwrap();
-        assert_eq!(alone.row(0), all_img.row(i), "image {i}: alone (1 thread) != in batch (2 threads)");
+        let alone = m1
+            .encode_pixels(&pixels[i * per..(i + 1) * per], 1)
+            .unwrap();
+        assert_eq!(
+            alone.row(0),
+            all_img.row(i),
+            "image {i}: alone (1 thread) != in batch (2 threads)"
+        );
     }
     // A batch of 7 made of repeats gives the same rows.
-    let rep: Vec<f32> = (0..7).flat_map(|j| pixels[(j % shape[0]) * per..(j % shape[0] + 1) * per].iter().copied()).collect();
+    let rep: Vec<f32> = (0..7)
+        .flat_map(|j| {
+            pixels[(j % shape[0]) * per..(j % shape[0] + 1) * per]
+                .iter()
+                .copied()
+        })
+        .collect();
     let seven = m2.encode_pixels(&rep, 7).unwrap();
     for j in 0..7 {
-        assert_eq!(seven.row(j), all_img.row(j % shape[0]), "image {j} in a batch of 7");
+        assert_eq!(
+            seven.row(j),
+            all_img.row(j % shape[0]),
+            "image {j} in a batch of 7"
+        );
     }
 }
 

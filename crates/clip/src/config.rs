@@ -141,7 +141,7 @@ impl ClipConfig {
             match v.get(name) {
                 Some(s) if s.is_object() => s.clone(),
                 _ => v
-                    .get(&format!("{name}_dict"))
+                    .get(format!("{name}_dict"))
                     .cloned()
                     .unwrap_or(Value::Null),
             }
@@ -212,13 +212,13 @@ impl ClipConfig {
     /// Checks the sizes agree with each other.
     pub fn validate(&self) -> std::result::Result<(), String> {
         let v = &self.vision;
-        if v.hidden_size % v.num_attention_heads != 0 {
+        if !v.hidden_size.is_multiple_of(v.num_attention_heads) {
             return Err(format!(
                 "vision hidden_size {} is not a multiple of {} heads",
                 v.hidden_size, v.num_attention_heads
             ));
         }
-        if v.image_size % v.patch_size != 0 {
+        if !v.image_size.is_multiple_of(v.patch_size) {
             return Err(format!(
                 "image_size {} is not a multiple of patch_size {}",
                 v.image_size, v.patch_size
@@ -231,7 +231,7 @@ impl ClipConfig {
             ));
         }
         let t = &self.text;
-        if t.hidden_size % t.num_attention_heads != 0 {
+        if !t.hidden_size.is_multiple_of(t.num_attention_heads) {
             return Err(format!(
                 "text hidden_size {} is not a multiple of {} heads",
                 t.hidden_size, t.num_attention_heads

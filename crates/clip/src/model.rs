@@ -14,7 +14,7 @@ use clip_tokenizer::Tokenizer;
 use std::path::{Path, PathBuf};
 
 /// How to load a model.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
     /// Threads for every forward pass (0 = all cores).
     pub threads: usize,
@@ -22,16 +22,6 @@ pub struct LoadOptions {
     pub isa: Option<Isa>,
     /// Refuse tensors the model does not use (default: accept and list them).
     pub strict: bool,
-}
-
-impl Default for LoadOptions {
-    fn default() -> Self {
-        LoadOptions {
-            threads: 0,
-            isa: None,
-            strict: false,
-        }
-    }
 }
 
 /// Rows of embeddings, `[rows, dim]` row-major.

@@ -171,7 +171,7 @@ impl Linear {
         threads: &Threads,
     ) {
         let k = self.in_features();
-        let rows = if k == 0 { 0 } else { x.len() / k };
+        let rows = x.len().checked_div(k).unwrap_or(0);
         let epi = Epilogue::bias_act(self.bias.as_deref(), act);
         let beta = if accumulate { 1.0 } else { 0.0 };
         threads.install(|| {
