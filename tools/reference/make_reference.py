@@ -58,7 +58,7 @@ CONFIGS = {
         vision=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1,
                     num_attention_heads=1, patch_size=4, image_size=16),
         text=dict(hidden_size=64, intermediate_size=64, num_hidden_layers=2,
-                  num_attention_heads=1, vocab_size=64, max_position_embeddings=77),
+                  num_attention_heads=1, vocab_size=96, max_position_embeddings=77),
         projection_dim=32,
         hidden_act="quick_gelu",
         preprocessor_style="modern",
