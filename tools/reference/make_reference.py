@@ -119,7 +119,7 @@ def init_weights(model: CLIPModel, gen: torch.Generator) -> None:
     """Overwrite every parameter with a seeded, realistically scaled value.
 
     Linear / conv weights ~ N(0, 1/fan_in) keep activations at unit scale
-    through each projection; biases ~ N(0, 0.05^2); LayerNorm gamma 1 +
+    through each projection (q and k: N(0, 2/fan_in), see below); biases ~ N(0, 0.05^2); LayerNorm gamma 1 +
     N(0, 0.1^2), beta N(0, 0.1^2); embeddings O(1) so that the residual stream
     starts at unit scale; logit_scale = ln(100) as in trained CLIP.
     Parameters are visited in name order so the result depends only on the
@@ -150,6 +150,11 @@ def init_weights(model: CLIPModel, gen: torch.Generator) -> None:
                 v = normal(shape, 0.1, 1.0)
             elif ("layer_norm" in name or "layrnorm" in name or "layernorm" in name) and name.endswith(".bias"):
                 v = normal(shape, 0.1)
+            elif name.endswith(("q_proj.weight", "k_proj.weight")):
+                # sqrt(2) larger than fan-in scaling: q.k/sqrt(head_dim) then
+                # has std ~2, so attention is peaked like a trained model's
+                # rather than nearly uniform (which would hide scale/mask bugs).
+                v = normal(shape, (2.0 / shape[1]) ** 0.5)
             elif name.endswith(".weight") and len(shape) == 2:  # nn.Linear [out, in]
                 v = normal(shape, shape[1] ** -0.5)
             elif name.endswith(".bias"):
