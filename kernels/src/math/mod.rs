@@ -1,6 +1,6 @@
 //! Vector math: `exp`, `erf`, `sigmoid`, exact `gelu` and `quick_gelu`, written once.
 //!
-//! Every algorithm here is generic over [`SimdF32`], a small set of lane-wise f32 operations
+//! Every algorithm here is generic over `SimdF32`, a small set of lane-wise f32 operations
 //! implemented per kernel set: [`scalar`] (`f32`, the reference), [`portable`]
 //! (`wide::f32x8`), [`avx2`] (`__m256`) and [`avx512`] (`__m512`). Because the operation
 //! sequence is the same for every lane width, and the scalar reference uses a fused
