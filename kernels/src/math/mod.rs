@@ -96,8 +96,12 @@ pub(crate) trait SimdF32: Copy {
 
 /// Inputs above this give `+inf` (just above ln(f32::MAX)).
 pub(crate) const EXP_HI: f32 = 88.722_84;
-/// Inputs below this give `0` (ln of the smallest normal f32; subnormal results are flushed).
-pub(crate) const EXP_LO: f32 = -87.336_55;
+/// Inputs below this give `0`. Slightly above ln(f32::MIN_POSITIVE) = -87.33654: inputs are
+/// clamped here before the polynomial, and the clamped lanes (padding, masked `-inf` scores)
+/// must still produce a *normal* intermediate, or every multiply on them takes a
+/// microcode assist (~100 cycles) for a subnormal result. `e^EXP_LO` = 1.18e-38, so results
+/// below that (0.7 % above the smallest normal) are flushed to zero.
+pub(crate) const EXP_LO: f32 = -87.33;
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 split in two (Cody-Waite): `LN2_HI` has few bits so `n * LN2_HI` is exact.
 const LN2_HI: f32 = 0.693_359_4;
