@@ -8,12 +8,12 @@
 //!
 //! Parallelism: one job per (batch, head) on the caller's rayon pool; each job is computed
 //! wholly by one thread with a per-thread scratch buffer (K transposed and V packed for the
-//! head, one row of scores), so the result is identical for every thread count and there is
-//! no `[T, T]` allocation. Per query row: scores by an axpy over `K^T` (vectorised along
-//! keys), the row softmax of `crate::rows`, then `p . V` (vectorised along `head_dim`). Every
-//! dot product is summed over its index in order, whatever the lane count.
+//! head, scores of a block of 4 queries), so the result is identical for every thread count
+//! and there is no `[T, T]` allocation. Per block of queries: scores by axpys over `K^T`
+//! (vectorised along keys), the row softmax of `crate::rows`, then `p . V` (vectorised along
+//! `head_dim`). Every dot product is summed over its index in order, whatever the lane count.
 //!
-//! Not here: the Q/K/V projections (GEMM), KV caches, non-causal masks other than none.
+//! Not here: the Q/K/V projections (GEMM), KV caches, masks other than causal.
 
 use crate::math::SimdF32;
 use crate::rows::{assert_available, softmax_row};
@@ -216,7 +216,8 @@ const ROWS: usize = 4;
 /// ```
 /// Queries go by blocks of `R`: scores of the block (keys up to the block's last causal
 /// limit; each row later uses only its own), `R` row softmaxes (independent, so their
-/// latency chains overlap), then `p . V` row by row. Leftover queries go one at a time.
+/// latency chains overlap), then `p . V` for pairs of rows (sharing each load of V).
+/// Queries left over after the last full block have their scores computed one at a time.
 #[inline(always)]
 fn attend_head<V: SimdF32>(
     p: &Problem<'_>,
