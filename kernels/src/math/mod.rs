@@ -31,6 +31,12 @@ pub mod avx512;
 /// created and used inside code that runs after [`crate::Isa::is_available`] returned true for
 /// that kernel set (in practice: inside `#[target_feature]` wrappers called from the safe,
 /// checked entry points, or from the `unsafe fn`s of the per-ISA modules).
+///
+/// Code generic over this trait must reach the `#[target_feature]` wrapper through
+/// `#[inline(always)]` functions and trait methods only. A closure or `fn` item passed into
+/// the generic code may stay out of line, compiled *without* the wrapper's features, and then
+/// every intrinsic inside it becomes a function call (measured: 10-20x slower). Use a
+/// small trait with an `#[inline(always)]` method instead (see `rows/generic.rs`).
 pub(crate) trait SimdF32: Copy {
     /// Number of f32 lanes.
     const LANES: usize;
