@@ -1,6 +1,6 @@
 //! [`crate::math`] on `__m256` (AVX2 + FMA, 8 lanes).
 //!
-//! [`Avx2F32`] implements the crate's lane operations with AVX/AVX2/FMA intrinsics. Values of
+//! `Avx2F32` implements the crate's lane operations with AVX/AVX2/FMA intrinsics. Values of
 //! it only exist inside code that runs after `Isa::Avx2.is_available()` was checked (the crate
 //! invariant stated on `SimdF32`); every `unsafe` block below relies on that. The public
 //! functions take and return raw `__m256` and are `unsafe` for the same reason.

@@ -1,6 +1,6 @@
 //! [`crate::math`] on `__m512` (AVX-512F, 16 lanes).
 //!
-//! [`Avx512F32`] implements the crate's lane operations with AVX-512F intrinsics. Values of it
+//! `Avx512F32` implements the crate's lane operations with AVX-512F intrinsics. Values of it
 //! only exist inside code that runs after `Isa::Avx512.is_available()` was checked (the crate
 //! invariant stated on `SimdF32`); every `unsafe` block below relies on that. The public
 //! functions take and return raw `__m512` and are `unsafe` for the same reason.
