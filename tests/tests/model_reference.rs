@@ -224,7 +224,9 @@ fn full_b32_matches_pytorch_when_available() {
         return;
     };
     for d in dirs.split(',').filter(|d| !d.is_empty()) {
-        let dir = Path::new(d);
+        // Relative paths are taken from the workspace root (tests run in `tests/`).
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(d);
+        let dir = dir.as_path();
         let r = Reference::load(&dir.join("reference.safetensors"));
         let model = load(dir, 0);
         let bad = check_against(&model, &r, d);
