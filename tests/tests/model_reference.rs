@@ -233,3 +233,27 @@ fn full_b32_matches_pytorch_when_available() {
         assert!(bad.is_empty(), "{d}: outside the bounds: {bad:?}");
     }
 }
+
+/// `ClipModel::random` builds a working model of the given size, deterministic per seed.
+#[test]
+fn random_weights_model_is_deterministic() {
+    let dir = fixture("clip-tiny2");
+    let cfg = ClipConfig::from_hf_json(&dir.join("config.json")).unwrap();
+    let opts = LoadOptions {
+        threads: 2,
+        ..Default::default()
+    };
+    let a = ClipModel::random(&cfg, 7, &opts).unwrap();
+    let b = ClipModel::random(&cfg, 7, &opts).unwrap();
+    let c = ClipModel::random(&cfg, 8, &opts).unwrap();
+    let px = vec![0.25f32; 3 * cfg.vision.image_size * cfg.vision.image_size];
+    let (ea, eb, ec) = (
+        a.encode_pixels(&px, 1).unwrap(),
+        b.encode_pixels(&px, 1).unwrap(),
+        c.encode_pixels(&px, 1).unwrap(),
+    );
+    assert_eq!(ea, eb);
+    assert_ne!(ea, ec);
+    let norm: f32 = ea.row(0).iter().map(|v| v * v).sum();
+    assert!((norm - 1.0).abs() < 1e-5 && ea.data.iter().all(|v| v.is_finite()));
+}

@@ -14,6 +14,7 @@ pub mod error;
 pub mod image;
 pub mod layers;
 pub mod model;
+pub mod random;
 pub mod text;
 pub mod vision;
 pub mod weights;
