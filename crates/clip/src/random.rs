@@ -165,7 +165,7 @@ pub fn random_safetensors(cfg: &ClipConfig, seed: u64) -> Vec<u8> {
         offset += bytes;
     }
     let mut json = serde_json::Value::Object(header).to_string().into_bytes();
-    while (8 + json.len()) % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + json.len() + offset);
