@@ -134,7 +134,7 @@ pub fn attention(
 
     let head_fn: HeadFn = match isa {
         Isa::Scalar => head_scalar,
-        Isa::Portable => head_portable,
+        Isa::Portable | Isa::Neon => head_portable,
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => x86::head_avx2,
         #[cfg(target_arch = "x86_64")]

@@ -51,6 +51,16 @@ pub(crate) fn blocking(isa: Isa) -> super::Blocking {
         Isa::Avx512 => of::<crate::arch::x86_64::avx512::Avx512>(),
         #[cfg(not(target_arch = "x86_64"))]
         Isa::Avx2 | Isa::Avx512 => unreachable!("x86_64 kernels on another architecture"),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => of::<crate::arch::aarch64::neon::Neon>(),
+        #[cfg(not(target_arch = "aarch64"))]
+        Isa::Neon => super::Blocking {
+            mr: 6,
+            nr: 16,
+            kc: 256,
+            mc: 240,
+            nc: 3072,
+        },
     }
 }
 
@@ -73,6 +83,10 @@ pub(crate) fn dispatch(
         Isa::Avx512 => gemm_loop::<crate::arch::x86_64::avx512::Avx512>(alpha, a, b, beta, c, epi),
         #[cfg(not(target_arch = "x86_64"))]
         Isa::Avx2 | Isa::Avx512 => unreachable!("x86_64 kernels on another architecture"),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => gemm_loop::<crate::arch::aarch64::neon::Neon>(alpha, a, b, beta, c, epi),
+        #[cfg(not(target_arch = "aarch64"))]
+        Isa::Neon => unreachable!("the NEON kernels on another architecture"),
     }
 }
 

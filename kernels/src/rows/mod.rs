@@ -55,7 +55,7 @@ macro_rules! dispatch {
         assert_available(isa);
         match isa {
             Isa::Scalar => generic::$f::<f32>($($arg),*),
-            Isa::Portable => generic::$f::<wide::f32x8>($($arg),*),
+            Isa::Portable | Isa::Neon => generic::$f::<wide::f32x8>($($arg),*),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `assert_available` checked that the CPU supports AVX2 and FMA.
             Isa::Avx2 => unsafe { x86::avx2::$f($($arg),*) },

@@ -66,7 +66,7 @@ struct GemmArgs {
     /// Threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Kernel set: scalar, portable, avx2 or avx512 (default: the best this CPU has, or CLIP_ISA).
+    /// Kernel set: scalar, portable, avx2, avx512 or neon (default: the best this CPU has, or CLIP_ISA).
     #[arg(long)]
     isa: Option<String>,
     /// Pack B once before timing, as model weights are.
@@ -280,7 +280,7 @@ fn parse_isa(isa: &Option<String>) -> Result<Isa, String> {
     let isa = match isa {
         None => Isa::active(),
         Some(s) => Isa::parse(s)
-            .ok_or_else(|| format!("--isa {s}: expected scalar, portable, avx2 or avx512"))?,
+            .ok_or_else(|| format!("--isa {s}: expected scalar, portable, avx2, avx512 or neon"))?,
     };
     if !isa.is_available() {
         return Err(format!("--isa {isa}: this CPU cannot run it"));
