@@ -34,7 +34,7 @@ fn join(header: &serde_json::Map<String, serde_json::Value>, data: &[u8]) -> Vec
     let mut h = serde_json::Value::Object(header.clone())
         .to_string()
         .into_bytes();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
