@@ -6,6 +6,7 @@
 //! `k0*panels*NR + j*kc*NR`. Columns past `n` are zero. Packed A: for each MR-high micro-panel,
 //! `kc x MR` floats k-major; rows past `m` are zero.
 
+use super::kernel::MAX_NR;
 use super::MatRef;
 
 /// 64 bytes of f32, so a `Vec` of them is cache-line aligned.
@@ -152,6 +153,28 @@ pub(crate) fn pack_b_panel(
             let base = (k0 + k) * b.rs + j0;
             dst[k * nr..k * nr + cols].copy_from_slice(&b.data[base..base + cols]);
             dst[k * nr + cols..(k + 1) * nr].fill(0.0);
+        }
+    } else if b.rs == 1 && cols == nr && nr <= MAX_NR {
+        // B is a transposed row-major weight: read 8 contiguous k of each column, write 8
+        // contiguous panel rows.
+        let mut k = 0;
+        let mut t = [[0.0f32; 8]; MAX_NR];
+        while k + 8 <= kc {
+            for (j, tj) in t.iter_mut().enumerate().take(nr) {
+                let base = (j0 + j) * b.cs + k0 + k;
+                tj.copy_from_slice(&b.data[base..base + 8]);
+            }
+            for kk in 0..8 {
+                for (j, o) in dst[(k + kk) * nr..(k + kk + 1) * nr].iter_mut().enumerate() {
+                    *o = t[j][kk];
+                }
+            }
+            k += 8;
+        }
+        for k in k..kc {
+            for j in 0..nr {
+                dst[k * nr + j] = b.data[(j0 + j) * b.cs + k0 + k];
+            }
         }
     } else {
         for j in 0..cols {
