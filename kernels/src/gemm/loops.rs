@@ -227,9 +227,12 @@ fn run_tasks<K: MicroKernel>(job: &Job<'_>) {
     let flops = 2.0 * m as f64 * job.nc as f64 * job.a.cols as f64;
     // Tiny products are not worth waking other threads for.
     let threads = if flops < 2.0e5 { 1 } else { threads };
+    // Row blocks of at most MC rows, as many as a multiple of the thread count when the rows
+    // allow (8 micro-panels a block at least), so every thread gets the same share.
     let mut m_blocks = m.div_ceil(K::MC);
-    if m_blocks < threads && m >= 8 * K::MR * threads {
-        m_blocks = threads;
+    let balanced = m_blocks.div_ceil(threads) * threads;
+    if m >= 8 * K::MR * balanced {
+        m_blocks = balanced;
     }
     let mc = m.div_ceil(m_blocks).div_ceil(K::MR) * K::MR;
     let m_blocks = m.div_ceil(mc);
