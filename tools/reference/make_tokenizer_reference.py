@@ -143,6 +143,12 @@ EDGE_CASES = [
     "âœ” No problems", "The Mona Lisa doesnÃ¢â‚¬â„¢t have eyebrows.", "Ã¡rbol", "Ã©tÃ© Ã  Paris", "ÐŸÑ€Ð¸Ð²ÐµÑ‚",
     "&macr;\\_(ã\x83\x84)_/&macr;", "\x80\x93 c1", "numbers 123 4.5 ¹²³ ½ Ⅻ ٣",
     "x" * 3000, "ab" * 2000, "word " * 400,
+    # Nested escapes and mojibake-like runs: shapes that stress ftfy's loops.
+    "&" + "amp;" * 300 + "lt;b&amp;amp;gt;", "&" + "AMP;" * 50 + "#38;" * 50 + "amp;" * 40 + "eacute;",
+    "a &amp;amp;amp;amp; b &amp;amp; c &amp;amp;amp;amp;amp;amp;amp; d", "é&amp;amp;amp;amp;é Ã© &amp;amp;",
+    "&amp;#38;#x26;#X26;#0038;AMP;lt;", "&amp;amp;amp;amp" + "amp;" * 20, "&#38;" + "#38;" * 30 + "#x26;" * 30,
+    "&amp;amp;amp;amp;&amp;amp;amp;amp;lt;", "&amp;l&#116;;", "€Ã" * 200, "Ã€" * 200 + "€Ã©", "x€Ã©y" * 50,
+    "ÂÃ©" * 100, "Ã" * 300, "â€œ" * 100 + "â€",
 ]
 
 

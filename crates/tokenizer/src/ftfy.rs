@@ -74,6 +74,9 @@ pub fn fix_segment(segment: &str, unescape: bool) -> Cow<'_, str> {
         if text == orig {
             return Cow::Owned(text);
         }
+        if let Some(skipped) = crate::chains::fast_forward(&orig, &text) {
+            text = skipped;
+        }
     }
 }
 

@@ -24,6 +24,7 @@
 //! `docs/tokenizer.md`.
 
 pub mod bpe;
+mod chains;
 pub mod error;
 pub mod ftfy;
 pub mod html;
