@@ -37,6 +37,7 @@ Usage: pip install ftfy regex openai-clip; python3 tools/reference/make_tokenize
 import gzip
 import html
 import importlib.util
+import io
 import json
 import os
 import random
@@ -52,6 +53,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "..", "crates", "tokenizer", "tests", "fixtures", "tokenizer_reference.jsonl.gz")
 MAX_LINES = 9000
 rng = random.Random(1234)
+
+
+def gz_text(path):
+    """A gzip text file with mtime 0, so the same content gives the same bytes."""
+    return io.TextIOWrapper(gzip.GzipFile(path, "wb", compresslevel=9, mtime=0), encoding="utf-8")
 
 
 def load_simple_tokenizer():
@@ -239,7 +245,7 @@ def main():
     corpus = corpus[:MAX_LINES - len(EDGE_CASES)] + EDGE_CASES if len(corpus) > MAX_LINES else corpus
     pat = tok.pat
     n_detail = 0
-    with gzip.open(OUT, "wt", encoding="utf-8", compresslevel=9) as f:
+    with gz_text(OUT) as f:
         for t in corpus:
             ids = tok.encode(t)
             row, too_long = clip_tokenize_row(tok, ids)
