@@ -197,14 +197,14 @@ def write_small_vocab(st, corpus):
     merges = sorted(small.bpe_ranks.items(), key=lambda kv: kv[1])
     with open(os.path.join(hf, "merges.txt"), "w", encoding="utf-8") as f:
         f.write("#version: 0.2\n" + "".join(" ".join(m) + "\n" for m, _ in merges if len(m) == 2))
-    with gzip.open(os.path.join(FIXTURES, "small_reference.jsonl.gz"), "wt", encoding="utf-8", compresslevel=9) as f:
+    with gz_text(os.path.join(FIXTURES, "small_reference.jsonl.gz")) as f:
         for t in corpus[:1500] + corpus[-len(EDGE_CASES):]:
             f.write(json.dumps({"t": t, "ids": small.encode(t)}, ensure_ascii=False) + "\n")
 
 
 def write_decode_reference(tok):
     n = len(tok.decoder)
-    with gzip.open(os.path.join(FIXTURES, "decode_reference.jsonl.gz"), "wt", encoding="utf-8", compresslevel=9) as f:
+    with gz_text(os.path.join(FIXTURES, "decode_reference.jsonl.gz")) as f:
         for i in range(400):
             k = rng.randint(0, 12)
             ids = [rng.randrange(n) if i % 2 else rng.randrange(512) for _ in range(k)]
@@ -214,7 +214,7 @@ def write_decode_reference(tok):
                b"\xf0\x9f\x98 cut emoji", b"\x80\x81\x82", b"valid \xc3\xa9 text", b"\xf4\x90\x80\x80 too big"]
     for i in range(200):
         samples.append(bytes(rng.randrange(256) for _ in range(rng.randint(1, 24))))
-    with gzip.open(os.path.join(FIXTURES, "utf8_reference.jsonl.gz"), "wt", encoding="utf-8", compresslevel=9) as f:
+    with gz_text(os.path.join(FIXTURES, "utf8_reference.jsonl.gz")) as f:
         for b in samples:
             f.write(json.dumps({"hex": b.hex(), "ids": tok.encode(b.decode("utf-8", errors="replace"))}) + "\n")
 
