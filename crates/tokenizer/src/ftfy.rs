@@ -64,8 +64,12 @@ pub fn fix_segment(segment: &str, unescape: bool) -> Cow<'_, str> {
         }
         apply(&mut text, mojibake::fix_encoding);
         apply(&mut text, fix_c1_controls);
-        apply(&mut text, |t| translate(t, |c| tables::lookup(&tables::LIGATURES, c as u32)));
-        apply(&mut text, |t| translate(t, |c| tables::lookup(&tables::WIDTH_MAP, c as u32)));
+        apply(&mut text, |t| {
+            translate(t, |c| tables::lookup(&tables::LIGATURES, c as u32))
+        });
+        apply(&mut text, |t| {
+            translate(t, |c| tables::lookup(&tables::WIDTH_MAP, c as u32))
+        });
         apply(&mut text, uncurl_quotes);
         apply(&mut text, fix_line_breaks);
         apply(&mut text, remove_terminal_escapes);
