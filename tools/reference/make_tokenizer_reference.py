@@ -14,6 +14,8 @@ object per line:
   fx   ftfy.fix_text(t)
   un   html.unescape(t)
   lo   t.lower()
+  bc   basic_clean(t)
+  cl   whitespace_clean(basic_clean(t))
   pt   the pre-tokens: regex findall on whitespace_clean(basic_clean(t)).lower()
 
 It also writes, for the other-vocabulary and decode tests:
@@ -255,6 +257,8 @@ def main():
                 rec["fx"] = ftfy.fix_text(t)
                 rec["un"] = html.unescape(t)
                 rec["lo"] = t.lower()
+                rec["bc"] = st.basic_clean(t)
+                rec["cl"] = st.whitespace_clean(st.basic_clean(t))
                 cleaned = st.whitespace_clean(st.basic_clean(t)).lower()
                 rec["pt"] = regex.findall(pat, cleaned)
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
