@@ -198,8 +198,11 @@ pub fn bpe_heap(merges: &Merges, word: &mut Vec<u32>) {
 
 const SHARDS: usize = 32;
 
-/// One shard of the cache: pre-token bytes -> ids.
-type Shard = Mutex<FxMap<Box<[u8]>, Box<[u32]>>>;
+/// Pre-token bytes -> ids.
+type Words = FxMap<Box<[u8]>, Box<[u32]>>;
+
+/// One shard of the cache.
+type Shard = Mutex<Words>;
 
 /// Words kept per thread in the front cache.
 const LOCAL_WORDS: usize = 1 << 13;
@@ -207,8 +210,7 @@ const LOCAL_WORDS: usize = 1 << 13;
 thread_local! {
     /// Per-thread front cache: (id of the owning `WordCache`, words). Hits here
     /// take no lock and touch no shared cache line.
-    static LOCAL: RefCell<(u64, FxMap<Box<[u8]>, Box<[u32]>>)> =
-        RefCell::new((0, FxMap::default()));
+    static LOCAL: RefCell<(u64, Words)> = RefCell::new((0, Words::default()));
 }
 
 /// A bounded, thread-safe cache from pre-token bytes to BPE ids.
