@@ -2,7 +2,7 @@
 //!
 //! [`Isa::active`] is the kernel set every call uses unless it names one: the best the CPU
 //! has, or the one forced by the `CLIP_ISA` environment variable
-//! (`scalar|portable|avx2|avx512`). The choice is made on first use and cached.
+//! (`scalar|portable|avx2|avx512|neon`). The choice is made on first use and cached.
 //! Tests and benches that want a particular kernel set pass an [`Isa`] explicitly.
 
 use std::sync::OnceLock;
@@ -18,6 +18,8 @@ pub enum Isa {
     Avx2,
     /// x86_64 AVX-512F (16 lanes).
     Avx512,
+    /// aarch64 NEON (4 lanes; GEMM micro-kernel of its own, row kernels over `wide`).
+    Neon,
 }
 
 /// The environment variable that forces a kernel set.
@@ -25,7 +27,13 @@ pub const ISA_ENV: &str = "CLIP_ISA";
 
 impl Isa {
     /// Every kernel set this crate knows, worst first.
-    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Portable, Isa::Avx2, Isa::Avx512];
+    pub const ALL: [Isa; 5] = [
+        Isa::Scalar,
+        Isa::Portable,
+        Isa::Avx2,
+        Isa::Avx512,
+        Isa::Neon,
+    ];
 
     /// The lower-case name used by `CLIP_ISA`, the CLI and the benches.
     pub fn name(self) -> &'static str {
@@ -34,6 +42,7 @@ impl Isa {
             Isa::Portable => "portable",
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
         }
     }
 
@@ -57,10 +66,12 @@ impl Isa {
             Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
             #[cfg(not(target_arch = "x86_64"))]
             Isa::Avx2 | Isa::Avx512 => false,
+            Isa::Neon => cfg!(target_arch = "aarch64"),
         }
     }
 
-    /// The kernel sets this CPU can run, worst first.
+    /// The kernel sets this CPU can run, worst first (`neon` sorts last but only exists on
+    /// aarch64, where the x86 sets do not).
     pub fn available() -> Vec<Isa> {
         Isa::ALL.into_iter().filter(|i| i.is_available()).collect()
     }
@@ -87,7 +98,7 @@ impl Isa {
                 }
                 None => {
                     eprintln!(
-                        "warning: {ISA_ENV}={v} is not one of scalar|portable|avx2|avx512; using {}",
+                        "warning: {ISA_ENV}={v} is not one of scalar|portable|avx2|avx512|neon; using {}",
                         Isa::detect().name()
                     );
                     Isa::detect()

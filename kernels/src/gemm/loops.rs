@@ -51,6 +51,16 @@ pub(crate) fn blocking(isa: Isa) -> super::Blocking {
         Isa::Avx512 => of::<crate::arch::x86_64::avx512::Avx512>(),
         #[cfg(not(target_arch = "x86_64"))]
         Isa::Avx2 | Isa::Avx512 => unreachable!("x86_64 kernels on another architecture"),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => of::<crate::arch::aarch64::neon::Neon>(),
+        #[cfg(not(target_arch = "aarch64"))]
+        Isa::Neon => super::Blocking {
+            mr: 6,
+            nr: 16,
+            kc: 256,
+            mc: 240,
+            nc: 3072,
+        },
     }
 }
 
@@ -73,6 +83,10 @@ pub(crate) fn dispatch(
         Isa::Avx512 => gemm_loop::<crate::arch::x86_64::avx512::Avx512>(alpha, a, b, beta, c, epi),
         #[cfg(not(target_arch = "x86_64"))]
         Isa::Avx2 | Isa::Avx512 => unreachable!("x86_64 kernels on another architecture"),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => gemm_loop::<crate::arch::aarch64::neon::Neon>(alpha, a, b, beta, c, epi),
+        #[cfg(not(target_arch = "aarch64"))]
+        Isa::Neon => unreachable!("the NEON kernels on another architecture"),
     }
 }
 
@@ -121,6 +135,10 @@ struct Job<'a> {
     cs_c: usize,
     bias: Option<&'a [f32]>,
     act: Activation,
+    /// All of A, packed with depth blocks of `kc_block` (`pack::pack_a_all`).
+    apack: &'a [f32],
+    /// MR-high panels of the packed A.
+    a_panels: usize,
     /// Packed B of columns `n0..n0+nc`, with `panels` panels and depth blocks of `kc_block`.
     bpack: &'a [f32],
     kc_block: usize,
@@ -142,6 +160,12 @@ fn gemm_loop<K: MicroKernel>(
         return;
     }
     let cptr = CPtr(c.data.as_mut_ptr());
+    // A is packed once per call, for every JC block and task (in parallel over panels).
+    let k = a.cols;
+    let a_panels = m.div_ceil(K::MR);
+    let mut abuf = take(&A_PACK);
+    abuf.ensure(a_panels * K::MR * k);
+    pack::pack_a_all::<K>(abuf.as_mut_slice(), a, K::KC);
     let base = Job {
         alpha,
         beta,
@@ -151,6 +175,8 @@ fn gemm_loop<K: MicroKernel>(
         cs_c: c.cs,
         bias: epi.bias,
         act: epi.activation,
+        apack: abuf.as_slice(),
+        a_panels,
         bpack: &[],
         kc_block: K::KC,
         panels: n.div_ceil(K::NR),
@@ -190,6 +216,7 @@ fn gemm_loop<K: MicroKernel>(
             give_back(&B_PACK, buf);
         }
     }
+    give_back(&A_PACK, abuf);
 }
 
 /// Splits the block into tasks (loop 3 and a split of loop 2) and runs them on the pool.
@@ -228,13 +255,11 @@ fn run_tasks<K: MicroKernel>(job: &Job<'_>) {
 /// Rows `i0..i0+mc`, panels `p0..p1` of the block: loops 4, 2 and 1.
 fn task<K: MicroKernel>(job: &Job<'_>, i0: usize, mc: usize, p0: usize, p1: usize) {
     let k = job.a.cols;
-    let mut abuf = take(&A_PACK);
-    abuf.ensure(mc.div_ceil(K::MR) * K::MR * job.kc_block.min(k.max(1)));
+    debug_assert_eq!(i0 % K::MR, 0);
     // Loop 4 (PC). k == 0 still runs once, so beta, bias and activation are applied.
     let mut k0 = 0;
     loop {
         let kc = job.kc_block.min(k - k0);
-        pack::pack_a(abuf.as_mut_slice(), job.a, i0, mc, k0, kc, K::MR);
         let first = k0 == 0;
         let last = k0 + kc >= k;
         let beta = if first { job.beta } else { 1.0 };
@@ -244,7 +269,8 @@ fn task<K: MicroKernel>(job: &Job<'_>, i0: usize, mc: usize, p0: usize, p1: usiz
             let bpanel = &job.bpack[off..off + kc * K::NR];
             // Loop 1 (IR).
             for ir in 0..mc.div_ceil(K::MR) {
-                let apanel = &abuf.as_slice()[ir * K::MR * kc..(ir + 1) * K::MR * kc];
+                let aoff = pack::packed_b_offset(k0, kc, i0 / K::MR + ir, job.a_panels, K::MR);
+                let apanel = &job.apack[aoff..aoff + kc * K::MR];
                 tile::<K>(
                     job,
                     apanel,
@@ -263,7 +289,6 @@ fn task<K: MicroKernel>(job: &Job<'_>, i0: usize, mc: usize, p0: usize, p1: usiz
             break;
         }
     }
-    give_back(&A_PACK, abuf);
 }
 
 /// One `MR x NR` tile: rows `row0..row1`, panel `j`.

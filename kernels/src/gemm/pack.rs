@@ -56,40 +56,82 @@ impl AlignedBuf {
     }
 }
 
-/// Packs rows `i0..i0+mc` and depth `k0..k0+kc` of A into MR-high micro-panels.
-/// `dst` must hold `mc.div_ceil(mr)*mr*kc` floats.
-pub(crate) fn pack_a(
+/// Packs one MR-high micro-panel of A: rows `row0..row0+rows` (`rows <= MR`, zero beyond),
+/// depth `k0..k0+kc`, into `dst` (`kc*MR` floats, k-major). Generic over the micro-kernel so
+/// the row loop has a constant trip count; writes are sequential.
+pub(crate) fn pack_a_panel<K: super::MicroKernel>(
     dst: &mut [f32],
     a: &MatRef<'_>,
-    i0: usize,
-    mc: usize,
+    row0: usize,
+    rows: usize,
     k0: usize,
     kc: usize,
-    mr: usize,
 ) {
-    let panels = mc.div_ceil(mr);
-    debug_assert!(dst.len() >= panels * mr * kc);
-    for p in 0..panels {
-        let panel = &mut dst[p * mr * kc..(p + 1) * mr * kc];
-        let rows = mr.min(mc - p * mr);
-        for r in 0..rows {
-            let base = (i0 + p * mr + r) * a.rs + k0 * a.cs;
-            if a.cs == 1 {
-                let src = &a.data[base..base + kc];
-                for (k, &v) in src.iter().enumerate() {
-                    panel[k * mr + r] = v;
+    let mr = K::MR;
+    let dst = &mut dst[..kc * mr];
+    if rows == mr && a.cs == 1 {
+        let base = row0 * a.rs + k0;
+        let src = &a.data[base..base + (mr - 1) * a.rs + kc];
+        let rs = a.rs;
+        // 8 k at a time: read 8 contiguous floats of each row, write 8 rows of the panel.
+        let mut k = 0;
+        while k + 8 <= kc {
+            let mut t = [[0.0f32; 8]; 16];
+            for (r, tr) in t.iter_mut().enumerate().take(mr) {
+                tr.copy_from_slice(&src[r * rs + k..r * rs + k + 8]);
+            }
+            for kk in 0..8 {
+                let out = &mut dst[(k + kk) * mr..(k + kk + 1) * mr];
+                for (r, o) in out.iter_mut().enumerate() {
+                    *o = t[r][kk];
                 }
+            }
+            k += 8;
+        }
+        for k in k..kc {
+            for r in 0..mr {
+                dst[k * mr + r] = src[r * rs + k];
+            }
+        }
+        return;
+    }
+    for (k, out) in dst.chunks_exact_mut(mr).enumerate() {
+        for (r, o) in out.iter_mut().enumerate() {
+            *o = if r < rows {
+                a.data[(row0 + r) * a.rs + (k0 + k) * a.cs]
             } else {
-                for k in 0..kc {
-                    panel[k * mr + r] = a.data[base + k * a.cs];
-                }
-            }
+                0.0
+            };
         }
-        for r in rows..mr {
-            for k in 0..kc {
-                panel[k * mr + r] = 0.0;
-            }
+    }
+}
+
+/// Packs all of A (`m x k`) with depth blocks of `kc_block` into MR-high micro-panels, in
+/// parallel over panels. The panel `p` of the block at `k0` (depth `kc`) is at
+/// `k0*panels*MR + p*kc*MR`.
+pub(crate) fn pack_a_all<K: super::MicroKernel>(dst: &mut [f32], a: &MatRef<'_>, kc_block: usize) {
+    use rayon::prelude::*;
+    let (m, k, mr) = (a.rows, a.cols, K::MR);
+    let panels = m.div_ceil(mr);
+    let mut k0 = 0;
+    let mut rest = &mut dst[..panels * mr * k];
+    while k0 < k {
+        let kc = kc_block.min(k - k0);
+        let (block, tail) = rest.split_at_mut(kc * panels * mr);
+        let pack = |(p, panel): (usize, &mut [f32])| {
+            pack_a_panel::<K>(panel, a, p * mr, mr.min(m - p * mr), k0, kc)
+        };
+        if panels * mr * k < 1 << 16 {
+            block.chunks_mut(kc * mr).enumerate().for_each(pack);
+        } else {
+            block
+                .par_chunks_mut(kc * mr)
+                .enumerate()
+                .with_min_len(4)
+                .for_each(pack);
         }
+        rest = tail;
+        k0 += kc;
     }
 }
 

@@ -21,6 +21,10 @@ use generic::ElemOp;
 use crate::Isa;
 
 /// The mask applied by [`softmax_rows`].
+///
+/// Both masks locate a row by its index `r` within the slice passed, so a caller splitting
+/// rows across threads must split at multiples of `cols` rows (`Causal`) or of the mask's
+/// row count (`Additive`) to get the same result as one call.
 #[derive(Clone, Copy, Debug, Default)]
 pub enum SoftmaxMask<'a> {
     /// No mask.
@@ -51,7 +55,7 @@ macro_rules! dispatch {
         assert_available(isa);
         match isa {
             Isa::Scalar => generic::$f::<f32>($($arg),*),
-            Isa::Portable => generic::$f::<wide::f32x8>($($arg),*),
+            Isa::Portable | Isa::Neon => generic::$f::<wide::f32x8>($($arg),*),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `assert_available` checked that the CPU supports AVX2 and FMA.
             Isa::Avx2 => unsafe { x86::avx2::$f($($arg),*) },

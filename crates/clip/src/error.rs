@@ -1,0 +1,210 @@
+//! The one error type of the `clip` crate and its `Result` alias.
+//!
+//! Every variant carries structured fields; image variants name the file (or the
+//! label given for in-memory bytes) and the reason. Display and `std::error::Error`
+//! are written by hand. Model-loading variants are added next to these later.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// `Result` with the crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything that can go wrong in the `clip` crate.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file could not be read from disk.
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file has no bytes at all.
+    EmptyImage { path: PathBuf },
+    /// The bytes are not a format we decode (e.g. GIF, BMP, WebP, or unknown).
+    UnsupportedFormat { path: PathBuf, format: String },
+    /// A PNG or JPEG feature we do not decode (e.g. lossless 16-bit JPEG).
+    UnsupportedImage {
+        path: PathBuf,
+        format: &'static str,
+        reason: String,
+    },
+    /// The file ends before the image data is complete.
+    TruncatedImage {
+        path: PathBuf,
+        format: &'static str,
+        reason: String,
+    },
+    /// The file is malformed (bad marker, checksum, Huffman code, ...).
+    CorruptImage {
+        path: PathBuf,
+        format: &'static str,
+        reason: String,
+    },
+    /// The header declares a width or height of zero.
+    ZeroSizedImage {
+        path: PathBuf,
+        width: u64,
+        height: u64,
+    },
+    /// The header declares more pixels than the configured maximum.
+    TooManyPixels {
+        path: PathBuf,
+        width: u64,
+        height: u64,
+        max_pixels: u64,
+    },
+    /// `preprocessor_config.json` exists but cannot be used.
+    InvalidPreprocessorConfig { path: PathBuf, reason: String },
+    /// A caller-supplied argument is out of range (e.g. a zero crop size).
+    InvalidArgument { reason: String },
+    /// A model folder lacks a file the loader needs.
+    MissingFile { path: PathBuf, what: &'static str },
+    /// The weights file is not valid safetensors (bad or truncated header, offsets out of
+    /// range, overlapping, or not matching shape x dtype).
+    InvalidWeights { path: PathBuf, reason: String },
+    /// The weights use neither Hugging Face nor OpenAI key names.
+    UnknownLayout { path: PathBuf },
+    /// A tensor the model needs is not in the file.
+    MissingTensor { key: String },
+    /// A tensor has another shape than the configuration implies.
+    WrongShape {
+        key: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    /// A tensor has an element type the model cannot use.
+    WrongDType {
+        key: String,
+        expected: &'static str,
+        found: String,
+    },
+    /// `config.json` is unreadable, or inconsistent with itself or with the tensors.
+    InvalidConfig { path: PathBuf, reason: String },
+    /// Model inputs of the wrong shape or content (pixel tensor, token ids).
+    InvalidInput { reason: String },
+    /// The tokenizer refused a text.
+    Tokenizer(clip_tokenizer::Error),
+    /// A tensor operation failed.
+    Tensor(clip_tensor::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { path, source } => {
+                write!(f, "{}: cannot read file: {source}", path.display())
+            }
+            Error::EmptyImage { path } => write!(f, "{}: empty file (0 bytes)", path.display()),
+            Error::UnsupportedFormat { path, format } => {
+                write!(f, "{}: unsupported image format: {format}", path.display())
+            }
+            Error::UnsupportedImage {
+                path,
+                format,
+                reason,
+            } => write!(
+                f,
+                "{}: unsupported {format} image: {reason}",
+                path.display()
+            ),
+            Error::TruncatedImage {
+                path,
+                format,
+                reason,
+            } => write!(f, "{}: truncated {format} file: {reason}", path.display()),
+            Error::CorruptImage {
+                path,
+                format,
+                reason,
+            } => write!(f, "{}: corrupt {format} file: {reason}", path.display()),
+            Error::ZeroSizedImage {
+                path,
+                width,
+                height,
+            } => write!(
+                f,
+                "{}: image has zero size ({width}x{height})",
+                path.display()
+            ),
+            Error::TooManyPixels {
+                path,
+                width,
+                height,
+                max_pixels,
+            } => write!(
+                f,
+                "{}: image is {width}x{height} = {} pixels, more than the limit of {max_pixels}",
+                path.display(),
+                width.saturating_mul(*height)
+            ),
+            Error::InvalidPreprocessorConfig { path, reason } => {
+                write!(
+                    f,
+                    "{}: invalid preprocessor config: {reason}",
+                    path.display()
+                )
+            }
+            Error::InvalidArgument { reason } => write!(f, "invalid argument: {reason}"),
+            Error::MissingFile { path, what } => {
+                write!(f, "{}: missing {what}", path.display())
+            }
+            Error::InvalidWeights { path, reason } => {
+                write!(f, "{}: invalid safetensors file: {reason}", path.display())
+            }
+            Error::UnknownLayout { path } => write!(
+                f,
+                "{}: tensor names are neither Hugging Face CLIP (vision_model.*, text_model.*) \
+                 nor OpenAI CLIP (visual.*, transformer.*)",
+                path.display()
+            ),
+            Error::MissingTensor { key } => write!(f, "missing tensor {key}"),
+            Error::WrongShape {
+                key,
+                expected,
+                found,
+            } => {
+                write!(
+                    f,
+                    "tensor {key}: expected shape {expected:?}, found {found:?}"
+                )
+            }
+            Error::WrongDType {
+                key,
+                expected,
+                found,
+            } => {
+                write!(f, "tensor {key}: expected dtype {expected}, found {found}")
+            }
+            Error::InvalidConfig { path, reason } => {
+                write!(f, "{}: invalid model config: {reason}", path.display())
+            }
+            Error::InvalidInput { reason } => write!(f, "invalid input: {reason}"),
+            Error::Tokenizer(e) => write!(f, "tokenizer: {e}"),
+            Error::Tensor(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Tokenizer(e) => Some(e),
+            Error::Tensor(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<clip_tensor::Error> for Error {
+    fn from(e: clip_tensor::Error) -> Self {
+        Error::Tensor(e)
+    }
+}
+
+impl From<clip_tokenizer::Error> for Error {
+    fn from(e: clip_tokenizer::Error) -> Self {
+        Error::Tokenizer(e)
+    }
+}

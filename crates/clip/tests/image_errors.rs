@@ -1,0 +1,201 @@
+//! One test per error case: every bad input gives a typed error naming the file,
+//! and no input (truncated at any length, bytes flipped) panics.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use clip::error::Error;
+use clip::image::{decode_bytes, decode_file, DecodeOptions, PreprocessConfig, Preprocessor};
+use common::fixture_dir;
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixture_dir().join(name)).expect("fixture")
+}
+
+fn decode(bytes: &[u8]) -> Result<clip::image::RgbImage, Error> {
+    decode_bytes(bytes, Path::new("test-input"), &DecodeOptions::default())
+}
+
+/// The error names the file in its Display text.
+fn assert_names_file(e: &Error) {
+    assert!(e.to_string().starts_with("test-input: "), "{e}");
+}
+
+#[test]
+fn empty_file() {
+    let e = decode(&[]).unwrap_err();
+    assert!(matches!(e, Error::EmptyImage { .. }), "{e:?}");
+    assert_names_file(&e);
+}
+
+#[test]
+fn missing_file_is_io_error() {
+    let path = PathBuf::from("/nonexistent/clip-test.png");
+    let e = decode_file(&path, &DecodeOptions::default()).unwrap_err();
+    assert!(matches!(e, Error::Io { .. }), "{e:?}");
+    assert!(e.to_string().contains("clip-test.png"));
+}
+
+#[test]
+fn gif_is_unsupported() {
+    let gif = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;";
+    let e = decode(gif).unwrap_err();
+    match &e {
+        Error::UnsupportedFormat { format, .. } => assert_eq!(format, "GIF"),
+        other => panic!("{other:?}"),
+    }
+    assert_names_file(&e);
+    let e = decode(b"hello world").unwrap_err();
+    assert!(matches!(e, Error::UnsupportedFormat { .. }), "{e:?}");
+}
+
+#[test]
+fn truncated_png() {
+    let png = fixture("rgb8.png");
+    for cut in [20, 40, png.len() / 2, png.len() - 13] {
+        let e = decode(&png[..cut]).unwrap_err();
+        assert!(
+            matches!(e, Error::TruncatedImage { .. }),
+            "cut {cut}: {e:?}"
+        );
+        assert_names_file(&e);
+    }
+}
+
+#[test]
+fn truncated_jpeg() {
+    let jpg = fixture("jpeg_420.jpg");
+    for cut in [3, 100, jpg.len() / 2] {
+        let e = decode(&jpg[..cut]).unwrap_err();
+        assert!(
+            matches!(e, Error::TruncatedImage { .. } | Error::CorruptImage { .. }),
+            "cut {cut}: {e:?}"
+        );
+        assert_names_file(&e);
+    }
+}
+
+#[test]
+fn corrupt_png_checksum() {
+    let mut png = fixture("rgb8.png");
+    let idat = png.windows(4).position(|w| w == b"IDAT").expect("IDAT");
+    png[idat + 10] ^= 0x55;
+    let e = decode(&png).unwrap_err();
+    assert!(matches!(e, Error::CorruptImage { .. }), "{e:?}");
+    assert_names_file(&e);
+}
+
+#[test]
+fn corrupt_jpeg_markers() {
+    let e = decode(&[0xFF, 0xD8, 0x12, 0x34, 0x56]).unwrap_err();
+    assert!(matches!(e, Error::CorruptImage { .. }), "{e:?}");
+    let mut jpg = fixture("jpeg_444.jpg");
+    let sos = jpg.windows(2).position(|w| w == [0xFF, 0xDA]).expect("SOS");
+    jpg[sos + 4] = 0xEE; // nonsense component count in the scan header
+    let e = decode(&jpg).unwrap_err();
+    assert!(matches!(e, Error::CorruptImage { .. }), "{e:?}");
+}
+
+#[test]
+fn zero_size_png_and_jpeg() {
+    let mut png = fixture("rgb8.png");
+    png[16..20].copy_from_slice(&0u32.to_be_bytes());
+    let e = decode(&png).unwrap_err();
+    assert!(matches!(e, Error::ZeroSizedImage { width: 0, .. }), "{e:?}");
+    let mut jpg = fixture("jpeg_444.jpg");
+    let sof = jpg
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0])
+        .expect("SOF0");
+    jpg[sof + 5..sof + 7].copy_from_slice(&[0, 0]); // height 0
+    let e = decode(&jpg).unwrap_err();
+    assert!(
+        matches!(e, Error::ZeroSizedImage { height: 0, .. }),
+        "{e:?}"
+    );
+    assert_names_file(&e);
+}
+
+#[test]
+fn too_many_pixels_checked_from_header() {
+    // A 40000 x 40000 header on a tiny file: rejected before any allocation.
+    let mut png = fixture("rgb8.png");
+    png[16..20].copy_from_slice(&40_000u32.to_be_bytes());
+    png[20..24].copy_from_slice(&40_000u32.to_be_bytes());
+    let e = decode(&png).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::TooManyPixels {
+                max_pixels: 100_000_000,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    // The limit is configurable.
+    let small = DecodeOptions {
+        max_pixels: 100,
+        ..DecodeOptions::default()
+    };
+    let e = decode_bytes(&fixture("jpeg_444.jpg"), Path::new("test-input"), &small).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::TooManyPixels {
+                width: 96,
+                height: 64,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_names_file(&e);
+}
+
+#[test]
+fn invalid_config_and_arguments() {
+    let e = PreprocessConfig::from_json(b"{\"size\": -3}", Path::new("cfg.json")).unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidPreprocessorConfig { .. }),
+        "{e:?}"
+    );
+    let e = PreprocessConfig::from_json(b"{\"resample\": 2}", Path::new("cfg.json")).unwrap_err();
+    assert!(e.to_string().contains("bicubic"), "{e}");
+    let p = Preprocessor {
+        config: PreprocessConfig {
+            crop_height: 0,
+            ..PreprocessConfig::default()
+        },
+        ..Preprocessor::default()
+    };
+    let img = clip::image::RgbImage::new(1, 1, vec![0, 0, 0]).expect("1x1");
+    assert!(matches!(
+        p.preprocess_rgb(&img),
+        Err(Error::InvalidArgument { .. })
+    ));
+}
+
+/// Every prefix and a sweep of single-byte corruptions: errors, never panics.
+#[test]
+fn no_panic_on_damaged_inputs() {
+    for name in [
+        "palette4_trns.png",
+        "rgb16_trns.png",
+        "rgb8_interlaced.png",
+        "jpeg_420.jpg",
+        "jpeg_progressive.jpg",
+        "jpeg_cmyk.jpg",
+    ] {
+        let good = fixture(name);
+        for cut in 0..good.len() {
+            let _ = decode(&good[..cut]);
+        }
+        for i in (0..good.len()).step_by(7) {
+            let mut bad = good.clone();
+            bad[i] = bad[i].wrapping_add(0x5A);
+            let _ = decode(&bad);
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Preprocessing against Pillow + transformers 5 (`CLIPImageProcessorPil`) on the
+//! committed fixtures: PNG must be bit-exact after resize and within 1e-6 (in
+//! practice 0) after normalisation; JPEG differences come from the decoder
+//! (jpeg-decoder vs libjpeg-turbo) and are measured and bounded.
+
+mod common;
+
+use clip::image::{
+    decode_file, AlphaMode, DecodeOptions, PreprocessConfig, Preprocessor, ResizeTarget,
+};
+use common::{fixture_dir, max_abs_diff, read_npy, u8_diff};
+use serde_json::Value;
+
+struct Case {
+    name: String,
+    file: String,
+    kind: String,
+    preprocessor: Preprocessor,
+    decoded: Option<String>,
+}
+
+fn cases() -> Vec<Case> {
+    let text = std::fs::read_to_string(fixture_dir().join("manifest.json")).expect("manifest.json");
+    let manifest: Value = serde_json::from_str(&text).expect("manifest JSON");
+    let s = |c: &Value, k: &str| c[k].as_str().expect(k).to_string();
+    let n = |c: &Value, k: &str| c[k].as_u64().expect(k) as usize;
+    manifest["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .map(|c| {
+            let crop = n(c, "crop");
+            let config = PreprocessConfig {
+                size: ResizeTarget::ShortestEdge(n(c, "shortest_edge")),
+                crop_height: crop,
+                crop_width: crop,
+                ..PreprocessConfig::default()
+            };
+            let decode = DecodeOptions {
+                alpha: if c["drop_alpha"] == true {
+                    AlphaMode::Drop
+                } else {
+                    AlphaMode::CompositeOverWhite
+                },
+                apply_exif_orientation: c["exif"] == true,
+                ..DecodeOptions::default()
+            };
+            Case {
+                name: s(c, "name"),
+                file: s(c, "file"),
+                kind: s(c, "kind"),
+                preprocessor: Preprocessor { config, decode },
+                decoded: c["decoded"].as_str().map(str::to_string),
+            }
+        })
+        .collect()
+}
+
+/// Runs one case: (resized max |diff| u8, differing bytes, pixel_values max |diff|).
+fn run(case: &Case) -> (u8, usize, f32) {
+    let path = fixture_dir().join(&case.file);
+    let img = decode_file(&path, &case.preprocessor.decode).unwrap_or_else(|e| panic!("{e}"));
+    let resized = case.preprocessor.resize(&img).expect("resize");
+    let want = read_npy(&format!("{}.resized.npy", case.name));
+    assert_eq!(
+        want.shape,
+        vec![resized.height, resized.width, 3],
+        "{}: resized shape",
+        case.name
+    );
+    let (rmax, rcount) = u8_diff(&resized.data, want.as_u8());
+    let pv = case.preprocessor.preprocess_rgb(&img).expect("preprocess");
+    let want_pv = read_npy(&format!("{}.pixel_values.npy", case.name));
+    assert_eq!(
+        want_pv.shape,
+        pv.shape[1..].to_vec(),
+        "{}: pixel_values shape",
+        case.name
+    );
+    let (pmax, _) = max_abs_diff(&pv.data, &want_pv.to_f32());
+    (rmax, rcount, pmax)
+}
+
+#[test]
+fn png_bit_exact_with_pillow() {
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for case in cases().iter().filter(|c| c.kind == "png") {
+        let (rmax, rcount, pmax) = run(case);
+        let ok = rmax == 0 && pmax <= 1e-6;
+        println!(
+            "{:<24} resized max|diff| {rmax} ({rcount} bytes)  pixel_values max|diff| {pmax:.3e}  {}",
+            case.name,
+            if ok { "OK" } else { "NOT OK" }
+        );
+        if !ok {
+            failures.push(case.name.clone());
+        }
+        count += 1;
+    }
+    assert!(count >= 40, "expected the PNG fixtures, found {count}");
+    assert!(
+        failures.is_empty(),
+        "PNG cases differing from Pillow: {failures:?}"
+    );
+}
+
+/// The issue's JPEG goal: 2/255 in pixel units, i.e. 2/255/std after normalising.
+const JPEG_GOAL: f32 = (2.0 / 255.0 / 0.26130258f64) as f32;
+/// What jpeg-decoder reaches (max 3/255 in pixel units on 4:2:x files; see
+/// docs/preprocessing.md). The test fails if a decoder change makes it worse.
+const JPEG_BOUND: f32 = (3.0 / 255.0 / 0.26130258f64) as f32 + 1e-6;
+
+#[test]
+fn jpeg_within_decoder_bound() {
+    let mut worst = 0.0f32;
+    let mut failures = Vec::new();
+    for case in cases().iter().filter(|c| c.kind == "jpeg") {
+        let path = fixture_dir().join(&case.file);
+        let img = decode_file(&path, &case.preprocessor.decode).expect("decode");
+        let pil = read_npy(case.decoded.as_deref().expect("decoded reference"));
+        let (dmax, dcount) = u8_diff(&img.data, pil.as_u8());
+        let (rmax, rcount, pmax) = run(case);
+        println!(
+            "{:<20} decoded max|diff| {dmax} ({:.2}% of bytes)  resized max|diff| {rmax} ({rcount} bytes)  \
+             pixel_values max|diff| {pmax:.4} (= {:.2}/255)",
+            case.name,
+            100.0 * dcount as f64 / img.data.len() as f64,
+            pmax * 255.0 * 0.268_629_54,
+        );
+        worst = worst.max(pmax);
+        if pmax > JPEG_BOUND {
+            failures.push(case.name.clone());
+        }
+    }
+    println!(
+        "worst JPEG pixel_values max|diff| {worst:.4}; issue goal 2/255/std = {JPEG_GOAL:.4} {}; \
+         enforced bound 3/255/std = {JPEG_BOUND:.4}",
+        if worst <= JPEG_GOAL { "met" } else { "NOT met" }
+    );
+    assert!(
+        failures.is_empty(),
+        "JPEG cases over 3/255/std: {failures:?}"
+    );
+}

@@ -1,0 +1,3 @@
+//! aarch64 micro-kernels: NEON (`neon.rs`).
+
+pub(crate) mod neon;
