@@ -28,14 +28,14 @@ fn corpus() -> Vec<String> {
     );
     let raw = std::fs::read(path).expect("tokenizer fixture");
     let mut s = String::new();
-    flate2_free_gunzip(&raw, &mut s);
+    gunzip_to_string(&raw, &mut s);
     s.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| v["t"].as_str().map(str::to_string))
         .collect()
 }
 
-fn flate2_free_gunzip(raw: &[u8], out: &mut String) {
+fn gunzip_to_string(raw: &[u8], out: &mut String) {
     let bytes = gunzip(raw).expect("gzip fixture");
     std::io::Cursor::new(bytes)
         .read_to_string(out)

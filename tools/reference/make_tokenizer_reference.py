@@ -14,6 +14,8 @@ object per line:
   fx   ftfy.fix_text(t)
   un   html.unescape(t)
   lo   t.lower()
+  bc   basic_clean(t)
+  cl   whitespace_clean(basic_clean(t))
   pt   the pre-tokens: regex findall on whitespace_clean(basic_clean(t)).lower()
 
 It also writes, for the other-vocabulary and decode tests:
@@ -37,6 +39,7 @@ Usage: pip install ftfy regex openai-clip; python3 tools/reference/make_tokenize
 import gzip
 import html
 import importlib.util
+import io
 import json
 import os
 import random
@@ -52,6 +55,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "..", "crates", "tokenizer", "tests", "fixtures", "tokenizer_reference.jsonl.gz")
 MAX_LINES = 9000
 rng = random.Random(1234)
+
+
+def gz_text(path):
+    """A gzip text file with mtime 0, so the same content gives the same bytes."""
+    return io.TextIOWrapper(gzip.GzipFile(path, "wb", compresslevel=9, mtime=0), encoding="utf-8")
 
 
 def load_simple_tokenizer():
@@ -143,6 +151,12 @@ EDGE_CASES = [
     "âœ” No problems", "The Mona Lisa doesnÃ¢â‚¬â„¢t have eyebrows.", "Ã¡rbol", "Ã©tÃ© Ã  Paris", "ÐŸÑ€Ð¸Ð²ÐµÑ‚",
     "&macr;\\_(ã\x83\x84)_/&macr;", "\x80\x93 c1", "numbers 123 4.5 ¹²³ ½ Ⅻ ٣",
     "x" * 3000, "ab" * 2000, "word " * 400,
+    # Nested escapes and mojibake-like runs: shapes that stress ftfy's loops.
+    "&" + "amp;" * 300 + "lt;b&amp;amp;gt;", "&" + "AMP;" * 50 + "#38;" * 50 + "amp;" * 40 + "eacute;",
+    "a &amp;amp;amp;amp; b &amp;amp; c &amp;amp;amp;amp;amp;amp;amp; d", "é&amp;amp;amp;amp;é Ã© &amp;amp;",
+    "&amp;#38;#x26;#X26;#0038;AMP;lt;", "&amp;amp;amp;amp" + "amp;" * 20, "&#38;" + "#38;" * 30 + "#x26;" * 30,
+    "&amp;amp;amp;amp;&amp;amp;amp;amp;lt;", "&amp;l&#116;;", "€Ã" * 200, "Ã€" * 200 + "€Ã©", "x€Ã©y" * 50,
+    "ÂÃ©" * 100, "Ã" * 300, "â€œ" * 100 + "â€",
 ]
 
 
@@ -185,14 +199,14 @@ def write_small_vocab(st, corpus):
     merges = sorted(small.bpe_ranks.items(), key=lambda kv: kv[1])
     with open(os.path.join(hf, "merges.txt"), "w", encoding="utf-8") as f:
         f.write("#version: 0.2\n" + "".join(" ".join(m) + "\n" for m, _ in merges if len(m) == 2))
-    with gzip.open(os.path.join(FIXTURES, "small_reference.jsonl.gz"), "wt", encoding="utf-8", compresslevel=9) as f:
+    with gz_text(os.path.join(FIXTURES, "small_reference.jsonl.gz")) as f:
         for t in corpus[:1500] + corpus[-len(EDGE_CASES):]:
             f.write(json.dumps({"t": t, "ids": small.encode(t)}, ensure_ascii=False) + "\n")
 
 
 def write_decode_reference(tok):
     n = len(tok.decoder)
-    with gzip.open(os.path.join(FIXTURES, "decode_reference.jsonl.gz"), "wt", encoding="utf-8", compresslevel=9) as f:
+    with gz_text(os.path.join(FIXTURES, "decode_reference.jsonl.gz")) as f:
         for i in range(400):
             k = rng.randint(0, 12)
             ids = [rng.randrange(n) if i % 2 else rng.randrange(512) for _ in range(k)]
@@ -202,7 +216,7 @@ def write_decode_reference(tok):
                b"\xf0\x9f\x98 cut emoji", b"\x80\x81\x82", b"valid \xc3\xa9 text", b"\xf4\x90\x80\x80 too big"]
     for i in range(200):
         samples.append(bytes(rng.randrange(256) for _ in range(rng.randint(1, 24))))
-    with gzip.open(os.path.join(FIXTURES, "utf8_reference.jsonl.gz"), "wt", encoding="utf-8", compresslevel=9) as f:
+    with gz_text(os.path.join(FIXTURES, "utf8_reference.jsonl.gz")) as f:
         for b in samples:
             f.write(json.dumps({"hex": b.hex(), "ids": tok.encode(b.decode("utf-8", errors="replace"))}) + "\n")
 
@@ -233,7 +247,7 @@ def main():
     corpus = corpus[:MAX_LINES - len(EDGE_CASES)] + EDGE_CASES if len(corpus) > MAX_LINES else corpus
     pat = tok.pat
     n_detail = 0
-    with gzip.open(OUT, "wt", encoding="utf-8", compresslevel=9) as f:
+    with gz_text(OUT) as f:
         for t in corpus:
             ids = tok.encode(t)
             row, too_long = clip_tokenize_row(tok, ids)
@@ -243,6 +257,8 @@ def main():
                 rec["fx"] = ftfy.fix_text(t)
                 rec["un"] = html.unescape(t)
                 rec["lo"] = t.lower()
+                rec["bc"] = st.basic_clean(t)
+                rec["cl"] = st.whitespace_clean(st.basic_clean(t))
                 cleaned = st.whitespace_clean(st.basic_clean(t)).lower()
                 rec["pt"] = regex.findall(pat, cleaned)
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")

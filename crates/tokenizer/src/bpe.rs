@@ -8,9 +8,11 @@
 //! (rank, position); pairs created during a round wait until it ends, so
 //! rounds happen in the reference's order even for unusual merge tables.
 
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// A small multiplicative hasher (FxHash-style): keys here are short and not
@@ -196,15 +198,29 @@ pub fn bpe_heap(merges: &Merges, word: &mut Vec<u32>) {
 
 const SHARDS: usize = 32;
 
-/// One shard of the cache: pre-token bytes -> ids.
-type Shard = Mutex<FxMap<Box<[u8]>, Box<[u32]>>>;
+/// Pre-token bytes -> ids.
+type Words = FxMap<Box<[u8]>, Box<[u32]>>;
+
+/// One shard of the cache.
+type Shard = Mutex<Words>;
+
+/// Words kept per thread in the front cache.
+const LOCAL_WORDS: usize = 1 << 13;
+
+thread_local! {
+    /// Per-thread front cache: (id of the owning `WordCache`, words). Hits here
+    /// take no lock and touch no shared cache line.
+    static LOCAL: RefCell<(u64, Words)> = RefCell::new((0, Words::default()));
+}
 
 /// A bounded, thread-safe cache from pre-token bytes to BPE ids.
 ///
-/// 32 mutex-guarded shards; a shard that reaches its share of the capacity
-/// is cleared (cheap, and bounds memory). Words longer than
-/// [`WordCache::MAX_KEY`] bytes are not cached.
+/// A per-thread front cache of at most 8,192 words (for the cache last used
+/// on that thread) sits before 32 mutex-guarded shared shards. A shard or a
+/// front cache that reaches its capacity is cleared, which bounds memory.
+/// Words longer than [`WordCache::MAX_KEY`] bytes are not cached.
 pub struct WordCache {
+    id: u64,
     shards: Vec<Shard>,
     per_shard: usize,
 }
@@ -219,9 +235,11 @@ impl WordCache {
     /// Longest cached key, in bytes.
     pub const MAX_KEY: usize = 64;
 
-    /// A cache of at most about `capacity` words.
+    /// A cache of at most about `capacity` words (plus the front caches).
     pub fn new(capacity: usize) -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         WordCache {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             shards: (0..SHARDS).map(|_| Mutex::new(FxMap::default())).collect(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
         }
@@ -240,14 +258,40 @@ impl WordCache {
         if key.len() > Self::MAX_KEY {
             return false;
         }
-        let shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-        match shard.get(key) {
+        let local_hit = LOCAL
+            .try_with(|l| match l.try_borrow() {
+                Ok(l) if l.0 == self.id => l.1.get(key).map(|ids| out.extend_from_slice(ids)),
+                _ => None,
+            })
+            .ok()
+            .flatten();
+        if local_hit.is_some() {
+            return true;
+        }
+        let shared: Option<Box<[u32]>> = {
+            let shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+            shard.get(key).cloned()
+        };
+        match shared {
             Some(ids) => {
-                out.extend_from_slice(ids);
+                out.extend_from_slice(&ids);
+                self.insert_local(key, &ids);
                 true
             }
             None => false,
         }
+    }
+
+    fn insert_local(&self, key: &[u8], ids: &[u32]) {
+        let _ = LOCAL.try_with(|l| {
+            if let Ok(mut l) = l.try_borrow_mut() {
+                if l.0 != self.id || l.1.len() >= LOCAL_WORDS {
+                    l.0 = self.id;
+                    l.1.clear();
+                }
+                l.1.insert(key.into(), ids.into());
+            }
+        });
     }
 
     /// Remembers `ids` for `key`.
@@ -255,10 +299,13 @@ impl WordCache {
         if key.len() > Self::MAX_KEY {
             return;
         }
-        let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-        if shard.len() >= self.per_shard {
-            shard.clear();
+        {
+            let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
+            if shard.len() >= self.per_shard {
+                shard.clear();
+            }
+            shard.insert(key.into(), ids.into());
         }
-        shard.insert(key.into(), ids.into());
+        self.insert_local(key, ids);
     }
 }

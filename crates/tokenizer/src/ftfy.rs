@@ -60,20 +60,34 @@ pub fn fix_segment(segment: &str, unescape: bool) -> Cow<'_, str> {
     loop {
         let orig = text.clone();
         if unescape {
-            text = unescape_html(&text).into_owned();
+            apply(&mut text, unescape_html);
         }
-        text = mojibake::fix_encoding(&text).into_owned();
-        text = fix_c1_controls(&text).into_owned();
-        text = translate(&text, |c| tables::lookup(&tables::LIGATURES, c as u32)).into_owned();
-        text = translate(&text, |c| tables::lookup(&tables::WIDTH_MAP, c as u32)).into_owned();
-        text = uncurl_quotes(&text).into_owned();
-        text = fix_line_breaks(&text).into_owned();
-        text = remove_terminal_escapes(&text).into_owned();
-        text = remove_control_chars(&text).into_owned();
-        text = nfc(&text).into_owned();
+        apply(&mut text, mojibake::fix_encoding);
+        apply(&mut text, fix_c1_controls);
+        apply(&mut text, |t| {
+            translate(t, |c| tables::lookup(&tables::LIGATURES, c as u32))
+        });
+        apply(&mut text, |t| {
+            translate(t, |c| tables::lookup(&tables::WIDTH_MAP, c as u32))
+        });
+        apply(&mut text, uncurl_quotes);
+        apply(&mut text, fix_line_breaks);
+        apply(&mut text, remove_terminal_escapes);
+        apply(&mut text, remove_control_chars);
+        apply(&mut text, nfc);
         if text == orig {
             return Cow::Owned(text);
         }
+        if let Some(skipped) = crate::chains::fast_forward(&orig, &text) {
+            text = skipped;
+        }
+    }
+}
+
+/// Runs one fix on `text`, replacing it only when the fix made a new string.
+fn apply(text: &mut String, fix: impl FnOnce(&str) -> Cow<'_, str>) {
+    if let Cow::Owned(fixed) = fix(text) {
+        *text = fixed;
     }
 }
 

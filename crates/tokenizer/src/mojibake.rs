@@ -27,6 +27,7 @@ struct Encoding {
 struct State {
     badness: Regex,
     utf8_detector: Regex,
+    utf8_detector_anchored: Regex,
     not_after: Regex,
     altered: BytesRegex,
     lossy: BytesRegex,
@@ -57,6 +58,7 @@ fn state() -> &'static State {
         State {
             badness: rx(mt::BADNESS_RE),
             utf8_detector: rx(mt::UTF8_DETECTOR_RE),
+            utf8_detector_anchored: rx(&format!(r"\A(?:{})", mt::UTF8_DETECTOR_RE)),
             not_after: rx(&format!(r"\A{}", mt::UTF8_DETECTOR_RE_NOT_AFTER)),
             altered: brx(mt::ALTERED_UTF8_RE),
             lossy: brx(mt::LOSSY_UTF8_RE),
@@ -227,27 +229,54 @@ fn decode_utf8_variants(bytes: &[u8]) -> Option<String> {
 
 /// ftfy's `decode_inconsistent_utf8`: UTF-8-looking runs (not right after
 /// another continuation-like character) fixed on their own when bad.
+///
+/// Python checks the look-behind before the body at each position; here an
+/// unanchored search finds the next candidate run, and when the look-behind
+/// rejects its start, the positions inside it are probed one by one (the
+/// look-behind first, then an anchored match), so the scan stays linear.
 fn decode_inconsistent_utf8(text: &str) -> String {
     let st = state();
+    let blocked = |at: usize| {
+        text[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| st.not_after.is_match(c.encode_utf8(&mut [0; 4])))
+    };
+    let next_char = |at: usize| at + text[at..].chars().next().map_or(1, char::len_utf8);
     let mut out = String::with_capacity(text.len());
     let (mut copied, mut pos) = (0, 0);
-    while let Some(m) = st.utf8_detector.find_at(text, pos) {
-        let start = m.start();
-        let prev = text[..start].chars().next_back();
-        let blocked = prev.is_some_and(|c| st.not_after.is_match(c.encode_utf8(&mut [0; 4])));
-        if blocked {
-            pos = start + text[start..].chars().next().map_or(1, char::len_utf8);
-            continue;
+    while pos < text.len() {
+        let Some(m) = st.utf8_detector.find_at(text, pos) else {
+            break;
+        };
+        let mut found = None;
+        if blocked(m.start()) {
+            let mut p = next_char(m.start());
+            while p < m.end() {
+                if !blocked(p) {
+                    if let Some(a) = st.utf8_detector_anchored.find(&text[p..]) {
+                        found = Some((p, p + a.end()));
+                        break;
+                    }
+                }
+                p = next_char(p);
+            }
+        } else {
+            found = Some((m.start(), m.end()));
         }
-        let sub = m.as_str();
+        let Some((start, end)) = found else {
+            pos = m.end();
+            continue;
+        };
+        let sub = &text[start..end];
         out.push_str(&text[copied..start]);
         if sub.len() < text.len() && is_bad(sub) {
             out.push_str(&fix_encoding(sub));
         } else {
             out.push_str(sub);
         }
-        copied = m.end();
-        pos = m.end();
+        copied = end;
+        pos = end;
     }
     out.push_str(&text[copied..]);
     out

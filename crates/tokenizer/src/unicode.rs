@@ -44,6 +44,30 @@ const fn ascii_classes() -> [Class; 128] {
 /// Classes of the ASCII characters.
 pub static ASCII_CLASS: [Class; 128] = ascii_classes();
 
+/// Classes of the Basic Multilingual Plane, one byte each, built on first use.
+fn bmp_classes() -> &'static [u8] {
+    static BMP: std::sync::OnceLock<Box<[u8]>> = std::sync::OnceLock::new();
+    BMP.get_or_init(|| {
+        let mut t = vec![0u8; 0x10000];
+        for &(start, end, class) in tables::CLASS_RANGES.iter() {
+            for cp in start..=end.min(0xFFFF) {
+                t[cp as usize] = class;
+            }
+        }
+        t.into_boxed_slice()
+    })
+}
+
+fn class_from_code(code: u8) -> Class {
+    match code {
+        1 => Class::Letter,
+        2 => Class::Number,
+        3 => Class::Space,
+        4 => Class::Skip,
+        _ => Class::Other,
+    }
+}
+
 /// The pre-tokenizer class of `c`.
 #[inline]
 pub fn class_of(c: char) -> Class {
@@ -51,16 +75,13 @@ pub fn class_of(c: char) -> Class {
     if cp < 128 {
         return ASCII_CLASS[cp as usize];
     }
+    if cp < 0x10000 {
+        return class_from_code(bmp_classes()[cp as usize]);
+    }
     let r = &tables::CLASS_RANGES;
     let i = r.partition_point(|&(_, end, _)| end < cp);
     if i < r.len() && r[i].0 <= cp {
-        match r[i].2 {
-            1 => Class::Letter,
-            2 => Class::Number,
-            3 => Class::Space,
-            4 => Class::Skip,
-            _ => Class::Other,
-        }
+        class_from_code(r[i].2)
     } else {
         Class::Other
     }

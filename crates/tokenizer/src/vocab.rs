@@ -184,6 +184,13 @@ impl Vocab {
         }
         let u2b: FxMap<char, u8> = b2u.iter().map(|&(b, c)| (c, b)).collect();
         let max_id = encoder.values().copied().max().unwrap_or(0) as usize;
+        if max_id > 4 * encoder.len() + 1024 {
+            return Err(vocab_err(
+                source,
+                None,
+                format!("id {max_id} is far beyond the vocabulary size"),
+            ));
+        }
         let mut decoder: Vec<Option<Box<[u8]>>> = vec![None; max_id + 1];
         for (s, &id) in encoder {
             // Characters outside the byte alphabet (only `</w>`'s ASCII

@@ -28,6 +28,21 @@ fn long_inputs_take_linear_time() {
         ("300k mojibake pairs", "Ã©".repeat(300_000)),
         ("200k entities", "&amp;".repeat(200_000)),
         ("500k digits", "7".repeat(500_000)),
+        (
+            "1 MB nested &amp;",
+            format!("&{}lt;b", "amp;".repeat(250_000)),
+        ),
+        (
+            "mixed nested units",
+            format!("&{}{}x", "#38;".repeat(100_000), "AMP;".repeat(100_000)),
+        ),
+        (
+            "chains of many depths",
+            (1..600)
+                .map(|d| format!("&{} ", "amp;".repeat(d)))
+                .collect(),
+        ),
+        ("200k mojibake-like pairs", "€Ã".repeat(200_000)),
     ];
     for (label, text) in &cases {
         assert!(timed(label, &tok, text) < limit, "{label} took too long");

@@ -102,6 +102,14 @@ fn cleaning_steps_match_python() {
         Value::from(unicode::py_lower(t))
     })
     .1;
+    failed += check_step(&records, "basic_clean", "bc", |t| {
+        Value::from(text::basic_clean(t).into_owned())
+    })
+    .1;
+    failed += check_step(&records, "whitespace_clean", "cl", |t| {
+        Value::from(text::whitespace_clean(&text::basic_clean(t)))
+    })
+    .1;
     failed += check_step(&records, "pre-tokens", "pt", |t| {
         let cleaned = text::clean(t);
         Value::from(
