@@ -12,6 +12,7 @@
 mod convert;
 mod decode;
 mod exif;
+mod jpeg;
 mod preprocess;
 mod probe;
 pub mod resize;

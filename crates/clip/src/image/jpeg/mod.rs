@@ -1,0 +1,311 @@
+//! Our own baseline JPEG decoder, bit-exact with libjpeg-turbo's default
+//! decompression (as Pillow uses it): islow IDCT, fancy upsampling, libjpeg's
+//! colour-space rules and YCbCr tables. It covers sequential Huffman files
+//! (SOF0/SOF1, 8-bit, 1/3/4 components, interleaved or not, restart markers);
+//! anything else (progressive, arithmetic, 12-bit, odd sampling) returns
+//! [`JpegErr::Unsupported`] and the caller falls back to `jpeg-decoder`.
+//!
+//! Output is in Pillow's mode for the file: `L`, `RGB`, or `CMYK` (after
+//! Pillow's `CMYK;I` inversion).
+
+mod huffman;
+mod idct;
+mod scan;
+mod upsample;
+
+use huffman::{Huffman, ZIGZAG};
+use scan::read_scan;
+use upsample::{Plane, YccTables};
+
+/// Why our decoder stopped.
+#[derive(Debug)]
+pub(crate) enum JpegErr {
+    /// Not a baseline feature set: let `jpeg-decoder` try.
+    Unsupported,
+    Truncated(&'static str),
+    Corrupt(String),
+}
+
+/// A decoded image in Pillow's mode: 1 (L), 3 (RGB) or 4 (CMYK) channels.
+pub(crate) struct Decoded {
+    pub width: usize,
+    pub height: usize,
+    pub channels: usize,
+    pub data: Vec<u8>,
+    /// The APP1 `Exif` payload (TIFF header onwards), if any.
+    pub exif: Option<Vec<u8>>,
+}
+
+struct Component {
+    id: u8,
+    h: usize,
+    v: usize,
+    tq: usize,
+    /// Coefficient blocks over the MCU-padded grid.
+    blocks_w: usize,
+    blocks: Vec<[i16; 64]>,
+    /// Real samples (libjpeg's `downsampled_width/height`).
+    dw: usize,
+    dh: usize,
+}
+
+#[derive(Default)]
+struct State {
+    quant: [Option<[u16; 64]>; 4],
+    dc: [Option<Huffman>; 4],
+    ac: [Option<Huffman>; 4],
+    comps: Vec<Component>,
+    width: usize,
+    height: usize,
+    hmax: usize,
+    vmax: usize,
+    restart: usize,
+    jfif: bool,
+    adobe: Option<u8>,
+    exif: Option<Vec<u8>>,
+}
+
+fn be16(b: &[u8], i: usize) -> Result<usize, JpegErr> {
+    match b.get(i..i + 2) {
+        Some(s) => Ok(usize::from(u16::from_be_bytes([s[0], s[1]]))),
+        None => Err(JpegErr::Truncated("marker segment cut short")),
+    }
+}
+
+fn corrupt(msg: &str) -> JpegErr {
+    JpegErr::Corrupt(msg.to_string())
+}
+
+/// Decodes a baseline JPEG; see the module docs for what is covered.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, JpegErr> {
+    let mut st = State::default();
+    let mut pos = 2;
+    let mut scans = 0;
+    loop {
+        while bytes.get(pos) == Some(&0xFF) && bytes.get(pos + 1) == Some(&0xFF) {
+            pos += 1;
+        }
+        if bytes.get(pos) != Some(&0xFF) {
+            return Err(if pos >= bytes.len() {
+                JpegErr::Truncated("file ends before end of image")
+            } else {
+                corrupt("expected a marker")
+            });
+        }
+        let Some(&marker) = bytes.get(pos + 1) else {
+            return Err(JpegErr::Truncated("file ends inside a marker"));
+        };
+        pos += 2;
+        if marker == 0xD9 {
+            break;
+        }
+        if (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
+            continue;
+        }
+        let len = be16(bytes, pos)?;
+        let Some(seg) = bytes.get(pos + 2..pos + len.max(2)) else {
+            return Err(JpegErr::Truncated("file ends inside a marker segment"));
+        };
+        match marker {
+            0xC0 | 0xC1 => read_sof(&mut st, seg)?,
+            0xC2..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
+                return Err(JpegErr::Unsupported)
+            }
+            0xCC => return Err(JpegErr::Unsupported), // arithmetic conditioning
+            0xC4 => read_dht(&mut st, seg)?,
+            0xDB => read_dqt(&mut st, seg)?,
+            0xDD => st.restart = be16(seg, 0)?,
+            0xE0 if seg.starts_with(b"JFIF\0") => st.jfif = true,
+            0xEE if seg.starts_with(b"Adobe") && seg.len() >= 12 => st.adobe = Some(seg[11]),
+            0xE1 if seg.starts_with(b"Exif\0\0") && st.exif.is_none() => {
+                st.exif = Some(seg[6..].to_vec())
+            }
+            0xDA => {
+                pos = read_scan(&mut st, bytes, pos + len, seg)?;
+                scans += 1;
+                continue;
+            }
+            _ => {}
+        }
+        pos += len;
+    }
+    if scans == 0 || st.comps.is_empty() {
+        return Err(corrupt("no image data"));
+    }
+    finish(&st)
+}
+
+fn read_sof(st: &mut State, seg: &[u8]) -> Result<(), JpegErr> {
+    if seg.len() < 6 || seg[0] != 8 {
+        return Err(JpegErr::Unsupported);
+    }
+    st.height = be16(seg, 1)?;
+    st.width = be16(seg, 3)?;
+    let n = usize::from(seg[5]);
+    if !matches!(n, 1 | 3 | 4) || seg.len() < 6 + 3 * n || st.width == 0 || st.height == 0 {
+        return Err(JpegErr::Unsupported);
+    }
+    for i in 0..n {
+        let c = &seg[6 + 3 * i..9 + 3 * i];
+        let (h, v) = (usize::from(c[1] >> 4), usize::from(c[1] & 15));
+        if !(1..=4).contains(&h) || !(1..=4).contains(&v) || c[2] > 3 {
+            return Err(corrupt("bad sampling factor or table index"));
+        }
+        st.comps.push(Component {
+            id: c[0],
+            h,
+            v,
+            tq: usize::from(c[2]),
+            blocks_w: 0,
+            blocks: Vec::new(),
+            dw: 0,
+            dh: 0,
+        });
+    }
+    st.hmax = st.comps.iter().map(|c| c.h).max().unwrap_or(1);
+    st.vmax = st.comps.iter().map(|c| c.v).max().unwrap_or(1);
+    let single = n == 1;
+    let mcux = st.width.div_ceil(8 * if single { 1 } else { st.hmax });
+    let mcuy = st.height.div_ceil(8 * if single { 1 } else { st.vmax });
+    for c in &mut st.comps {
+        // Integral ratios only (libjpeg: JERR_FRACT_SAMPLE_NOTIMPL).
+        if (st.hmax / c.h) * c.h != st.hmax || (st.vmax / c.v) * c.v != st.vmax {
+            return Err(JpegErr::Unsupported);
+        }
+        c.dw = (st.width * c.h).div_ceil(st.hmax);
+        c.dh = (st.height * c.v).div_ceil(st.vmax);
+        let (bw, bh) = if single {
+            (mcux, mcuy)
+        } else {
+            (mcux * c.h, mcuy * c.v)
+        };
+        c.blocks_w = bw;
+        c.blocks = vec![[0i16; 64]; bw * bh];
+    }
+    Ok(())
+}
+
+fn read_dht(st: &mut State, mut seg: &[u8]) -> Result<(), JpegErr> {
+    while !seg.is_empty() {
+        if seg.len() < 17 {
+            return Err(corrupt("short DHT segment"));
+        }
+        let (class, id) = (seg[0] >> 4, usize::from(seg[0] & 15));
+        let mut counts = [0u8; 16];
+        counts.copy_from_slice(&seg[1..17]);
+        let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
+        let Some(values) = seg.get(17..17 + total) else {
+            return Err(corrupt("short DHT segment"));
+        };
+        if id > 3 || class > 1 {
+            return Err(corrupt("bad Huffman table id"));
+        }
+        let table = Huffman::new(&counts, values)?;
+        if class == 0 {
+            st.dc[id] = Some(table);
+        } else {
+            st.ac[id] = Some(table);
+        }
+        seg = &seg[17 + total..];
+    }
+    Ok(())
+}
+
+fn read_dqt(st: &mut State, mut seg: &[u8]) -> Result<(), JpegErr> {
+    while !seg.is_empty() {
+        let (precision, id) = (seg[0] >> 4, usize::from(seg[0] & 15));
+        let size = if precision == 0 { 64 } else { 128 };
+        if id > 3 || seg.len() < 1 + size {
+            return Err(corrupt("bad DQT segment"));
+        }
+        let mut q = [0u16; 64];
+        for (k, &natural) in ZIGZAG.iter().enumerate() {
+            q[natural] = if precision == 0 {
+                u16::from(seg[1 + k])
+            } else {
+                u16::from_be_bytes([seg[1 + 2 * k], seg[2 + 2 * k]])
+            };
+        }
+        st.quant[id] = Some(q);
+        seg = &seg[1 + size..];
+    }
+    Ok(())
+}
+
+/// IDCT, upsampling and colour conversion of the decoded coefficients.
+fn finish(st: &State) -> Result<Decoded, JpegErr> {
+    let (w, h) = (st.width, st.height);
+    let mut full = Vec::with_capacity(st.comps.len());
+    for c in &st.comps {
+        let quant = st.quant[c.tq].ok_or_else(|| corrupt("missing quantisation table"))?;
+        let stride = c.blocks_w * 8;
+        let rows = c.blocks.len() / c.blocks_w.max(1) * 8;
+        let mut data = vec![0u8; stride * rows];
+        for (i, block) in c.blocks.iter().enumerate() {
+            let (by, bx) = (i / c.blocks_w, i % c.blocks_w);
+            idct::idct_islow(block, &quant, &mut data[by * 8 * stride + bx * 8..], stride);
+        }
+        let plane = Plane {
+            data,
+            stride,
+            w: c.dw,
+            h: c.dh,
+        };
+        full.push(upsample::upsample(
+            &plane,
+            st.hmax / c.h,
+            st.vmax / c.v,
+            w,
+            h,
+        ));
+    }
+    let ids: Vec<u8> = st.comps.iter().map(|c| c.id).collect();
+    let (channels, data) = to_pillow_mode(st, &ids, full);
+    Ok(Decoded {
+        width: w,
+        height: h,
+        channels,
+        data,
+        exif: st.exif.clone(),
+    })
+}
+
+/// Colour conversion to Pillow's mode from full-size component planes.
+fn to_pillow_mode(st: &State, ids: &[u8], mut full: Vec<Vec<u8>>) -> (usize, Vec<u8>) {
+    let t = YccTables::new();
+    match full.len() {
+        1 => (1, full.swap_remove(0)),
+        3 => {
+            // libjpeg's default_decompress_parms: JFIF -> YCbCr; else the Adobe
+            // transform flag; else component ids ('R','G','B' means RGB).
+            let ycc = if st.jfif {
+                true
+            } else if let Some(flag) = st.adobe {
+                flag != 0
+            } else {
+                ids != [b'R', b'G', b'B']
+            };
+            let mut out = Vec::with_capacity(full[0].len() * 3);
+            for ((&a, &b), &c) in full[0].iter().zip(&full[1]).zip(&full[2]) {
+                out.extend_from_slice(&if ycc { t.rgb(a, b, c) } else { [a, b, c] });
+            }
+            (3, out)
+        }
+        _ => {
+            // Adobe transform 2 (or unknown non-zero) is YCCK: libjpeg turns it
+            // into CMYK with C = 255 - R etc.; Pillow's CMYK;I inverts back.
+            let ycck = matches!(st.adobe, Some(flag) if flag != 0);
+            let mut out = Vec::with_capacity(full[0].len() * 4);
+            let px = full[0].iter().zip(&full[1]).zip(&full[2]).zip(&full[3]);
+            for (((&a, &b), &c), &k) in px {
+                if ycck {
+                    let [r, g, b] = t.rgb(a, b, c);
+                    out.extend_from_slice(&[r, g, b, 255 - k]);
+                } else {
+                    out.extend_from_slice(&[255 - a, 255 - b, 255 - c, 255 - k]);
+                }
+            }
+            (4, out)
+        }
+    }
+}
