@@ -102,6 +102,20 @@ impl<'a> BitReader<'a> {
     /// Tops the accumulator up to more than 56 bits; after a marker or the end
     /// of the data it appends zero bits and counts them in `pad`.
     fn fill(&mut self) {
+        // Fast path: whole bytes with no 0xFF among them.
+        if self.marker.is_none() {
+            let take = ((64 - self.bits) / 8) as usize;
+            if let Some(chunk) = self.data.get(self.pos..self.pos + take) {
+                if !chunk.contains(&0xFF) {
+                    for &b in chunk {
+                        self.acc |= u64::from(b) << (56 - self.bits);
+                        self.bits += 8;
+                    }
+                    self.pos += take;
+                    return;
+                }
+            }
+        }
         while self.bits <= 56 {
             let byte = if self.marker.is_some() {
                 None

@@ -89,32 +89,40 @@ fn butterfly(v: [i64; 8]) -> [i64; 8] {
 /// table in natural order) into 8 rows of `out` starting at `out[0]`, with row
 /// stride `stride`.
 pub(crate) fn idct_islow(coef: &[i16; 64], quant: &[u16; 64], out: &mut [u8], stride: usize) {
-    let mut ws = [0i64; 64];
+    // libjpeg keeps the work array as int.
+    let mut ws = [0i32; 64];
     // Pass 1: columns -> work array, scaled by 2^PASS1_BITS.
     for col in 0..8 {
         let c = |r: usize| i64::from(coef[r * 8 + col]) * i64::from(quant[r * 8 + col]);
-        if (1..8).all(|r| coef[r * 8 + col] == 0) {
-            let dc = c(0) << PASS1_BITS;
+        let ac_zero = coef[8 + col] == 0
+            && coef[16 + col] == 0
+            && coef[24 + col] == 0
+            && coef[32 + col] == 0
+            && coef[40 + col] == 0
+            && coef[48 + col] == 0
+            && coef[56 + col] == 0;
+        if ac_zero {
+            let dc = (c(0) << PASS1_BITS) as i32;
             for r in 0..8 {
                 ws[r * 8 + col] = dc;
             }
             continue;
         }
         let o = butterfly([c(0), c(1), c(2), c(3), c(4), c(5), c(6), c(7)]);
-        for r in 0..8 {
-            // libjpeg stores these as int.
-            ws[r * 8 + col] = i64::from(descale(o[r], CONST_BITS - PASS1_BITS) as i32);
+        for (r, v) in o.into_iter().enumerate() {
+            ws[r * 8 + col] = descale(v, CONST_BITS - PASS1_BITS) as i32;
         }
     }
     // Pass 2: rows -> samples.
-    for row in 0..8 {
-        let w = &ws[row * 8..row * 8 + 8];
-        let dst = &mut out[row * stride..row * stride + 8];
+    for (row, w) in ws.chunks_exact(8).enumerate() {
+        let Some(dst) = out.get_mut(row * stride..row * stride + 8) else {
+            return;
+        };
         if w[1..].iter().all(|&x| x == 0) {
-            dst.fill(range_limit(descale(w[0], PASS1_BITS + 3)));
+            dst.fill(range_limit(descale(i64::from(w[0]), PASS1_BITS + 3)));
             continue;
         }
-        let o = butterfly([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        let o = butterfly(std::array::from_fn(|i| i64::from(w[i])));
         for (d, v) in dst.iter_mut().zip(o) {
             *d = range_limit(descale(v, CONST_BITS + PASS1_BITS + 3));
         }

@@ -285,9 +285,10 @@ fn to_pillow_mode(st: &State, ids: &[u8], mut full: Vec<Vec<u8>>) -> (usize, Vec
             } else {
                 ids != [b'R', b'G', b'B']
             };
-            let mut out = Vec::with_capacity(full[0].len() * 3);
-            for ((&a, &b), &c) in full[0].iter().zip(&full[1]).zip(&full[2]) {
-                out.extend_from_slice(&if ycc { t.rgb(a, b, c) } else { [a, b, c] });
+            let mut out = vec![0u8; full[0].len() * 3];
+            let src = full[0].iter().zip(&full[1]).zip(&full[2]);
+            for (px, ((&a, &b), &c)) in out.chunks_exact_mut(3).zip(src) {
+                px.copy_from_slice(&if ycc { t.rgb(a, b, c) } else { [a, b, c] });
             }
             (3, out)
         }

@@ -47,7 +47,6 @@ pub(super) fn read_scan(
         )
     };
     let total = mcux * mcuy;
-    let mut block = [0i16; 64];
     for m in 0..total {
         if st.restart > 0 && m > 0 && m % st.restart == 0 {
             reader.restart()?;
@@ -63,11 +62,12 @@ pub(super) fn read_scan(
             let (bh, bv) = if single { (1, 1) } else { (c.h, c.v) };
             for v in 0..bv {
                 for h in 0..bh {
-                    decode_block(&mut reader, dc, ac, &mut preds[si], &mut block)?;
                     let (by, bx) = (my * bv + v, mx * bh + h);
-                    if let Some(slot) = c.blocks.get_mut(by * c.blocks_w + bx) {
-                        *slot = block;
-                    }
+                    let idx = by * c.blocks_w + bx;
+                    let Some(slot) = c.blocks.get_mut(idx) else {
+                        return Err(corrupt("block outside the image"));
+                    };
+                    decode_block(&mut reader, dc, ac, &mut preds[si], slot)?;
                 }
             }
         }

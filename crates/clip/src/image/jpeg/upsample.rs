@@ -19,101 +19,98 @@ impl Plane {
     }
 }
 
-/// `h2v1_fancy_upsample` for one row (needs `w > 2`).
-fn h2v1_row(inp: &[u8], out: &mut Vec<u8>) {
+/// `h2v1_fancy_upsample` for one row (needs `w > 2`); `out` has `2 * w` bytes.
+fn h2v1_row(inp: &[u8], out: &mut [u8]) {
     let w = inp.len();
     let v = |i: usize| i32::from(inp[i]);
-    out.push(inp[0]);
-    out.push(((v(0) * 3 + v(1) + 2) >> 2) as u8);
-    for i in 1..w - 1 {
+    out[0] = inp[0];
+    out[1] = ((v(0) * 3 + v(1) + 2) >> 2) as u8;
+    for (i, pair) in out[2..2 * w - 2].chunks_exact_mut(2).enumerate() {
+        let i = i + 1;
         let t = v(i) * 3;
-        out.push(((t + v(i - 1) + 1) >> 2) as u8);
-        out.push(((t + v(i + 1) + 2) >> 2) as u8);
+        pair[0] = ((t + v(i - 1) + 1) >> 2) as u8;
+        pair[1] = ((t + v(i + 1) + 2) >> 2) as u8;
     }
-    out.push(((v(w - 1) * 3 + v(w - 2) + 1) >> 2) as u8);
-    out.push(inp[w - 1]);
+    out[2 * w - 2] = ((v(w - 1) * 3 + v(w - 2) + 1) >> 2) as u8;
+    out[2 * w - 1] = inp[w - 1];
 }
 
 /// `h2v2_fancy_upsample` for one output row from the nearest input row `a` and
-/// the next-nearest `b` (row above for the upper output row, below for the lower).
-fn h2v2_row(a: &[u8], b: &[u8], out: &mut Vec<u8>) {
+/// the next-nearest `b` (row above for the upper output row, below for the
+/// lower); `out` has `2 * w` bytes.
+fn h2v2_row(a: &[u8], b: &[u8], out: &mut [u8]) {
     let w = a.len();
     let col = |i: usize| i32::from(a[i]) * 3 + i32::from(b[i]);
     let mut this = col(0);
     let next = col(1);
-    out.push(((this * 4 + 8) >> 4) as u8);
-    out.push(((this * 3 + next + 7) >> 4) as u8);
+    out[0] = ((this * 4 + 8) >> 4) as u8;
+    out[1] = ((this * 3 + next + 7) >> 4) as u8;
     let mut last = this;
     this = next;
-    for i in 2..w {
+    for (i, pair) in (2..w).zip(out[2..2 * w - 2].chunks_exact_mut(2)) {
         let next = col(i);
-        out.push(((this * 3 + last + 8) >> 4) as u8);
-        out.push(((this * 3 + next + 7) >> 4) as u8);
+        pair[0] = ((this * 3 + last + 8) >> 4) as u8;
+        pair[1] = ((this * 3 + next + 7) >> 4) as u8;
         last = this;
         this = next;
     }
-    out.push(((this * 3 + last + 8) >> 4) as u8);
-    out.push(((this * 4 + 7) >> 4) as u8);
+    out[2 * w - 2] = ((this * 3 + last + 8) >> 4) as u8;
+    out[2 * w - 1] = ((this * 4 + 7) >> 4) as u8;
 }
 
-/// Upsamples a component by integer factors (`hf`, `vf`) to at least
-/// `out_w x out_h` and crops to exactly that.
+/// Upsamples a component by integer factors (`hf`, `vf`) and crops to exactly
+/// `out_w x out_h` (the component covers at least that: `w * hf >= out_w`).
 pub(crate) fn upsample(p: &Plane, hf: usize, vf: usize, out_w: usize, out_h: usize) -> Vec<u8> {
-    let mut rows: Vec<Vec<u8>> = Vec::with_capacity(p.h * vf);
-    let above = |y: usize| y.saturating_sub(1);
-    let below = |y: usize| (y + 1).min(p.h - 1);
-    match (hf, vf) {
-        (2, 1) if p.w > 2 => {
-            for y in 0..p.h {
-                let mut r = Vec::with_capacity(2 * p.w);
-                h2v1_row(p.row(y), &mut r);
-                rows.push(r);
-            }
-        }
-        (1, 2) => {
-            for y in 0..p.h {
-                for (other, bias) in [(above(y), 1), (below(y), 2)] {
-                    let (a, b) = (p.row(y), p.row(other));
-                    rows.push(
-                        a.iter()
-                            .zip(b)
-                            .map(|(&a, &b)| ((i32::from(a) * 3 + i32::from(b) + bias) >> 2) as u8)
-                            .collect(),
-                    );
-                }
-            }
-        }
-        (2, 2) if p.w > 2 => {
-            for y in 0..p.h {
-                for other in [above(y), below(y)] {
-                    let mut r = Vec::with_capacity(2 * p.w);
-                    h2v2_row(p.row(y), p.row(other), &mut r);
-                    rows.push(r);
-                }
-            }
-        }
-        _ => {
-            // Box replication (`fullsize`, `h2v1`, `h2v2`, `int_upsample`).
-            for y in 0..p.h {
-                let r: Vec<u8> = p
-                    .row(y)
-                    .iter()
-                    .flat_map(|&v| std::iter::repeat_n(v, hf))
-                    .collect();
-                for _ in 0..vf {
-                    rows.push(r.clone());
-                }
-            }
-        }
+    let mut out = vec![0u8; out_w * out_h];
+    if p.w == 0 || p.h == 0 || out_w == 0 {
+        return out;
     }
-    let mut out = Vec::with_capacity(out_w * out_h);
-    for y in 0..out_h {
-        let r = &rows[y.min(rows.len() - 1)];
-        for x in 0..out_w {
-            out.push(r[x.min(r.len() - 1)]);
+    let mut tmp = vec![0u8; 2 * p.w];
+    let last = p.h - 1;
+    for (oy, dst) in out.chunks_exact_mut(out_w).enumerate() {
+        let iy = (oy / vf).min(last);
+        // Fancy vertical filters pair each row with the one above (upper output
+        // row) or below (lower output row), replicated at the edges.
+        let other = if oy % 2 == 0 {
+            iy.saturating_sub(1)
+        } else {
+            (iy + 1).min(last)
+        };
+        let row = p.row(iy);
+        match (hf, vf) {
+            (1, 1) => copy_prefix(dst, row),
+            (2, 1) if p.w > 2 => {
+                h2v1_row(row, &mut tmp);
+                copy_prefix(dst, &tmp);
+            }
+            (1, 2) => {
+                let bias = if oy % 2 == 0 { 1 } else { 2 };
+                for ((d, &a), &b) in dst.iter_mut().zip(row).zip(p.row(other)) {
+                    *d = ((i32::from(a) * 3 + i32::from(b) + bias) >> 2) as u8;
+                }
+            }
+            (2, 2) if p.w > 2 => {
+                h2v2_row(row, p.row(other), &mut tmp);
+                copy_prefix(dst, &tmp);
+            }
+            _ => {
+                // Box replication (`h2v1`, `h2v2`, `int_upsample`).
+                for (x, d) in dst.iter_mut().enumerate() {
+                    *d = row[(x / hf).min(p.w - 1)];
+                }
+            }
         }
     }
     out
+}
+
+/// Copies `src` into the front of `dst`, repeating its last byte if short.
+fn copy_prefix(dst: &mut [u8], src: &[u8]) {
+    let n = dst.len().min(src.len());
+    dst[..n].copy_from_slice(&src[..n]);
+    if let Some(&edge) = src.last() {
+        dst[n..].fill(edge);
+    }
 }
 
 /// libjpeg's `FIX(x)` with 16 fractional bits.
@@ -175,8 +172,8 @@ mod tests {
 
     #[test]
     fn fancy_h2v1_edges() {
-        let mut out = Vec::new();
+        let mut out = [0u8; 6];
         h2v1_row(&[0, 100, 200], &mut out);
-        assert_eq!(out, vec![0, 25, 75, 125, 175, 200]);
+        assert_eq!(out, [0, 25, 75, 125, 175, 200]);
     }
 }
