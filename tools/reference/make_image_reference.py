@@ -217,6 +217,22 @@ def jpeg_cases():
     add("jpeg_cmyk", "jpeg_cmyk.jpg", 48, 48, "jpeg", decoded=True)
     Image.fromarray(checker(48, 64, 8)).save(os.path.join(OUT, "jpeg_checker_420.jpg"), quality=95, subsampling=2)
     add("jpeg_checker_420", "jpeg_checker_420.jpg", 48, 48, "jpeg", decoded=True)
+    # Progressive variants, tiny sizes (chroma width <= 2 takes libjpeg's box
+    # upsampling), restart markers in a progressive file, RGB without YCbCr.
+    more = [
+        ("jpeg_progressive_444", natural(40, 56), dict(subsampling=0, progressive=True)),
+        ("jpeg_progressive_422_odd", natural(23, 37), dict(subsampling=1, progressive=True)),
+        ("jpeg_progressive_gray", natural(30, 20)[..., 0], dict(progressive=True)),
+        ("jpeg_progressive_restart", natural(33, 41), dict(subsampling=2, progressive=True, restart_marker_rows=1)),
+        ("jpeg_tiny_3x3_420", natural(3, 3), dict(subsampling=2)),
+        ("jpeg_tiny_4x5_420", natural(5, 4), dict(subsampling=2)),
+        ("jpeg_1x1", natural(1, 1), dict(subsampling=2)),
+        ("jpeg_q100_noise_420", noise(24, 40), dict(subsampling=2, quality=100)),
+        ("jpeg_rgb_no_ycc", natural(20, 28), dict(subsampling=0, keep_rgb=True)),
+    ]
+    for name, arr, opts in more:
+        Image.fromarray(arr).save(os.path.join(OUT, name + ".jpg"), **{"quality": 90, **opts})
+        add(name, name + ".jpg", 24, 24, "jpeg", decoded=True)
 
 
 def main():

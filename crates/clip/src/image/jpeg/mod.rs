@@ -1,8 +1,9 @@
-//! Our own baseline JPEG decoder, bit-exact with libjpeg-turbo's default
+//! Our own JPEG decoder, bit-exact with libjpeg-turbo's default
 //! decompression (as Pillow uses it): islow IDCT, fancy upsampling, libjpeg's
 //! colour-space rules and YCbCr tables. It covers sequential Huffman files
-//! (SOF0/SOF1, 8-bit, 1/3/4 components, interleaved or not, restart markers);
-//! anything else (progressive, arithmetic, 12-bit, odd sampling) returns
+//! and progressive (SOF2) files, 8-bit, 1/3/4 components, interleaved or not,
+//! restart markers; anything else (arithmetic, lossless, 12-bit, fractional
+//! sampling ratios) returns
 //! [`JpegErr::Unsupported`] and the caller falls back to `jpeg-decoder`.
 //!
 //! Output is in Pillow's mode for the file: `L`, `RGB`, or `CMYK` (after
@@ -10,6 +11,7 @@
 
 mod huffman;
 mod idct;
+mod progressive;
 mod scan;
 mod upsample;
 
@@ -60,6 +62,7 @@ struct State {
     hmax: usize,
     vmax: usize,
     restart: usize,
+    progressive: bool,
     jfif: bool,
     adobe: Option<u8>,
     exif: Option<Vec<u8>>,
@@ -107,8 +110,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, JpegErr> {
             return Err(JpegErr::Truncated("file ends inside a marker segment"));
         };
         match marker {
-            0xC0 | 0xC1 => read_sof(&mut st, seg)?,
-            0xC2..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
+            0xC0..=0xC2 if st.comps.is_empty() => {
+                st.progressive = marker == 0xC2;
+                read_sof(&mut st, seg)?
+            }
+            // Second frame header, lossless, hierarchical, arithmetic coding.
+            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
                 return Err(JpegErr::Unsupported)
             }
             0xCC => return Err(JpegErr::Unsupported), // arithmetic conditioning
