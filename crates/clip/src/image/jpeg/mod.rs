@@ -17,7 +17,7 @@ mod upsample;
 
 use huffman::{Huffman, ZIGZAG};
 use scan::read_scan;
-use upsample::{Plane, YccTables};
+use upsample::{Plane, Upsampler, YccTables};
 
 /// Why our decoder stopped.
 #[derive(Debug)]
@@ -242,7 +242,7 @@ fn read_dqt(st: &mut State, mut seg: &[u8]) -> Result<(), JpegErr> {
 /// IDCT, upsampling and colour conversion of the decoded coefficients.
 fn finish(st: &State) -> Result<Decoded, JpegErr> {
     let (w, h) = (st.width, st.height);
-    let mut full = Vec::with_capacity(st.comps.len());
+    let mut planes = Vec::with_capacity(st.comps.len());
     for c in &st.comps {
         let quant = st.quant[c.tq].ok_or_else(|| corrupt("missing quantisation table"))?;
         let stride = c.blocks_w * 8;
@@ -252,68 +252,115 @@ fn finish(st: &State) -> Result<Decoded, JpegErr> {
             let (by, bx) = (i / c.blocks_w, i % c.blocks_w);
             idct::idct_islow(block, &quant, &mut data[by * 8 * stride + bx * 8..], stride);
         }
-        let plane = Plane {
+        if c.dw == 0 || c.dh == 0 || c.dw > stride || c.dh > rows {
+            return Err(corrupt("component smaller than the frame"));
+        }
+        planes.push(Plane {
             data,
             stride,
             w: c.dw,
             h: c.dh,
-        };
-        full.push(upsample::upsample(
-            &plane,
-            st.hmax / c.h,
-            st.vmax / c.v,
-            w,
-            h,
-        ));
+        });
     }
+    let mut ups: Vec<Upsampler<'_>> = planes
+        .iter()
+        .zip(&st.comps)
+        .map(|(p, c)| Upsampler::new(p, st.hmax / c.h, st.vmax / c.v))
+        .collect();
     let ids: Vec<u8> = st.comps.iter().map(|c| c.id).collect();
-    let (channels, data) = to_pillow_mode(st, &ids, full);
+    let convert = Convert::new(st, &ids);
+    let n = convert.channels();
+    let mut out = vec![0u8; w * h * n];
+    let mut rows = vec![vec![0u8; w]; ups.len()];
+    for (oy, dst) in out.chunks_exact_mut(w * n).enumerate() {
+        for (u, r) in ups.iter_mut().zip(rows.iter_mut()) {
+            u.row(oy, r);
+        }
+        convert.row(&rows, dst);
+    }
     Ok(Decoded {
         width: w,
         height: h,
-        channels,
-        data,
+        channels: n,
+        data: out,
         exif: st.exif.clone(),
     })
 }
 
-/// Colour conversion to Pillow's mode from full-size component planes.
-fn to_pillow_mode(st: &State, ids: &[u8], mut full: Vec<Vec<u8>>) -> (usize, Vec<u8>) {
-    let t = YccTables::new();
-    match full.len() {
-        1 => (1, full.swap_remove(0)),
-        3 => {
-            // libjpeg's default_decompress_parms: JFIF -> YCbCr; else the Adobe
-            // transform flag; else component ids ('R','G','B' means RGB).
-            let ycc = if st.jfif {
-                true
-            } else if let Some(flag) = st.adobe {
-                flag != 0
-            } else {
-                ids != [b'R', b'G', b'B']
-            };
-            let mut out = vec![0u8; full[0].len() * 3];
-            let src = full[0].iter().zip(&full[1]).zip(&full[2]);
-            for (px, ((&a, &b), &c)) in out.chunks_exact_mut(3).zip(src) {
-                px.copy_from_slice(&if ycc { t.rgb(a, b, c) } else { [a, b, c] });
-            }
-            (3, out)
-        }
-        _ => {
-            // Adobe transform 2 (or unknown non-zero) is YCCK: libjpeg turns it
-            // into CMYK with C = 255 - R etc.; Pillow's CMYK;I inverts back.
-            let ycck = matches!(st.adobe, Some(flag) if flag != 0);
-            let mut out = Vec::with_capacity(full[0].len() * 4);
-            let px = full[0].iter().zip(&full[1]).zip(&full[2]).zip(&full[3]);
-            for (((&a, &b), &c), &k) in px {
-                if ycck {
-                    let [r, g, b] = t.rgb(a, b, c);
-                    out.extend_from_slice(&[r, g, b, 255 - k]);
+/// The colour conversion libjpeg + Pillow apply, chosen once per image.
+enum Convert {
+    Gray,
+    Rgb,
+    Ycc(YccTables),
+    Cmyk,
+    Ycck(YccTables),
+}
+
+impl Convert {
+    /// libjpeg's `default_decompress_parms`: 3 components are YCbCr if JFIF,
+    /// else by the Adobe transform flag, else unless the ids are 'R','G','B';
+    /// 4 components are YCCK if the Adobe flag is non-zero, else CMYK.
+    fn new(st: &State, ids: &[u8]) -> Self {
+        match ids.len() {
+            1 => Convert::Gray,
+            3 => {
+                let ycc = if st.jfif {
+                    true
+                } else if let Some(flag) = st.adobe {
+                    flag != 0
                 } else {
-                    out.extend_from_slice(&[255 - a, 255 - b, 255 - c, 255 - k]);
+                    ids != [b'R', b'G', b'B']
+                };
+                if ycc {
+                    Convert::Ycc(YccTables::new())
+                } else {
+                    Convert::Rgb
                 }
             }
-            (4, out)
+            _ if matches!(st.adobe, Some(flag) if flag != 0) => Convert::Ycck(YccTables::new()),
+            _ => Convert::Cmyk,
+        }
+    }
+
+    fn channels(&self) -> usize {
+        match self {
+            Convert::Gray => 1,
+            Convert::Rgb | Convert::Ycc(_) => 3,
+            Convert::Cmyk | Convert::Ycck(_) => 4,
+        }
+    }
+
+    /// One output row from the components' full-resolution rows. CMYK comes
+    /// out as Pillow holds it after its `CMYK;I` inversion; YCCK as libjpeg's
+    /// CMYK (C = 255 - R, ...) inverted back by Pillow, i.e. (R, G, B, 255 - K).
+    fn row(&self, rows: &[Vec<u8>], dst: &mut [u8]) {
+        match self {
+            Convert::Gray => dst.copy_from_slice(&rows[0][..dst.len()]),
+            Convert::Rgb => {
+                let src = rows[0].iter().zip(&rows[1]).zip(&rows[2]);
+                for (px, ((&a, &b), &c)) in dst.chunks_exact_mut(3).zip(src) {
+                    px.copy_from_slice(&[a, b, c]);
+                }
+            }
+            Convert::Ycc(t) => {
+                let src = rows[0].iter().zip(&rows[1]).zip(&rows[2]);
+                for (px, ((&y, &cb), &cr)) in dst.chunks_exact_mut(3).zip(src) {
+                    px.copy_from_slice(&t.rgb(y, cb, cr));
+                }
+            }
+            Convert::Cmyk => {
+                let src = rows[0].iter().zip(&rows[1]).zip(&rows[2]).zip(&rows[3]);
+                for (px, (((&c, &m), &y), &k)) in dst.chunks_exact_mut(4).zip(src) {
+                    px.copy_from_slice(&[255 - c, 255 - m, 255 - y, 255 - k]);
+                }
+            }
+            Convert::Ycck(t) => {
+                let src = rows[0].iter().zip(&rows[1]).zip(&rows[2]).zip(&rows[3]);
+                for (px, (((&y, &cb), &cr), &k)) in dst.chunks_exact_mut(4).zip(src) {
+                    let [r, g, b] = t.rgb(y, cb, cr);
+                    px.copy_from_slice(&[r, g, b, 255 - k]);
+                }
+            }
         }
     }
 }

@@ -58,50 +58,62 @@ fn h2v2_row(a: &[u8], b: &[u8], out: &mut [u8]) {
     out[2 * w - 1] = ((this * 4 + 7) >> 4) as u8;
 }
 
-/// Upsamples a component by integer factors (`hf`, `vf`) and crops to exactly
-/// `out_w x out_h` (the component covers at least that: `w * hf >= out_w`).
-pub(crate) fn upsample(p: &Plane, hf: usize, vf: usize, out_w: usize, out_h: usize) -> Vec<u8> {
-    let mut out = vec![0u8; out_w * out_h];
-    if p.w == 0 || p.h == 0 || out_w == 0 {
-        return out;
+/// Produces full-resolution rows of one component on demand.
+pub(crate) struct Upsampler<'a> {
+    p: &'a Plane,
+    hf: usize,
+    vf: usize,
+    tmp: Vec<u8>,
+}
+
+impl<'a> Upsampler<'a> {
+    /// Upsampling by integer factors (`hf`, `vf`); `p` must be non-empty.
+    pub(crate) fn new(p: &'a Plane, hf: usize, vf: usize) -> Self {
+        Upsampler {
+            p,
+            hf: hf.max(1),
+            vf: vf.max(1),
+            tmp: vec![0u8; 2 * p.w],
+        }
     }
-    let mut tmp = vec![0u8; 2 * p.w];
-    let last = p.h - 1;
-    for (oy, dst) in out.chunks_exact_mut(out_w).enumerate() {
-        let iy = (oy / vf).min(last);
+
+    /// Writes output row `oy` (cropped to `dst.len()` columns) into `dst`.
+    pub(crate) fn row(&mut self, oy: usize, dst: &mut [u8]) {
+        let p = self.p;
+        let last = p.h - 1;
+        let iy = (oy / self.vf).min(last);
         // Fancy vertical filters pair each row with the one above (upper output
         // row) or below (lower output row), replicated at the edges.
-        let other = if oy % 2 == 0 {
+        let other = if oy & 1 == 0 {
             iy.saturating_sub(1)
         } else {
             (iy + 1).min(last)
         };
         let row = p.row(iy);
-        match (hf, vf) {
+        match (self.hf, self.vf) {
             (1, 1) => copy_prefix(dst, row),
             (2, 1) if p.w > 2 => {
-                h2v1_row(row, &mut tmp);
-                copy_prefix(dst, &tmp);
+                h2v1_row(row, &mut self.tmp);
+                copy_prefix(dst, &self.tmp);
             }
             (1, 2) => {
-                let bias = if oy % 2 == 0 { 1 } else { 2 };
+                let bias = if oy & 1 == 0 { 1 } else { 2 };
                 for ((d, &a), &b) in dst.iter_mut().zip(row).zip(p.row(other)) {
                     *d = ((i32::from(a) * 3 + i32::from(b) + bias) >> 2) as u8;
                 }
             }
             (2, 2) if p.w > 2 => {
-                h2v2_row(row, p.row(other), &mut tmp);
-                copy_prefix(dst, &tmp);
+                h2v2_row(row, p.row(other), &mut self.tmp);
+                copy_prefix(dst, &self.tmp);
             }
             _ => {
                 // Box replication (`h2v1`, `h2v2`, `int_upsample`).
                 for (x, d) in dst.iter_mut().enumerate() {
-                    *d = row[(x / hf).min(p.w - 1)];
+                    *d = row[(x / self.hf).min(p.w - 1)];
                 }
             }
         }
     }
-    out
 }
 
 /// Copies `src` into the front of `dst`, repeating its last byte if short.
@@ -117,6 +129,23 @@ fn copy_prefix(dst: &mut [u8], src: &[u8]) {
 fn fix16(x: f64) -> i32 {
     (x * 65536.0 + 0.5) as i32
 }
+
+/// `clamp(i - 384, 0, 255)`: values reach -227..=482 here, well inside.
+const CLAMP: [u8; 1024] = {
+    let mut t = [0u8; 1024];
+    let mut i = 0;
+    while i < 1024 {
+        t[i] = if i < 384 {
+            0
+        } else if i > 384 + 255 {
+            255
+        } else {
+            (i - 384) as u8
+        };
+        i += 1;
+    }
+    t
+};
 
 /// Tables of `ycc_rgb_convert` (`jdcolor.c`), indexed by Cb or Cr.
 pub(crate) struct YccTables {
@@ -145,11 +174,11 @@ impl YccTables {
         t
     }
 
-    /// One pixel: `(R, G, B)` clamped to 0..=255.
+    /// One pixel: `(R, G, B)` clamped to 0..=255 (libjpeg's `range_limit`).
     #[inline]
     pub(crate) fn rgb(&self, y: u8, cb: u8, cr: u8) -> [u8; 3] {
         let (y, cb, cr) = (i32::from(y), usize::from(cb), usize::from(cr));
-        let c = |v: i32| v.clamp(0, 255) as u8;
+        let c = |v: i32| CLAMP[(v + 384) as usize & 1023];
         [
             c(y + self.cr_r[cr]),
             c(y + ((self.cb_g[cb] + self.cr_g[cr]) >> 16)),
