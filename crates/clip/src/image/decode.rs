@@ -1,5 +1,7 @@
-//! Decoding PNG (`png` crate) and JPEG (`jpeg-decoder`) files into Pillow-equivalent
-//! 8-bit RGB, with typed errors and the pixel limit checked before allocation.
+//! Decoding PNG (`png` crate) and JPEG (our `jpeg` module, libjpeg-turbo-exact;
+//! `jpeg-decoder` only for arithmetic-coded and other rare files) into
+//! Pillow-equivalent 8-bit RGB, with typed errors and the pixel limit checked
+//! before allocation.
 //!
 //! Colour conversion lives in `convert.rs`, EXIF orientation in `exif.rs`.
 
