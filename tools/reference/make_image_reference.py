@@ -233,6 +233,12 @@ def jpeg_cases():
     for name, arr, opts in more:
         Image.fromarray(arr).save(os.path.join(OUT, name + ".jpg"), **{"quality": 90, **opts})
         add(name, name + ".jpg", 24, 24, "jpeg", decoded=True)
+    # EXIF orientation 6 in APP1: applied only on request (the reference ignores it).
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(natural(20, 28)).save(os.path.join(OUT, "jpeg_exif6.jpg"), quality=90, exif=exif.tobytes())
+    add("jpeg_exif6", "jpeg_exif6.jpg", 16, 16, "jpeg", exif=True)
+    add("jpeg_exif6_ignored", "jpeg_exif6.jpg", 16, 16, "jpeg", decoded=True)
 
 
 def main():
