@@ -26,6 +26,9 @@ pub(crate) struct Huffman {
     values: Vec<u8>,
     /// `(length, value)` for every 9-bit prefix whose code is at most 9 bits.
     lookup: Vec<(u8, u8)>,
+    /// For AC use: every 9-bit prefix that holds a whole nonzero coefficient
+    /// (code and magnitude bits): `(total bits, zero run, value)`; 0 bits = no.
+    fast_ac: Vec<(u8, u8, i16)>,
 }
 
 impl Huffman {
@@ -63,12 +66,35 @@ impl Huffman {
             code <<= 1;
         }
         maxcode[17] = i32::MAX;
+        let fast_ac = (0..1usize << LOOKUP_BITS)
+            .map(|p| {
+                let (len, sym) = lookup[p];
+                let (run, size) = (sym >> 4, u32::from(sym & 15));
+                let total = u32::from(len) + size;
+                if len == 0 || size == 0 || total > LOOKUP_BITS {
+                    return (0, 0, 0);
+                }
+                let bits = ((p >> (LOOKUP_BITS - total)) & ((1 << size) - 1)) as i32;
+                (total as u8, run, extend(bits, size) as i16)
+            })
+            .collect();
         Ok(Huffman {
             maxcode,
             valoffset,
             values: values[..total].to_vec(),
             lookup,
+            fast_ac,
         })
+    }
+}
+
+/// `EXTEND`: the `s`-bit magnitude code `v` as a signed value.
+#[inline]
+fn extend(v: i32, s: u32) -> i32 {
+    if v < (1 << (s - 1)) {
+        v - (1 << s) + 1
+    } else {
+        v
     }
 }
 
@@ -213,12 +239,7 @@ impl<'a> BitReader<'a> {
             return 0;
         }
         let s = u32::from(s.min(16));
-        let v = self.bits(s) as i32;
-        if v < (1 << (s - 1)) {
-            v - (1 << s) + 1
-        } else {
-            v
-        }
+        extend(self.bits(s) as i32, s)
     }
 
     /// Drops buffered bits and positions after a restart marker (RSTn).
@@ -272,6 +293,18 @@ pub(crate) fn decode_block(
     out[0] = *pred as i16;
     let mut k = 1;
     while k < 64 {
+        // Fast path: code and magnitude of a nonzero coefficient in 9 bits.
+        let (bits, run, value) = ac.fast_ac[r.peek(LOOKUP_BITS) as usize];
+        if bits > 0 {
+            r.consume(u32::from(bits));
+            k += usize::from(run);
+            if k > 63 {
+                return Err(JpegErr::Corrupt("AC run past the end of a block".into()));
+            }
+            out[ZIGZAG[k]] = value;
+            k += 1;
+            continue;
+        }
         let rs = r.symbol(ac)?;
         let (run, size) = (usize::from(rs >> 4), rs & 15);
         if size == 0 {
