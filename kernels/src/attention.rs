@@ -8,12 +8,12 @@
 //!
 //! Parallelism: one job per (batch, head) on the caller's rayon pool; each job is computed
 //! wholly by one thread with a per-thread scratch buffer (K transposed and V packed for the
-//! head, one row of scores), so the result is identical for every thread count and there is
-//! no `[T, T]` allocation. Per query row: scores by an axpy over `K^T` (vectorised along
-//! keys), the row softmax of `crate::rows`, then `p . V` (vectorised along `head_dim`). Every
-//! dot product is summed over its index in order, whatever the lane count.
+//! head, scores of a block of 4 queries), so the result is identical for every thread count
+//! and there is no `[T, T]` allocation. Per block of queries: scores by axpys over `K^T`
+//! (vectorised along keys), the row softmax of `crate::rows`, then `p . V` (vectorised along
+//! `head_dim`). Every dot product is summed over its index in order, whatever the lane count.
 //!
-//! Not here: the Q/K/V projections (GEMM), KV caches, non-causal masks other than none.
+//! Not here: the Q/K/V projections (GEMM), KV caches, masks other than causal.
 
 use crate::math::SimdF32;
 use crate::rows::{assert_available, softmax_row};
@@ -201,16 +201,23 @@ mod x86 {
     }
 }
 
+/// Query rows whose scores are computed together (sharing each load of `K^T`).
+const ROWS: usize = 4;
+
 /// Attention for batch `job / H`, head `job % H`, writing `out_rows[i]` (`head_dim` floats)
 /// for each query `i`.
 ///
-/// Scratch layout (`Tp`, `Dp` = T, D rounded up to 16, padding zero):
+/// Scratch layout (`Tp`, `Dp` = T, D rounded up to 16, padding zero; `R` = [`ROWS`]):
 /// ```text
 ///   kt  [D][Tp]   K of this head, transposed: kt[d][j] = k[j][d]
 ///   vp  [T][Dp]   V of this head, packed
-///   sc  [Tp]      scores / probabilities of the current query
-///   qs  [D]       the current query, times `scale`
+///   sc  [R][Tp]   scores, then probabilities, of the current block of queries
+///   qs  [R][D]    the current queries, times `scale`
 /// ```
+/// Queries go by blocks of `R`: scores of the block (keys up to the block's last causal
+/// limit; each row later uses only its own), `R` row softmaxes (independent, so their
+/// latency chains overlap), then `p . V` for pairs of rows (sharing each load of V).
+/// Queries left over after the last full block have their scores computed one at a time.
 #[inline(always)]
 fn attend_head<V: SimdF32>(
     p: &Problem<'_>,
@@ -226,13 +233,13 @@ fn attend_head<V: SimdF32>(
     } = p.shape;
     let (b, h) = (job / heads, job % heads);
     let (tp, dp) = (round_up(t_len), round_up(d_len));
-    let need = d_len * tp + t_len * dp + tp + d_len;
+    let need = d_len * tp + t_len * dp + ROWS * (tp + d_len);
     if scratch.len() < need {
         scratch.resize(need, 0.0);
     }
     let (kt, rest) = scratch[..need].split_at_mut(d_len * tp);
     let (vp, rest) = rest.split_at_mut(t_len * dp);
-    let (sc, qs) = rest.split_at_mut(tp);
+    let (sc, qs) = rest.split_at_mut(ROWS * tp);
     kt.fill(0.0);
     vp.fill(0.0);
 
@@ -247,31 +254,165 @@ fn attend_head<V: SimdF32>(
     }
 
     let l = V::LANES;
-    for (i, out_row) in out_rows.iter_mut().enumerate() {
-        let n = if p.causal { i + 1 } else { t_len };
-        for (qd, &x) in qs.iter_mut().zip(&p.q[row(i)..][..d_len]) {
-            *qd = x * p.scale;
-        }
-        // sc[j] = sum_d qs[d] * kt[d][j], for the key chunks covering 0..n.
-        for c in (0..n).step_by(l) {
-            let mut acc = V::splat(0.0);
-            for (d, &qd) in qs.iter().enumerate() {
-                acc = V::splat(qd).mul_add(V::load(&kt[d * tp + c..]), acc);
+    let mut i0 = 0;
+    for block in out_rows.chunks_mut(ROWS) {
+        let r_len = block.len();
+        let n_of = |i: usize| if p.causal { i + 1 } else { t_len };
+        for r in 0..r_len {
+            let q = &p.q[row(i0 + r)..][..d_len];
+            for (qd, &x) in qs[r * d_len..(r + 1) * d_len].iter_mut().zip(q) {
+                *qd = x * p.scale;
             }
-            acc.store(&mut sc[c..]);
         }
-        softmax_row::<V>(&mut sc[..n]);
-        // out[dd] = sum_j sc[j] * vp[j][dd], one chunk of head_dim at a time.
-        for c in (0..d_len).step_by(l) {
-            let mut acc = V::splat(0.0);
-            for (j, &pj) in sc[..n].iter().enumerate() {
-                acc = V::splat(pj).mul_add(V::load(&vp[j * dp + c..]), acc);
+        // sc[r][j] = sum_d qs[r][d] * kt[d][j] for the key chunks covering 0..n(last row).
+        let chunks = n_of(i0 + r_len - 1).div_ceil(l);
+        if r_len == ROWS {
+            let mut c = 0;
+            while c + 2 <= chunks {
+                scores_block::<V, ROWS, 2>(qs, d_len, kt, tp, c * l, sc);
+                c += 2;
             }
-            let dst = &mut out_row[c..];
-            if dst.len() >= l {
-                acc.store(dst);
+            for c in c..chunks {
+                scores_block::<V, ROWS, 1>(qs, d_len, kt, tp, c * l, sc);
+            }
+        } else {
+            for r in 0..r_len {
+                let (q1, s1) = (&qs[r * d_len..], &mut sc[r * tp..]);
+                let mut c = 0;
+                while c + 4 <= chunks {
+                    scores_block::<V, 1, 4>(q1, d_len, kt, tp, c * l, s1);
+                    c += 4;
+                }
+                for c in c..chunks {
+                    scores_block::<V, 1, 1>(q1, d_len, kt, tp, c * l, s1);
+                }
+            }
+        }
+        for r in 0..r_len {
+            softmax_row::<V>(&mut sc[r * tp..r * tp + n_of(i0 + r)]);
+        }
+        // out[dd] = sum_j sc[r][j] * vp[j][dd]: two rows (sharing each load of V) and four
+        // chunks of head_dim at a time.
+        // No closures around the kernels here: a closure not inlined would be compiled
+        // without the wrapper's target features (see `rows/generic.rs`).
+        let chunks = d_len.div_ceil(l);
+        let mut r = 0;
+        while r < r_len {
+            let p0 = &sc[r * tp..][..n_of(i0 + r)];
+            let mut c = 0;
+            if r + 2 <= r_len {
+                let p1 = &sc[(r + 1) * tp..][..n_of(i0 + r + 1)];
+                let (o0, o1) = block[r..r + 2].split_at_mut(1);
+                let (o0, o1) = (&mut *o0[0], &mut *o1[0]);
+                while c + 4 <= chunks {
+                    let outs = [&mut *o0, &mut *o1];
+                    weighted_sum_block::<V, 2, 4>([p0, p1], vp, dp, c * l, outs);
+                    c += 4;
+                }
+                for c in c..chunks {
+                    let outs = [&mut *o0, &mut *o1];
+                    weighted_sum_block::<V, 2, 1>([p0, p1], vp, dp, c * l, outs);
+                }
+                r += 2;
             } else {
-                acc.store_partial(dst);
+                let o0 = &mut *block[r];
+                while c + 4 <= chunks {
+                    weighted_sum_block::<V, 1, 4>([p0], vp, dp, c * l, [&mut *o0]);
+                    c += 4;
+                }
+                for c in c..chunks {
+                    weighted_sum_block::<V, 1, 1>([p0], vp, dp, c * l, [&mut *o0]);
+                }
+                r += 1;
+            }
+        }
+        i0 += r_len;
+    }
+}
+
+/// `sc[r*tp + c0 + u*L + k] = sum_d qs[r*d_len + d] * kt[d*tp + c0 + u*L + k]` for `R` query
+/// rows and `N` key chunks: `R*N` independent accumulators hide the FMA latency and each
+/// load of `kt` serves `R` rows; every score is still summed over `d` in order.
+#[inline(always)]
+fn scores_block<V: SimdF32, const R: usize, const N: usize>(
+    qs: &[f32],
+    d_len: usize,
+    kt: &[f32],
+    tp: usize,
+    c0: usize,
+    sc: &mut [f32],
+) {
+    let l = V::LANES;
+    let mut acc = [[V::splat(0.0); N]; R];
+    for d in 0..d_len {
+        let krow = &kt[d * tp + c0..][..N * l];
+        let mut kv = [V::splat(0.0); N];
+        for (u, k) in kv.iter_mut().enumerate() {
+            *k = V::load(&krow[u * l..]);
+        }
+        for (r, accr) in acc.iter_mut().enumerate() {
+            let qv = V::splat(qs[r * d_len + d]);
+            for (a, &k) in accr.iter_mut().zip(&kv) {
+                *a = qv.mul_add(k, *a);
+            }
+        }
+    }
+    for (r, accr) in acc.iter().enumerate() {
+        for (u, a) in accr.iter().enumerate() {
+            a.store(&mut sc[r * tp + c0 + u * l..]);
+        }
+    }
+}
+
+/// `outs[r][c0 + u*L + k] = sum_j ps[r][j] * vp[j*dp + c0 + u*L + k]` for `R` query rows and
+/// `N` chunks of `head_dim`: each load of V serves `R` rows, `R*N` accumulators hide the
+/// FMA latency, and every output is summed over `j` in order (rows with more keys, under the
+/// causal mask, continue alone). Lanes past `head_dim` are computed on zero padding and not
+/// stored.
+#[inline(always)]
+fn weighted_sum_block<V: SimdF32, const R: usize, const N: usize>(
+    ps: [&[f32]; R],
+    vp: &[f32],
+    dp: usize,
+    c0: usize,
+    outs: [&mut [f32]; R],
+) {
+    let l = V::LANES;
+    let mut acc = [[V::splat(0.0); N]; R];
+    let n_min = ps.iter().map(|p| p.len()).min().unwrap_or(0);
+    for j in 0..n_min {
+        let vrow = &vp[j * dp + c0..][..N * l];
+        let mut vv = [V::splat(0.0); N];
+        for (u, v) in vv.iter_mut().enumerate() {
+            *v = V::load(&vrow[u * l..]);
+        }
+        for (accr, p) in acc.iter_mut().zip(&ps) {
+            let pv = V::splat(p[j]);
+            for (a, &v) in accr.iter_mut().zip(&vv) {
+                *a = pv.mul_add(v, *a);
+            }
+        }
+    }
+    for (accr, p) in acc.iter_mut().zip(&ps) {
+        for (j, &pj) in p.iter().enumerate().skip(n_min) {
+            let vrow = &vp[j * dp + c0..][..N * l];
+            let pv = V::splat(pj);
+            for (u, a) in accr.iter_mut().enumerate() {
+                *a = pv.mul_add(V::load(&vrow[u * l..]), *a);
+            }
+        }
+    }
+    for (accr, out) in acc.iter().zip(outs) {
+        for (u, a) in accr.iter().enumerate() {
+            let start = c0 + u * l;
+            if start >= out.len() {
+                break;
+            }
+            let dst = &mut out[start..];
+            if dst.len() >= l {
+                a.store(dst);
+            } else {
+                a.store_partial(dst);
             }
         }
     }

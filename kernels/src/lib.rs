@@ -4,7 +4,7 @@
 //! - [`gemm`]: packed, blocked f32 GEMM (BLIS's five loops) with AVX-512, AVX2+FMA, portable
 //!   (`wide`) and scalar micro-kernels, a pre-packed right-hand side and fused epilogues;
 //! - [`rows`]: softmax, layernorm, GELU (erf and quick), add, scale over rows;
-//! - [`attention`]: multi-head scaled dot-product attention;
+//! - [`mod@attention`]: multi-head scaled dot-product attention;
 //! - [`math`]: exp, erf, sigmoid and the GELUs on each kernel set's vector type.
 //!
 //! The kernel set is chosen once per process ([`Isa::active`]); every entry point also takes an

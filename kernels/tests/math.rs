@@ -191,3 +191,75 @@ fn result_independent_of_position_and_length() {
         }
     }
 }
+
+/// The per-ISA vector functions (what GEMM epilogues call) agree with the scalar reference.
+#[test]
+fn per_isa_vector_functions_match_scalar() {
+    use clip_kernels::math::{portable, scalar};
+    let xs: Vec<f32> = (0..64).map(|i| (i as f32 - 32.0) * 0.37).collect();
+    type Fns = (fn(f32) -> f32, fn(wide::f32x8) -> wide::f32x8);
+    let table: [(&str, Fns); 5] = [
+        ("exp", (scalar::exp, portable::exp)),
+        ("erf", (scalar::erf, portable::erf)),
+        ("sigmoid", (scalar::sigmoid, portable::sigmoid)),
+        ("gelu", (scalar::gelu, portable::gelu)),
+        ("quick_gelu", (scalar::quick_gelu, portable::quick_gelu)),
+    ];
+    for (name, (fs, fp)) in table {
+        for c in xs.chunks_exact(8) {
+            let got = fp(wide::f32x8::from(<[f32; 8]>::try_from(c).unwrap())).to_array();
+            for (g, &x) in got.iter().zip(c) {
+                // Unfused multiply-adds may move a result by a few ulps (more where the
+                // formula is ill-conditioned, as gelu's tail): compare with a loose bound.
+                let want = fs(x);
+                assert!(
+                    (g - want).abs() <= 4e-6 * want.abs() + 1e-12,
+                    "portable::{name}({x})"
+                );
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        use clip_kernels::math::{avx2, avx512};
+        use std::arch::x86_64::*;
+        if Isa::Avx2.is_available() {
+            for c in xs.chunks_exact(8) {
+                let mut out = [0.0f32; 8];
+                // SAFETY: AVX2 and FMA are available (checked above); `c` and `out` hold 8 floats.
+                unsafe {
+                    let v = _mm256_loadu_ps(c.as_ptr());
+                    _mm256_storeu_ps(out.as_mut_ptr(), avx2::gelu(avx2::exp(v)));
+                }
+                for (o, &x) in out.iter().zip(c) {
+                    assert_eq!(
+                        o.to_bits(),
+                        scalar::gelu(scalar::exp(x)).to_bits(),
+                        "avx2 x={x}"
+                    );
+                }
+            }
+        } else {
+            eprintln!("!!! per_isa_vector_functions_match_scalar: avx2 NOT available: SKIPPED !!!");
+        }
+        if Isa::Avx512.is_available() {
+            for c in xs.chunks_exact(16) {
+                let mut out = [0.0f32; 16];
+                // SAFETY: AVX-512F is available (checked above); `c` and `out` hold 16 floats.
+                unsafe {
+                    let v = _mm512_loadu_ps(c.as_ptr());
+                    let y = avx512::quick_gelu(avx512::sigmoid(avx512::erf(v)));
+                    _mm512_storeu_ps(out.as_mut_ptr(), y);
+                }
+                for (o, &x) in out.iter().zip(c) {
+                    let want = scalar::quick_gelu(scalar::sigmoid(scalar::erf(x)));
+                    assert_eq!(o.to_bits(), want.to_bits(), "avx512 x={x}");
+                }
+            }
+        } else {
+            eprintln!(
+                "!!! per_isa_vector_functions_match_scalar: avx512 NOT available: SKIPPED !!!"
+            );
+        }
+    }
+}

@@ -275,3 +275,43 @@ fn layernorm_rejects_wrong_weight() {
     let mut y = vec![0.0f32; 8];
     rows::layernorm_rows(Isa::Scalar, &x, &mut y, 4, &[1.0; 3], &[0.0; 4], 1e-5);
 }
+
+/// Row kernels give the same bits whether rows are processed in one call or split (as a
+/// threaded caller would split them: for masks, at multiples of the mask's period).
+#[test]
+fn row_results_independent_of_splitting() {
+    let mut rng = Rng::new(6);
+    for isa in isas("row_results_independent_of_splitting") {
+        for cols in [3, 17, 77] {
+            let x = rng.vec(4 * cols * cols, -20.0, 20.0);
+            let mask = rng.vec(cols * cols, -5.0, 0.0);
+            for m in [
+                SoftmaxMask::None,
+                SoftmaxMask::Causal,
+                SoftmaxMask::Additive(&mask),
+            ] {
+                let mut whole = x.clone();
+                rows::softmax_rows(isa, &mut whole, cols, m);
+                let mut parts = x.clone();
+                for part in parts.chunks_mut(cols * cols) {
+                    rows::softmax_rows(isa, part, cols, m);
+                }
+                assert!(whole
+                    .iter()
+                    .zip(&parts)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()));
+            }
+            let (w, b) = (rng.vec(cols, -1.0, 1.0), rng.vec(cols, -1.0, 1.0));
+            let mut whole = vec![0.0; x.len()];
+            rows::layernorm_rows(isa, &x, &mut whole, cols, &w, &b, 1e-5);
+            let mut parts = x.clone();
+            for part in parts.chunks_mut(cols * 5) {
+                rows::layernorm_rows_inplace(isa, part, cols, &w, &b, 1e-5);
+            }
+            assert!(whole
+                .iter()
+                .zip(&parts)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+    }
+}

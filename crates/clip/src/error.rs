@@ -58,6 +58,35 @@ pub enum Error {
     InvalidPreprocessorConfig { path: PathBuf, reason: String },
     /// A caller-supplied argument is out of range (e.g. a zero crop size).
     InvalidArgument { reason: String },
+    /// A model folder lacks a file the loader needs.
+    MissingFile { path: PathBuf, what: &'static str },
+    /// The weights file is not valid safetensors (bad or truncated header, offsets out of
+    /// range, overlapping, or not matching shape x dtype).
+    InvalidWeights { path: PathBuf, reason: String },
+    /// The weights use neither Hugging Face nor OpenAI key names.
+    UnknownLayout { path: PathBuf },
+    /// A tensor the model needs is not in the file.
+    MissingTensor { key: String },
+    /// A tensor has another shape than the configuration implies.
+    WrongShape {
+        key: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    /// A tensor has an element type the model cannot use.
+    WrongDType {
+        key: String,
+        expected: &'static str,
+        found: String,
+    },
+    /// `config.json` is unreadable, or inconsistent with itself or with the tensors.
+    InvalidConfig { path: PathBuf, reason: String },
+    /// Model inputs of the wrong shape or content (pixel tensor, token ids).
+    InvalidInput { reason: String },
+    /// The tokenizer refused a text.
+    Tokenizer(clip_tokenizer::Error),
+    /// A tensor operation failed.
+    Tensor(clip_tensor::Error),
 }
 
 impl fmt::Display for Error {
@@ -117,6 +146,42 @@ impl fmt::Display for Error {
                 )
             }
             Error::InvalidArgument { reason } => write!(f, "invalid argument: {reason}"),
+            Error::MissingFile { path, what } => {
+                write!(f, "{}: missing {what}", path.display())
+            }
+            Error::InvalidWeights { path, reason } => {
+                write!(f, "{}: invalid safetensors file: {reason}", path.display())
+            }
+            Error::UnknownLayout { path } => write!(
+                f,
+                "{}: tensor names are neither Hugging Face CLIP (vision_model.*, text_model.*) \
+                 nor OpenAI CLIP (visual.*, transformer.*)",
+                path.display()
+            ),
+            Error::MissingTensor { key } => write!(f, "missing tensor {key}"),
+            Error::WrongShape {
+                key,
+                expected,
+                found,
+            } => {
+                write!(
+                    f,
+                    "tensor {key}: expected shape {expected:?}, found {found:?}"
+                )
+            }
+            Error::WrongDType {
+                key,
+                expected,
+                found,
+            } => {
+                write!(f, "tensor {key}: expected dtype {expected}, found {found}")
+            }
+            Error::InvalidConfig { path, reason } => {
+                write!(f, "{}: invalid model config: {reason}", path.display())
+            }
+            Error::InvalidInput { reason } => write!(f, "invalid input: {reason}"),
+            Error::Tokenizer(e) => write!(f, "tokenizer: {e}"),
+            Error::Tensor(e) => write!(f, "{e}"),
         }
     }
 }
@@ -125,7 +190,21 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::Tokenizer(e) => Some(e),
+            Error::Tensor(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+impl From<clip_tensor::Error> for Error {
+    fn from(e: clip_tensor::Error) -> Self {
+        Error::Tensor(e)
+    }
+}
+
+impl From<clip_tokenizer::Error> for Error {
+    fn from(e: clip_tokenizer::Error) -> Self {
+        Error::Tokenizer(e)
     }
 }

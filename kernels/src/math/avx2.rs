@@ -1,6 +1,6 @@
 //! [`crate::math`] on `__m256` (AVX2 + FMA, 8 lanes).
 //!
-//! [`Avx2F32`] implements the crate's lane operations with AVX/AVX2/FMA intrinsics. Values of
+//! `Avx2F32` implements the crate's lane operations with AVX/AVX2/FMA intrinsics. Values of
 //! it only exist inside code that runs after `Isa::Avx2.is_available()` was checked (the crate
 //! invariant stated on `SimdF32`); every `unsafe` block below relies on that. The public
 //! functions take and return raw `__m256` and are `unsafe` for the same reason.
@@ -38,6 +38,26 @@ impl SimdF32 for Avx2F32 {
         let d = &mut d[..8];
         // SAFETY: `d` has 8 elements (sliced above); AVX available (module invariant).
         unsafe { _mm256_storeu_ps(d.as_mut_ptr(), self.0) }
+    }
+    #[inline(always)]
+    fn load_padded(s: &[f32], pad: f32) -> Self {
+        let m = tail_mask(s.len());
+        // SAFETY: the mask enables only the first `s.len() < 8` lanes, which are in bounds;
+        // masked-off lanes are not accessed. AVX2 available (module invariant).
+        unsafe {
+            let v = _mm256_maskload_ps(s.as_ptr(), m);
+            Self(_mm256_blendv_ps(
+                _mm256_set1_ps(pad),
+                v,
+                _mm256_castsi256_ps(m),
+            ))
+        }
+    }
+    #[inline(always)]
+    fn store_partial(self, d: &mut [f32]) {
+        let m = tail_mask(d.len());
+        // SAFETY: as in `load_padded`: only the first `d.len() < 8` lanes are written.
+        unsafe { _mm256_maskstore_ps(d.as_mut_ptr(), m, self.0) }
     }
     #[inline(always)]
     fn add(self, o: Self) -> Self {
@@ -133,6 +153,16 @@ impl SimdF32 for Avx2F32 {
             _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)))
         })
     }
+}
+
+/// All-ones in the first `n.min(8)` 32-bit lanes.
+#[inline(always)]
+fn tail_mask(n: usize) -> __m256i {
+    let n = n.min(8) as i32;
+    avx!(_mm256_cmpgt_epi32(
+        _mm256_set1_epi32(n),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
+    ))
 }
 
 /// `e^x` lane-wise (see [`crate::math`]).

@@ -1,6 +1,6 @@
 //! [`crate::math`] on `__m512` (AVX-512F, 16 lanes).
 //!
-//! [`Avx512F32`] implements the crate's lane operations with AVX-512F intrinsics. Values of it
+//! `Avx512F32` implements the crate's lane operations with AVX-512F intrinsics. Values of it
 //! only exist inside code that runs after `Isa::Avx512.is_available()` was checked (the crate
 //! invariant stated on `SimdF32`); every `unsafe` block below relies on that. The public
 //! functions take and return raw `__m512` and are `unsafe` for the same reason.
@@ -38,6 +38,19 @@ impl SimdF32 for Avx512F32 {
         let d = &mut d[..16];
         // SAFETY: `d` has 16 elements (sliced above); AVX-512F available (module invariant).
         unsafe { _mm512_storeu_ps(d.as_mut_ptr(), self.0) }
+    }
+    #[inline(always)]
+    fn load_padded(s: &[f32], pad: f32) -> Self {
+        let k: __mmask16 = (1u32 << s.len().min(15)) as u16 - 1;
+        // SAFETY: the mask enables only the first `s.len() < 16` lanes, which are in bounds;
+        // masked-off lanes are not accessed. AVX-512F available (module invariant).
+        Self(unsafe { _mm512_mask_loadu_ps(_mm512_set1_ps(pad), k, s.as_ptr()) })
+    }
+    #[inline(always)]
+    fn store_partial(self, d: &mut [f32]) {
+        let k: __mmask16 = (1u32 << d.len().min(15)) as u16 - 1;
+        // SAFETY: as in `load_padded`: only the first `d.len() < 16` lanes are written.
+        unsafe { _mm512_mask_storeu_ps(d.as_mut_ptr(), k, self.0) }
     }
     #[inline(always)]
     fn add(self, o: Self) -> Self {

@@ -1,6 +1,6 @@
 //! Vector math: `exp`, `erf`, `sigmoid`, exact `gelu` and `quick_gelu`, written once.
 //!
-//! Every algorithm here is generic over [`SimdF32`], a small set of lane-wise f32 operations
+//! Every algorithm here is generic over `SimdF32`, a small set of lane-wise f32 operations
 //! implemented per kernel set: [`scalar`] (`f32`, the reference), [`portable`]
 //! (`wide::f32x8`), [`avx2`] (`__m256`) and [`avx512`] (`__m512`). Because the operation
 //! sequence is the same for every lane width, and the scalar reference uses a fused
@@ -31,6 +31,12 @@ pub mod avx512;
 /// created and used inside code that runs after [`crate::Isa::is_available`] returned true for
 /// that kernel set (in practice: inside `#[target_feature]` wrappers called from the safe,
 /// checked entry points, or from the `unsafe fn`s of the per-ISA modules).
+///
+/// Code generic over this trait must reach the `#[target_feature]` wrapper through
+/// `#[inline(always)]` functions and trait methods only. A closure or `fn` item passed into
+/// the generic code may stay out of line, compiled *without* the wrapper's features, and then
+/// every intrinsic inside it becomes a function call (measured: 10-20x slower). Use a
+/// small trait with an `#[inline(always)]` method instead (see `rows/generic.rs`).
 pub(crate) trait SimdF32: Copy {
     /// Number of f32 lanes.
     const LANES: usize;
@@ -96,8 +102,12 @@ pub(crate) trait SimdF32: Copy {
 
 /// Inputs above this give `+inf` (just above ln(f32::MAX)).
 pub(crate) const EXP_HI: f32 = 88.722_84;
-/// Inputs below this give `0` (ln of the smallest normal f32; subnormal results are flushed).
-pub(crate) const EXP_LO: f32 = -87.336_55;
+/// Inputs below this give `0`. Slightly above ln(f32::MIN_POSITIVE) = -87.33654: inputs are
+/// clamped here before the polynomial, and the clamped lanes (padding, masked `-inf` scores)
+/// must still produce a *normal* intermediate, or every multiply on them takes a
+/// microcode assist (~100 cycles) for a subnormal result. `e^EXP_LO` = 1.18e-38, so results
+/// below that (0.7 % above the smallest normal) are flushed to zero.
+pub(crate) const EXP_LO: f32 = -87.33;
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 split in two (Cody-Waite): `LN2_HI` has few bits so `n * LN2_HI` is exact.
 const LN2_HI: f32 = 0.693_359_4;

@@ -21,16 +21,49 @@ pub(crate) enum ElemOp {
     QuickGelu,
 }
 
+/// A lane-wise function, applied by [`map`]. A trait with an `#[inline(always)]` method
+/// rather than a closure or `fn` item: those can end up as out-of-line calls compiled without
+/// the wrapper's target features, which would turn every intrinsic into a function call.
+trait Lanewise {
+    fn apply<V: SimdF32>(&self, v: V) -> V;
+}
+
+macro_rules! lanewise {
+    ($name:ident, $f:path) => {
+        struct $name;
+        impl Lanewise for $name {
+            #[inline(always)]
+            fn apply<V: SimdF32>(&self, v: V) -> V {
+                $f(v)
+            }
+        }
+    };
+}
+lanewise!(Exp, math::exp);
+lanewise!(Erf, math::erf);
+lanewise!(Sigmoid, math::sigmoid);
+lanewise!(Gelu, math::gelu);
+lanewise!(QuickGelu, math::quick_gelu);
+
+/// Multiplication by a constant.
+struct Scale(f32);
+impl Lanewise for Scale {
+    #[inline(always)]
+    fn apply<V: SimdF32>(&self, v: V) -> V {
+        v.mul(V::splat(self.0))
+    }
+}
+
 /// `x[i] <- f(x[i])`, full vectors then one padded vector.
 #[inline(always)]
-fn map<V: SimdF32>(x: &mut [f32], f: impl Fn(V) -> V) {
+fn map<V: SimdF32>(x: &mut [f32], f: &impl Lanewise) {
     let mut chunks = x.chunks_exact_mut(V::LANES);
     for c in &mut chunks {
-        f(V::load(c)).store(c);
+        f.apply(V::load(c)).store(c);
     }
     let rem = chunks.into_remainder();
     if !rem.is_empty() {
-        f(V::load_padded(rem, 0.0)).store_partial(rem);
+        f.apply(V::load_padded(rem, 0.0)).store_partial(rem);
     }
 }
 
@@ -38,19 +71,18 @@ fn map<V: SimdF32>(x: &mut [f32], f: impl Fn(V) -> V) {
 #[inline(always)]
 pub(crate) fn map_inplace<V: SimdF32>(op: ElemOp, x: &mut [f32]) {
     match op {
-        ElemOp::Exp => map::<V>(x, math::exp),
-        ElemOp::Erf => map::<V>(x, math::erf),
-        ElemOp::Sigmoid => map::<V>(x, math::sigmoid),
-        ElemOp::Gelu => map::<V>(x, math::gelu),
-        ElemOp::QuickGelu => map::<V>(x, math::quick_gelu),
+        ElemOp::Exp => map::<V>(x, &Exp),
+        ElemOp::Erf => map::<V>(x, &Erf),
+        ElemOp::Sigmoid => map::<V>(x, &Sigmoid),
+        ElemOp::Gelu => map::<V>(x, &Gelu),
+        ElemOp::QuickGelu => map::<V>(x, &QuickGelu),
     }
 }
 
 /// `x[i] <- x[i] * s`.
 #[inline(always)]
 pub(crate) fn scale<V: SimdF32>(x: &mut [f32], s: f32) {
-    let vs = V::splat(s);
-    map::<V>(x, |v| v.mul(vs));
+    map::<V>(x, &Scale(s));
 }
 
 /// `dst[i] <- dst[i] + src[i]`; `dst.len() == src.len()`.
@@ -138,33 +170,66 @@ pub(crate) fn softmax_rows<V: SimdF32>(x: &mut [f32], cols: usize, mask: Softmax
     }
 }
 
+/// Accumulators per reduction in [`row_stats`]: independent chains hide the add latency.
+const ACC: usize = 4;
+
+/// `sum_i f(x_i)` over a row, lane-wise with [`ACC`] accumulators (vector `k` of the row goes to
+/// accumulator `k % ACC` for the full groups, leftover vectors and the tail to the first),
+/// then combined in a fixed tree. `pad` fills the tail's missing lanes and must give
+/// `f(pad) = 0`.
+#[inline(always)]
+fn row_sum<V: SimdF32>(row: &[f32], pad: f32, f: &impl Accumulate) -> f32 {
+    let l = V::LANES;
+    let mut acc = [V::splat(0.0); ACC];
+    let mut groups = row.chunks_exact(ACC * l);
+    for g in &mut groups {
+        for (u, a) in acc.iter_mut().enumerate() {
+            *a = f.accumulate(V::load(&g[u * l..]), *a);
+        }
+    }
+    let mut rest = groups.remainder().chunks_exact(l);
+    for c in &mut rest {
+        acc[0] = f.accumulate(V::load(c), acc[0]);
+    }
+    let tail = rest.remainder();
+    if !tail.is_empty() {
+        acc[0] = f.accumulate(V::load_padded(tail, pad), acc[0]);
+    }
+    acc[0].add(acc[1]).add(acc[2].add(acc[3])).reduce_add()
+}
+
+/// An accumulation step of [`row_sum`] (a trait, not a closure: see [`Lanewise`]).
+trait Accumulate {
+    fn accumulate<V: SimdF32>(&self, x: V, acc: V) -> V;
+}
+
+/// `acc + x`.
+struct Sum;
+impl Accumulate for Sum {
+    #[inline(always)]
+    fn accumulate<V: SimdF32>(&self, x: V, acc: V) -> V {
+        acc.add(x)
+    }
+}
+
+/// `acc + (x - mean)^2`.
+struct CentredSquares(f32);
+impl Accumulate for CentredSquares {
+    #[inline(always)]
+    fn accumulate<V: SimdF32>(&self, x: V, acc: V) -> V {
+        let d = x.sub(V::splat(self.0));
+        d.mul_add(d, acc)
+    }
+}
+
 /// Mean and `1 / sqrt(var + eps)` of one row, in f32: the mean first, then the (biased)
 /// variance of the centred values.
 #[inline(always)]
 fn row_stats<V: SimdF32>(row: &[f32], eps: f32) -> (f32, f32) {
-    let l = V::LANES;
-    let split = row.len() - row.len() % l;
     let n = row.len() as f32;
-    let mut s = V::splat(0.0);
-    for c in row[..split].chunks_exact(l) {
-        s = s.add(V::load(c));
-    }
-    if split < row.len() {
-        s = s.add(V::load_padded(&row[split..], 0.0));
-    }
-    let mean = s.reduce_add() / n;
-    let vmean = V::splat(mean);
-    let mut s2 = V::splat(0.0);
-    for c in row[..split].chunks_exact(l) {
-        let d = V::load(c).sub(vmean);
-        s2 = d.mul_add(d, s2);
-    }
-    if split < row.len() {
-        // Padding lanes hold the mean, so they add 0.
-        let d = V::load_padded(&row[split..], mean).sub(vmean);
-        s2 = d.mul_add(d, s2);
-    }
-    let var = s2.reduce_add() / n;
+    let mean = row_sum::<V>(row, 0.0, &Sum) / n;
+    // Padding lanes hold the mean, so they add 0.
+    let var = row_sum::<V>(row, mean, &CentredSquares(mean)) / n;
     (mean, 1.0 / (var + eps).sqrt())
 }
 

@@ -21,6 +21,10 @@ use generic::ElemOp;
 use crate::Isa;
 
 /// The mask applied by [`softmax_rows`].
+///
+/// Both masks locate a row by its index `r` within the slice passed, so a caller splitting
+/// rows across threads must split at multiples of `cols` rows (`Causal`) or of the mask's
+/// row count (`Additive`) to get the same result as one call.
 #[derive(Clone, Copy, Debug, Default)]
 pub enum SoftmaxMask<'a> {
     /// No mask.

@@ -1,5 +1,6 @@
-//! `clip bench`: GEMM throughput (`clip bench gemm`) and the machine's FMA peak
-//! (`clip bench peak`), as a readable line or one JSON line per case.
+//! `clip bench`: the encoders' latency and throughput (`clip bench [--tower ...]`), GEMM
+//! throughput (`clip bench gemm`) and the machine's FMA peak (`clip bench peak`), as a
+//! readable line or one JSON line per case. Medians of repeated runs after a warm-up.
 
 use clap::{Args, Subcommand};
 use clip_kernels::{peak, sgemm, sgemm_prepacked, Epilogue, Isa, MatMut, MatRef, PackedB};
@@ -7,11 +8,43 @@ use std::time::Instant;
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  clip bench gemm --m 50 --k 768 --n 3072 --threads 2 --prepacked --json\n  clip bench peak --threads 2"
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  clip bench --random-weights --tower image --batch 8 --json\n  clip bench --model DIR --tower text --tokens 77\n  clip bench gemm --m 50 --k 768 --n 3072 --threads 2 --prepacked --json\n  clip bench peak --threads 2"
 )]
 pub struct BenchArgs {
     #[command(subcommand)]
-    what: BenchWhat,
+    what: Option<BenchWhat>,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Args)]
+struct ModelArgs {
+    /// Model folder (default: CLIP_MODEL, then the Hugging Face cache; else random weights).
+    #[arg(long)]
+    model: Option<std::path::PathBuf>,
+    /// A full-size ViT-B/32 with seeded random weights, built in memory.
+    #[arg(long)]
+    random_weights: bool,
+    /// image or text (default: both).
+    #[arg(long)]
+    tower: Option<String>,
+    /// Items per forward pass (default: 1 and 8 for images, 1 for texts).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Text length in ids, SOT and EOT included, no padding (default: 7, as "a photo of a
+    /// cat.", and 77).
+    #[arg(long)]
+    tokens: Option<usize>,
+    /// Threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// f32 (bf16 is planned).
+    #[arg(long, default_value = "f32")]
+    precision: String,
+    /// One JSON line per case.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -63,9 +96,184 @@ struct PeakArgs {
 
 pub fn run(args: &BenchArgs) -> Result<(), String> {
     match &args.what {
-        BenchWhat::Gemm(g) => bench_gemm(g),
-        BenchWhat::Peak(p) => bench_peak(p),
+        Some(BenchWhat::Gemm(g)) => bench_gemm(g),
+        Some(BenchWhat::Peak(p)) => bench_peak(p),
+        None => bench_model(&args.model),
     }
+}
+
+/// FLOP of one encoder pass: 2*rows*in*out per Linear, 4*T^2*C per attention layer.
+fn encoder_flop(tokens: usize, width: usize, mlp: usize, layers: usize) -> f64 {
+    let (t, c, m) = (tokens as f64, width as f64, mlp as f64);
+    layers as f64 * (2.0 * t * c * (4.0 * c + 2.0 * m) + 4.0 * t * t * c)
+}
+
+/// Times `f` (after two warm-up calls) until ~2 s or 50 runs, at least 5; the median in s.
+fn time_median(mut f: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
+    f()?;
+    f()?;
+    let start = Instant::now();
+    let mut times = Vec::new();
+    while times.len() < 5 || (start.elapsed().as_secs_f64() < 2.0 && times.len() < 50) {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    Ok(median(times))
+}
+
+fn bench_model(a: &ModelArgs) -> Result<(), String> {
+    use clip::{ClipConfig, ClipModel, LoadOptions};
+    if a.precision != "f32" {
+        return Err(format!(
+            "--precision {}: only f32 is available in this version",
+            a.precision
+        ));
+    }
+    let towers: Vec<&str> = match a.tower.as_deref() {
+        None => vec!["image", "text"],
+        Some(t @ ("image" | "text")) => vec![t],
+        Some(other) => return Err(format!("--tower {other}: expected image or text")),
+    };
+    let threads = a.threads.unwrap_or(0);
+    let opts = LoadOptions {
+        threads,
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let dir = if a.random_weights {
+        None
+    } else {
+        crate::model_dir::find(a.model.as_deref())?
+    };
+    let model = match &dir {
+        Some(d) => ClipModel::load_with(d, &opts).map_err(|e| e.to_string())?,
+        None => ClipModel::random(&ClipConfig::vit_base_patch32(), 0, &opts)
+            .map_err(|e| e.to_string())?,
+    };
+    let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let random = dir.is_none();
+    let threads = model.threads().count();
+    if random {
+        eprintln!("note: random weights (no model folder given or found): timings are real, outputs meaningless");
+    }
+    if !a.json {
+        println!(
+            "load: {load_ms:.0} ms ({})",
+            dir.as_ref()
+                .map_or("random weights".into(), |d| d.display().to_string())
+        );
+    }
+    let cfg = model.config.clone();
+    for tower in towers {
+        let cases: Vec<(usize, Option<usize>)> = match tower {
+            "image" => a
+                .batch
+                .map_or(vec![1, 8], |b| vec![b])
+                .into_iter()
+                .map(|b| (b, None))
+                .collect(),
+            _ => {
+                let batches = a.batch.map_or(vec![1], |b| vec![b]);
+                let tokens = a
+                    .tokens
+                    .map_or(vec![7, cfg.text.max_position_embeddings], |t| vec![t]);
+                batches
+                    .iter()
+                    .flat_map(|&b| tokens.iter().map(move |&t| (b, Some(t))))
+                    .collect()
+            }
+        };
+        for (batch, tokens) in cases {
+            if batch == 0 {
+                return Err("--batch must be at least 1".into());
+            }
+            let (secs, flop) = match tokens {
+                None => {
+                    let s = cfg.vision.image_size;
+                    let px: Vec<f32> = (0..batch * 3 * s * s)
+                        .map(|i| ((i % 251) as f32 / 125.0) - 1.0)
+                        .collect();
+                    let secs = time_median(|| {
+                        model
+                            .image_features(&px, batch)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    })?;
+                    let v = &cfg.vision;
+                    let patch = 2.0
+                        * (v.grid() * v.grid()) as f64
+                        * (3 * v.patch_size * v.patch_size) as f64
+                        * v.hidden_size as f64;
+                    (
+                        secs,
+                        batch as f64
+                            * (patch
+                                + encoder_flop(
+                                    v.num_positions(),
+                                    v.hidden_size,
+                                    v.intermediate_size,
+                                    v.num_hidden_layers,
+                                )),
+                    )
+                }
+                Some(len) => {
+                    let t = &cfg.text;
+                    if len < 2 || len > t.max_position_embeddings {
+                        return Err(format!(
+                            "--tokens {len}: must be 2..={}",
+                            t.max_position_embeddings
+                        ));
+                    }
+                    let (sot, eot) = (t.vocab_size as u32 - 2, t.vocab_size as u32 - 1);
+                    let rows: Vec<Vec<u32>> = (0..batch)
+                        .map(|b| {
+                            let mut ids = vec![sot];
+                            ids.extend(
+                                (1..len - 1)
+                                    .map(|i| ((i * 7919 + b * 31) % (t.vocab_size - 2)) as u32),
+                            );
+                            ids.push(eot);
+                            ids
+                        })
+                        .collect();
+                    let seqs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
+                    let secs = time_median(|| {
+                        model
+                            .text_features(&seqs)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    })?;
+                    (
+                        secs,
+                        batch as f64
+                            * encoder_flop(
+                                len,
+                                t.hidden_size,
+                                t.intermediate_size,
+                                t.num_hidden_layers,
+                            ),
+                    )
+                }
+            };
+            let ms_per_item = secs * 1e3 / batch as f64;
+            let items_per_s = batch as f64 / secs;
+            let gflops = flop / secs / 1e9;
+            if a.json {
+                let tok = tokens.map_or("null".to_string(), |t| t.to_string());
+                println!(
+                    "{{\"tower\":\"{tower}\",\"batch\":{batch},\"tokens\":{tok},\"threads\":{threads},\"precision\":\"{}\",\"ms_per_item\":{ms_per_item:.3},\"items_per_s\":{items_per_s:.2},\"gflops\":{gflops:.1},\"load_ms\":{load_ms:.0},\"random_weights\":{random}}}",
+                    a.precision
+                );
+            } else {
+                let tok = tokens.map_or(String::new(), |t| format!(" tokens={t}"));
+                println!(
+                    "{tower} batch={batch}{tok} threads={threads}: {ms_per_item:.2} ms/item, {items_per_s:.1} items/s, {gflops:.1} GFLOP/s"
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_isa(isa: &Option<String>) -> Result<Isa, String> {

@@ -1,0 +1,253 @@
+//! The blocks both towers share: layer norm and the pre-LN transformer encoder layer
+//! (LN, multi-head attention, residual, LN, MLP, residual), with their checkpoint key names
+//! in the Hugging Face and OpenAI layouts.
+//!
+//! Activations are row-major `[rows, C]` buffers; several sequences of one length form a
+//! group that attention sees as `[B, T, C]`.
+
+use crate::weights::WeightFile;
+use crate::Result;
+use clip_kernels::{rows, Activation, AttentionShape};
+use clip_tensor::{Linear, Threads};
+use rayon::prelude::*;
+
+/// How the checkpoint names its tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// `vision_model.encoder.layers.N.self_attn.q_proj.weight`, ...
+    HuggingFace,
+    /// `visual.transformer.resblocks.N.attn.in_proj_weight`, ...
+    OpenAi,
+}
+
+/// Reads an f32 copy of `key` (converting f16/bf16), checking its shape.
+pub(crate) fn read(wf: &WeightFile, key: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    wf.get_f32(key, shape)
+}
+
+/// Packs the `[out, in]` weight `key` (and `bias`, if given) for the GEMM, then releases the
+/// mapped pages.
+pub(crate) fn linear(
+    wf: &WeightFile,
+    key: &str,
+    bias: Option<&str>,
+    out: usize,
+    inp: usize,
+    th: &Threads,
+) -> Result<Linear> {
+    let w = wf.get(key, &[out, inp])?.to_f32()?;
+    let b = bias.map(|b| read(wf, b, &[out])).transpose()?;
+    let lin = Linear::from_rows(w.as_f32_slice()?, out, inp, b, th)?;
+    drop(w);
+    wf.release(key);
+    Ok(lin)
+}
+
+/// `torch.nn.LayerNorm` over the last dimension.
+#[derive(Clone, Debug)]
+pub struct LayerNorm {
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub eps: f32,
+}
+
+impl LayerNorm {
+    /// Loads `{prefix}.weight` and `{prefix}.bias`, both `[width]`.
+    pub fn load(wf: &WeightFile, prefix: &str, width: usize, eps: f32) -> Result<LayerNorm> {
+        Ok(LayerNorm {
+            weight: read(wf, &format!("{prefix}.weight"), &[width])?,
+            bias: read(wf, &format!("{prefix}.bias"), &[width])?,
+            eps,
+        })
+    }
+
+    /// `out <- LN(x)` row by row (rows in parallel).
+    pub fn forward(&self, x: &[f32], out: &mut [f32], th: &Threads) {
+        let c = self.weight.len();
+        let isa = th.isa();
+        let chunk = c * (8192 / c).max(1);
+        th.install(|| {
+            out.par_chunks_mut(chunk)
+                .zip(x.par_chunks(chunk))
+                .for_each(|(o, x)| {
+                    rows::layernorm_rows(isa, x, o, c, &self.weight, &self.bias, self.eps)
+                })
+        });
+    }
+}
+
+/// Sizes of one encoder layer.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerDims {
+    pub width: usize,
+    pub heads: usize,
+    pub mlp: usize,
+    pub eps: f32,
+    pub act: Activation,
+    pub causal: bool,
+}
+
+/// One pre-LN transformer block.
+#[derive(Debug)]
+pub struct EncoderLayer {
+    pub layer_norm1: LayerNorm,
+    /// q, k and v projections fused into one `[3C, C]` GEMM.
+    pub qkv_proj: Linear,
+    pub out_proj: Linear,
+    pub layer_norm2: LayerNorm,
+    pub fc1: Linear,
+    pub fc2: Linear,
+    pub dims: LayerDims,
+}
+
+/// Scratch buffers one forward pass reuses across layers.
+#[derive(Default)]
+pub struct Scratch {
+    h: Vec<f32>,
+    qkv: Vec<f32>,
+    attn: Vec<f32>,
+    mlp: Vec<f32>,
+}
+
+fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    v.resize(n, 0.0);
+    &mut v[..n]
+}
+
+impl EncoderLayer {
+    /// Loads layer `prefix` (e.g. `vision_model.encoder.layers.3` or
+    /// `visual.transformer.resblocks.3`).
+    pub fn load(
+        wf: &WeightFile,
+        layout: Layout,
+        prefix: &str,
+        dims: LayerDims,
+        th: &Threads,
+    ) -> Result<EncoderLayer> {
+        let (c, m) = (dims.width, dims.mlp);
+        let k = |s: &str| format!("{prefix}.{s}");
+        let layer = match layout {
+            Layout::HuggingFace => {
+                let mut w = Vec::with_capacity(3 * c * c);
+                let mut b = Vec::with_capacity(3 * c);
+                for p in ["q_proj", "k_proj", "v_proj"] {
+                    w.extend(read(wf, &k(&format!("self_attn.{p}.weight")), &[c, c])?);
+                    b.extend(read(wf, &k(&format!("self_attn.{p}.bias")), &[c])?);
+                    wf.release(&k(&format!("self_attn.{p}.weight")));
+                }
+                EncoderLayer {
+                    layer_norm1: LayerNorm::load(wf, &k("layer_norm1"), c, dims.eps)?,
+                    qkv_proj: Linear::from_rows(&w, 3 * c, c, Some(b), th)?,
+                    out_proj: linear(
+                        wf,
+                        &k("self_attn.out_proj.weight"),
+                        Some(&k("self_attn.out_proj.bias")),
+                        c,
+                        c,
+                        th,
+                    )?,
+                    layer_norm2: LayerNorm::load(wf, &k("layer_norm2"), c, dims.eps)?,
+                    fc1: linear(wf, &k("mlp.fc1.weight"), Some(&k("mlp.fc1.bias")), m, c, th)?,
+                    fc2: linear(wf, &k("mlp.fc2.weight"), Some(&k("mlp.fc2.bias")), c, m, th)?,
+                    dims,
+                }
+            }
+            Layout::OpenAi => EncoderLayer {
+                layer_norm1: LayerNorm::load(wf, &k("ln_1"), c, dims.eps)?,
+                qkv_proj: linear(
+                    wf,
+                    &k("attn.in_proj_weight"),
+                    Some(&k("attn.in_proj_bias")),
+                    3 * c,
+                    c,
+                    th,
+                )?,
+                out_proj: linear(
+                    wf,
+                    &k("attn.out_proj.weight"),
+                    Some(&k("attn.out_proj.bias")),
+                    c,
+                    c,
+                    th,
+                )?,
+                layer_norm2: LayerNorm::load(wf, &k("ln_2"), c, dims.eps)?,
+                fc1: linear(
+                    wf,
+                    &k("mlp.c_fc.weight"),
+                    Some(&k("mlp.c_fc.bias")),
+                    m,
+                    c,
+                    th,
+                )?,
+                fc2: linear(
+                    wf,
+                    &k("mlp.c_proj.weight"),
+                    Some(&k("mlp.c_proj.bias")),
+                    c,
+                    m,
+                    th,
+                )?,
+                dims,
+            },
+        };
+        Ok(layer)
+    }
+
+    /// `x <- x + MHA(LN1(x)); x <- x + MLP(LN2(x))` in place. `x` is `[rows, C]`; `groups`
+    /// lists `(first_row, batch, seq)` runs of equal-length sequences covering the rows.
+    pub fn forward(
+        &self,
+        x: &mut [f32],
+        groups: &[(usize, usize, usize)],
+        s: &mut Scratch,
+        th: &Threads,
+    ) {
+        let LayerDims {
+            width: c,
+            heads,
+            mlp,
+            act,
+            causal,
+            ..
+        } = self.dims;
+        let rows = x.len() / c;
+        let h = sized(&mut s.h, rows * c);
+        self.layer_norm1.forward(x, h, th);
+        let qkv = sized(&mut s.qkv, rows * 3 * c);
+        self.qkv_proj
+            .forward_into(h, qkv, Activation::None, false, th);
+        let attn = sized(&mut s.attn, rows * c);
+        let head_dim = c / heads;
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        for &(first, batch, seq) in groups {
+            let q = &qkv[first * 3 * c..(first + batch * seq) * 3 * c];
+            let out = &mut attn[first * c..(first + batch * seq) * c];
+            let shape = AttentionShape {
+                batch,
+                seq,
+                heads,
+                head_dim,
+            };
+            th.install(|| {
+                clip_kernels::attention(
+                    th.isa(),
+                    q,
+                    &q[c..],
+                    &q[2 * c..],
+                    3 * c,
+                    out,
+                    shape,
+                    causal,
+                    scale,
+                )
+            });
+        }
+        self.out_proj
+            .forward_into(attn, x, Activation::None, true, th);
+        let h = sized(&mut s.h, rows * c);
+        self.layer_norm2.forward(x, h, th);
+        let m = sized(&mut s.mlp, rows * mlp);
+        self.fc1.forward_into(h, m, act, false, th);
+        self.fc2.forward_into(m, x, Activation::None, true, th);
+    }
+}

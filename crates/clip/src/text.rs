@@ -1,0 +1,246 @@
+//! The causal text transformer, as Hugging Face's `CLIPTextTransformer` (and OpenAI's
+//! `encode_text`) compute it: token + positional embeddings -> N causal encoder layers ->
+//! final LN -> pooling at the end-of-text token -> projection (no bias).
+//!
+//! Each sequence is computed only up to its pooling position: the causal mask keeps later
+//! positions out of it, so padding after EOT is never computed. Sequences of equal length
+//! share attention calls; all rows share the GEMMs. A sequence's result does not depend on
+//! the others in its batch.
+//! Upstream: transformers `models/clip/modeling_clip.py`, OpenAI `clip/model.py`.
+
+use crate::config::TextConfig;
+use crate::layers::{read, EncoderLayer, LayerDims, LayerNorm, Layout, Scratch};
+use crate::weights::WeightFile;
+use crate::{Error, Result};
+use clip_kernels::Activation;
+use clip_tensor::{Linear, Tensor, Threads};
+
+/// The text tower's weights.
+#[derive(Debug)]
+pub struct TextTower {
+    pub config: TextConfig,
+    /// `[V, C]`, kept where it lies (mapped); rows are read as tokens need them.
+    pub token_embedding: Tensor,
+    /// `[context, C]`.
+    pub position_embedding: Vec<f32>,
+    pub layers: Vec<EncoderLayer>,
+    pub final_layer_norm: LayerNorm,
+    /// `[D, C]`, no bias.
+    pub text_projection: Linear,
+}
+
+/// What a text forward pass returns.
+#[derive(Clone, Debug, Default)]
+pub struct TextOutput {
+    /// `[M, C]`: final-LN state at each sequence's pooling position.
+    pub pooled: Vec<f32>,
+    /// `[M, D]`: projected, not normalised (HF's `get_text_features`).
+    pub features: Vec<f32>,
+    /// Per sequence, the number of positions computed (pooling position + 1, or the full
+    /// context with `full_context`).
+    pub lengths: Vec<usize>,
+    /// Per layer (index 0 = embeddings), rows of all sequences concatenated
+    /// (`sum(lengths)` x C), if asked for.
+    pub hidden_states: Vec<Vec<f32>>,
+    /// The final-LN states of every computed position, if hidden states were asked for.
+    pub last_hidden_state: Vec<f32>,
+}
+
+impl TextTower {
+    pub fn load(
+        wf: &WeightFile,
+        layout: Layout,
+        cfg: &TextConfig,
+        projection_dim: usize,
+        th: &Threads,
+    ) -> Result<TextTower> {
+        let (c, ctx) = (cfg.hidden_size, cfg.max_position_embeddings);
+        let (tok, pos, fin, layer_prefix) = match layout {
+            Layout::HuggingFace => (
+                "text_model.embeddings.token_embedding.weight",
+                "text_model.embeddings.position_embedding.weight",
+                "text_model.final_layer_norm",
+                "text_model.encoder.layers",
+            ),
+            Layout::OpenAi => (
+                "token_embedding.weight",
+                "positional_embedding",
+                "ln_final",
+                "transformer.resblocks",
+            ),
+        };
+        let dims = LayerDims {
+            width: c,
+            heads: cfg.num_attention_heads,
+            mlp: cfg.intermediate_size,
+            eps: cfg.layer_norm_eps,
+            act: cfg.hidden_act,
+            causal: true,
+        };
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| EncoderLayer::load(wf, layout, &format!("{layer_prefix}.{i}"), dims, th))
+            .collect::<Result<Vec<_>>>()?;
+        let text_projection = match layout {
+            Layout::HuggingFace => {
+                crate::layers::linear(wf, "text_projection.weight", None, projection_dim, c, th)?
+            }
+            Layout::OpenAi => Linear::from_in_out(
+                &read(wf, "text_projection", &[c, projection_dim])?,
+                c,
+                projection_dim,
+                None,
+                th,
+            )?,
+        };
+        Ok(TextTower {
+            config: cfg.clone(),
+            token_embedding: wf.get(tok, &[cfg.vocab_size, c])?,
+            position_embedding: read(wf, pos, &[ctx, c])?,
+            layers,
+            final_layer_norm: LayerNorm::load(wf, fin, c, cfg.layer_norm_eps)?,
+            text_projection,
+        })
+    }
+
+    /// The position whose state is pooled: the first end-of-text token, found as the argmax
+    /// of the ids (OpenAI's rule) or as the first `eos_token_id`.
+    pub fn pool_position(&self, ids: &[u32]) -> usize {
+        match self.config.eos_token_id {
+            Some(eos) => ids
+                .iter()
+                .position(|&i| i == eos)
+                .unwrap_or(ids.len().saturating_sub(1)),
+            None => {
+                let mut best = 0;
+                for (i, &id) in ids.iter().enumerate() {
+                    if id > ids[best] {
+                        best = i;
+                    }
+                }
+                best
+            }
+        }
+    }
+
+    fn check(&self, seqs: &[&[u32]]) -> Result<()> {
+        let cfg = &self.config;
+        for (s, ids) in seqs.iter().enumerate() {
+            if ids.is_empty() || ids.len() > cfg.max_position_embeddings {
+                return Err(Error::InvalidInput {
+                    reason: format!(
+                        "sequence {s} has {} ids; 1..={} are allowed",
+                        ids.len(),
+                        cfg.max_position_embeddings
+                    ),
+                });
+            }
+            if let Some((i, &id)) = ids
+                .iter()
+                .enumerate()
+                .find(|(_, &id)| id as usize >= cfg.vocab_size)
+            {
+                return Err(Error::InvalidInput {
+                    reason: format!(
+                        "sequence {s}, position {i}: id {id} is outside the vocabulary of {}",
+                        cfg.vocab_size
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `seqs` (token ids, SOT first). With `full_context` every given position is
+    /// computed; otherwise each sequence stops at its pooling position.
+    pub fn forward(
+        &self,
+        seqs: &[&[u32]],
+        full_context: bool,
+        hidden: bool,
+        th: &Threads,
+    ) -> Result<TextOutput> {
+        self.check(seqs)?;
+        let c = self.config.hidden_size;
+        let pools: Vec<usize> = seqs.iter().map(|ids| self.pool_position(ids)).collect();
+        let lengths: Vec<usize> = seqs
+            .iter()
+            .zip(&pools)
+            .map(|(ids, &p)| if full_context { ids.len() } else { p + 1 })
+            .collect();
+        let rows: usize = lengths.iter().sum();
+        let mut x = vec![0.0f32; rows * c];
+        let tok = self.token_embedding.as_f32_slice().ok();
+        let mut r = 0;
+        for (ids, &len) in seqs.iter().zip(&lengths) {
+            for (t, &id) in ids[..len].iter().enumerate() {
+                let dst = &mut x[r * c..(r + 1) * c];
+                let id = id as usize;
+                match tok {
+                    Some(tok) => dst.copy_from_slice(&tok[id * c..(id + 1) * c]),
+                    None => {
+                        dst.copy_from_slice(&self.token_embedding.narrow(0, id, 1)?.to_vec_f32())
+                    }
+                }
+                for (d, &p) in dst
+                    .iter_mut()
+                    .zip(&self.position_embedding[t * c..(t + 1) * c])
+                {
+                    *d += p;
+                }
+                r += 1;
+            }
+        }
+        let groups = group_runs(&lengths);
+        let mut out = TextOutput {
+            lengths: lengths.clone(),
+            ..Default::default()
+        };
+        if hidden {
+            out.hidden_states.push(x.clone());
+        }
+        let mut scratch = Scratch::default();
+        for layer in &self.layers {
+            layer.forward(&mut x, &groups, &mut scratch, th);
+            if hidden {
+                out.hidden_states.push(x.clone());
+            }
+        }
+        if hidden {
+            out.last_hidden_state = vec![0.0f32; x.len()];
+            self.final_layer_norm
+                .forward(&x, &mut out.last_hidden_state, th);
+        }
+        let mut pooled_in = Vec::with_capacity(seqs.len() * c);
+        let mut start = 0;
+        for (&len, &p) in lengths.iter().zip(&pools) {
+            pooled_in.extend_from_slice(&x[(start + p) * c..(start + p + 1) * c]);
+            start += len;
+        }
+        out.pooled = vec![0.0f32; pooled_in.len()];
+        self.final_layer_norm
+            .forward(&pooled_in, &mut out.pooled, th);
+        out.features = vec![0.0f32; seqs.len() * self.text_projection.out_features()];
+        self.text_projection.forward_into(
+            &out.pooled,
+            &mut out.features,
+            Activation::None,
+            false,
+            th,
+        );
+        Ok(out)
+    }
+}
+
+/// Runs of equal lengths as `(first_row, batch, seq)` attention groups.
+fn group_runs(lengths: &[usize]) -> Vec<(usize, usize, usize)> {
+    let mut groups: Vec<(usize, usize, usize)> = Vec::new();
+    let mut row = 0;
+    for &len in lengths {
+        match groups.last_mut() {
+            Some((_, batch, seq)) if *seq == len => *batch += 1,
+            _ => groups.push((row, 1, len)),
+        }
+        row += len;
+    }
+    groups
+}

@@ -1,0 +1,261 @@
+//! A memory-mapped safetensors file: validated once at open, then read tensor by tensor with
+//! the key, shape and dtype checked (errors name the key and the expected and found values).
+//!
+//! f32 tensors that are aligned in the file are used in place (no copy); f16 and bf16 are
+//! converted to f32 when a layer asks for them. After a weight has been packed for the GEMM,
+//! [`WeightFile::release`] tells the kernel its mapped pages are no longer needed, so the
+//! packed copy does not double the resident memory.
+//!
+//! Caveat: a file that is truncated by another process while mapped makes later reads of the
+//! lost pages fault (SIGBUS). The loader reads every weight it needs during `open`/load, so the
+//! window is load time; do not rewrite weight files in place while a model loads.
+
+use crate::{Error, Result};
+use clip_tensor::{ByteStorage, DType, Tensor};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// The mapped bytes of a weights file.
+struct Mapped(memmap2::Mmap);
+
+impl ByteStorage for Mapped {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// One tensor's place in the file.
+#[derive(Clone, Debug)]
+struct Entry {
+    dtype: std::result::Result<DType, String>,
+    shape: Vec<usize>,
+    start: usize,
+    len: usize,
+}
+
+/// An open, validated safetensors file.
+pub struct WeightFile {
+    path: PathBuf,
+    bytes: Arc<dyn ByteStorage>,
+    /// The memory map, when the bytes come from a file (for `release`).
+    map: Option<Arc<Mapped>>,
+    entries: BTreeMap<String, Entry>,
+    used: Mutex<BTreeSet<String>>,
+}
+
+impl std::fmt::Debug for WeightFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "WeightFile({}, {} tensors)",
+            self.path.display(),
+            self.entries.len()
+        )
+    }
+}
+
+impl WeightFile {
+    /// Maps and validates `path`: the header, and every tensor's offsets against the file
+    /// size and its shape x dtype (by the `safetensors` crate).
+    pub fn open(path: &Path) -> Result<WeightFile> {
+        let invalid = |reason: String| Error::InvalidWeights {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let file = std::fs::File::open(path).map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let size = file
+            .metadata()
+            .map_err(|e| Error::Io {
+                path: path.to_path_buf(),
+                source: e,
+            })?
+            .len();
+        if size < 8 {
+            return Err(invalid(format!(
+                "file is {size} bytes, shorter than the 8-byte header length"
+            )));
+        }
+        // SAFETY: the map is read-only and private to this process; the bytes are only read
+        // through slices whose bounds safetensors checked against the map's length. A file
+        // truncated by another process while mapped is the documented caveat above.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let map = Arc::new(Mapped(map));
+        let mut wf = Self::parse(path, map.clone())?;
+        wf.map = Some(map);
+        Ok(wf)
+    }
+
+    /// Validates safetensors bytes held in memory; `name` stands for the path in errors.
+    pub fn from_bytes(name: &Path, bytes: Vec<u8>) -> Result<WeightFile> {
+        Self::parse(name, Arc::new(bytes))
+    }
+
+    fn parse(path: &Path, bytes: Arc<dyn ByteStorage>) -> Result<WeightFile> {
+        let invalid = |reason: String| Error::InvalidWeights {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let data = bytes.bytes();
+        if data.len() < 8 {
+            return Err(invalid(format!(
+                "file is {} bytes, shorter than the 8-byte header length",
+                data.len()
+            )));
+        }
+        let st = safetensors::SafeTensors::deserialize(data).map_err(|e| invalid(describe(e)))?;
+        let base = data.as_ptr() as usize;
+        let mut entries = BTreeMap::new();
+        for (name, view) in st.tensors() {
+            let dtype = match view.dtype() {
+                safetensors::Dtype::F32 => Ok(DType::F32),
+                safetensors::Dtype::F16 => Ok(DType::F16),
+                safetensors::Dtype::BF16 => Ok(DType::BF16),
+                other => Err(format!("{other:?}")),
+            };
+            let start = view.data().as_ptr() as usize - base;
+            entries.insert(
+                name,
+                Entry {
+                    dtype,
+                    shape: view.shape().to_vec(),
+                    start,
+                    len: view.data().len(),
+                },
+            );
+        }
+        drop(st);
+        Ok(WeightFile {
+            path: path.to_path_buf(),
+            bytes,
+            map: None,
+            entries,
+            used: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Size of the file in bytes.
+    pub fn size(&self) -> usize {
+        self.bytes.bytes().len()
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    /// The shape of `key`, if present.
+    pub fn shape(&self, key: &str) -> Option<&[usize]> {
+        self.entries.get(key).map(|e| e.shape.as_slice())
+    }
+
+    /// Every tensor name, sorted.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    /// The dtype of the first floating-point tensor (the file's precision).
+    pub fn dtype(&self) -> Option<DType> {
+        self.entries.values().find_map(|e| e.dtype.clone().ok())
+    }
+
+    /// The tensor `key`, which must have shape `expected` and a float dtype.
+    pub fn get(&self, key: &str, expected: &[usize]) -> Result<Tensor> {
+        let e = self.entries.get(key).ok_or_else(|| Error::MissingTensor {
+            key: key.to_string(),
+        })?;
+        if e.shape != expected {
+            return Err(Error::WrongShape {
+                key: key.to_string(),
+                expected: expected.to_vec(),
+                found: e.shape.clone(),
+            });
+        }
+        let dtype = e.dtype.clone().map_err(|found| Error::WrongDType {
+            key: key.to_string(),
+            expected: "F32, F16 or BF16",
+            found,
+        })?;
+        if let Ok(mut used) = self.used.lock() {
+            used.insert(key.to_string());
+        }
+        Ok(Tensor::from_bytes(
+            self.bytes.clone(),
+            e.start,
+            dtype,
+            expected,
+        )?)
+    }
+
+    /// `get`, converted to an owned f32 vector.
+    pub fn get_f32(&self, key: &str, expected: &[usize]) -> Result<Vec<f32>> {
+        Ok(self.get(key, expected)?.to_vec_f32())
+    }
+
+    /// Tells the OS the pages of `key` are not needed any more (after packing), so they leave
+    /// the resident set; a later read would fault them back in from the page cache.
+    pub fn release(&self, key: &str) {
+        if let (Some(e), Some(map)) = (self.entries.get(key), &self.map) {
+            let page = 4096;
+            let start = e.start.div_ceil(page) * page;
+            let end = (e.start + e.len) / page * page;
+            if end > start {
+                // SAFETY: the range lies inside this read-only file mapping; MADV_DONTNEED on
+                // a file-backed private read-only map only drops clean pages, which are read
+                // back from the file if touched again, so no slice observes changed bytes.
+                let _ = unsafe {
+                    map.0.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start,
+                        end - start,
+                    )
+                };
+            }
+        }
+    }
+
+    /// Tensors never read by the model (for `--debug` listings).
+    pub fn unused(&self) -> Vec<String> {
+        let used = self.used.lock().map(|u| u.clone()).unwrap_or_default();
+        self.entries
+            .keys()
+            .filter(|k| !used.contains(*k))
+            .cloned()
+            .collect()
+    }
+}
+
+fn describe(e: safetensors::SafeTensorError) -> String {
+    use safetensors::SafeTensorError as E;
+    match e {
+        E::InvalidHeader => "the header is not valid UTF-8".into(),
+        E::InvalidHeaderStart => "the header does not start with '{'".into(),
+        E::InvalidHeaderDeserialization => "the header is not valid JSON".into(),
+        E::HeaderTooLarge => "the header length is larger than 100 MB".into(),
+        E::HeaderTooSmall => "the file is too small for its header".into(),
+        E::InvalidHeaderLength => "the header length exceeds the file".into(),
+        E::TensorNotFound(n) => format!("tensor {n} not found"),
+        E::TensorInvalidInfo => "a tensor's offsets do not match its shape and dtype".into(),
+        E::InvalidOffset(n) => {
+            format!("tensor {n} has offsets out of range or overlapping another")
+        }
+        E::IoError(e) => format!("I/O error: {e}"),
+        E::JsonError(e) => format!("header JSON: {e}"),
+        E::InvalidTensorView(d, s, n) => {
+            format!("a {d:?} tensor of shape {s:?} cannot have {n} bytes")
+        }
+        E::MetadataIncompleteBuffer => {
+            "the tensors do not cover the data (truncated or padded file)".into()
+        }
+        E::ValidationOverflow => "a tensor's shape overflows".into(),
+    }
+}

@@ -1,0 +1,455 @@
+//! Safe tensor operations over `clip-kernels`, run on an explicit [`Threads`] pool.
+//!
+//! Every operation gives bitwise the same result for every thread count: GEMM never splits
+//! the k loop, row kernels are split on row boundaries, and elementwise kernels give the same
+//! bits for an element wherever it falls in a chunk.
+
+use crate::{Error, Result, Tensor};
+use clip_kernels::{
+    rows, Activation, AttentionShape, Epilogue, Isa, MatMut, MatRef, PackedB, SoftmaxMask,
+};
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// A rayon pool of a fixed number of threads, and the kernel set to run on it.
+#[derive(Clone)]
+pub struct Threads {
+    pool: Arc<rayon::ThreadPool>,
+    isa: Isa,
+}
+
+impl std::fmt::Debug for Threads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Threads({}, {})",
+            self.pool.current_num_threads(),
+            self.isa
+        )
+    }
+}
+
+impl Threads {
+    /// `n` threads (`0` means all cores) with [`Isa::active`].
+    pub fn new(n: usize) -> Result<Threads> {
+        Self::with_isa(n, Isa::active())
+    }
+
+    /// `n` threads (`0` means all cores) with a given kernel set.
+    pub fn with_isa(n: usize, isa: Isa) -> Result<Threads> {
+        if !isa.is_available() {
+            return Err(Error::Threads {
+                reason: format!("this CPU cannot run the {isa} kernels"),
+            });
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| Error::Threads {
+                reason: e.to_string(),
+            })?;
+        Ok(Threads {
+            pool: Arc::new(pool),
+            isa,
+        })
+    }
+
+    pub fn count(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Runs `f` inside the pool.
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(f)
+    }
+}
+
+/// A Linear layer's weight pre-packed for the GEMM, and its bias: `y = x W^T + b`.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    packed: PackedB,
+    bias: Option<Vec<f32>>,
+}
+
+impl Linear {
+    /// Packs `weight` (`[out, in]`, as PyTorch stores it) once; `bias` is `[out]`.
+    pub fn new(weight: &Tensor, bias: Option<&Tensor>, threads: &Threads) -> Result<Linear> {
+        if weight.rank() != 2 {
+            return Err(Error::BadShape {
+                op: "Linear::new",
+                shape: weight.shape().to_vec(),
+                reason: "weight must be [out, in]".into(),
+            });
+        }
+        let (out, inp) = (weight.shape()[0], weight.shape()[1]);
+        let w = weight.to_f32()?;
+        let w = w.as_f32_slice()?;
+        let packed =
+            threads.install(|| PackedB::new(threads.isa, MatRef::row_major(w, out, inp).t()));
+        let bias = match bias {
+            None => None,
+            Some(b) => {
+                if b.shape() != [out] {
+                    return Err(Error::ShapeMismatch {
+                        op: "Linear::new (bias)",
+                        expected: vec![out],
+                        found: b.shape().to_vec(),
+                    });
+                }
+                Some(b.to_vec_f32())
+            }
+        };
+        Ok(Linear { packed, bias })
+    }
+
+    /// Packs a row-major `[out, in]` weight given as a slice (PyTorch's `Linear.weight`).
+    pub fn from_rows(
+        weight: &[f32],
+        out: usize,
+        inp: usize,
+        bias: Option<Vec<f32>>,
+        threads: &Threads,
+    ) -> Result<Linear> {
+        Self::from_view(
+            MatRef::row_major(weight, out, inp).t(),
+            weight.len(),
+            bias,
+            threads,
+        )
+    }
+
+    /// Packs a row-major `[in, out]` matrix used as `y = x B` (OpenAI's `proj` matrices).
+    pub fn from_in_out(
+        b: &[f32],
+        inp: usize,
+        out: usize,
+        bias: Option<Vec<f32>>,
+        threads: &Threads,
+    ) -> Result<Linear> {
+        Self::from_view(MatRef::row_major(b, inp, out), b.len(), bias, threads)
+    }
+
+    fn from_view(
+        b: MatRef<'_>,
+        len: usize,
+        bias: Option<Vec<f32>>,
+        threads: &Threads,
+    ) -> Result<Linear> {
+        let (k, n) = (b.rows, b.cols);
+        if len != k * n {
+            return Err(Error::ElementCount {
+                op: "Linear",
+                expected: k * n,
+                found: len,
+            });
+        }
+        if let Some(bias) = &bias {
+            if bias.len() != n {
+                return Err(Error::ShapeMismatch {
+                    op: "Linear (bias)",
+                    expected: vec![n],
+                    found: vec![bias.len()],
+                });
+            }
+        }
+        let packed = threads.install(|| PackedB::new(threads.isa, b));
+        Ok(Linear { packed, bias })
+    }
+
+    /// `out <- act(x W^T + b)`, or with `accumulate`, `out <- out + x W^T + b` (a fused
+    /// residual add; `act` must then be `None`). `x` is `[rows, in]`, `out` `[rows, out]`.
+    pub fn forward_into(
+        &self,
+        x: &[f32],
+        out: &mut [f32],
+        act: Activation,
+        accumulate: bool,
+        threads: &Threads,
+    ) {
+        let k = self.in_features();
+        let rows = x.len().checked_div(k).unwrap_or(0);
+        let epi = Epilogue::bias_act(self.bias.as_deref(), act);
+        let beta = if accumulate { 1.0 } else { 0.0 };
+        threads.install(|| {
+            clip_kernels::sgemm_prepacked(
+                1.0,
+                MatRef::row_major(x, rows, k),
+                &self.packed,
+                beta,
+                MatMut::row_major(out, rows, self.out_features()),
+                epi,
+            )
+        });
+    }
+
+    /// Bytes held by the packed weight.
+    pub fn size_bytes(&self) -> usize {
+        self.packed.size_bytes()
+    }
+
+    pub fn in_features(&self) -> usize {
+        self.packed.k()
+    }
+
+    pub fn out_features(&self) -> usize {
+        self.packed.n()
+    }
+
+    /// `out <- act(x W^T + b)` on raw rows: `x` is `[rows, in]`, `out` `[rows, out]`.
+    pub fn forward_slices(&self, x: &[f32], out: &mut [f32], act: Activation, threads: &Threads) {
+        let rows = x.len() / self.in_features().max(1);
+        let epi = Epilogue::bias_act(self.bias.as_deref(), act);
+        threads.install(|| {
+            clip_kernels::sgemm_prepacked(
+                1.0,
+                MatRef::row_major(x, rows, self.in_features()),
+                &self.packed,
+                0.0,
+                MatMut::row_major(out, rows, self.out_features()),
+                epi,
+            )
+        });
+    }
+}
+
+/// Rows per parallel chunk so each chunk has at least ~16k elements.
+fn rows_per_chunk(cols: usize) -> usize {
+    (16_384 / cols.max(1)).max(1)
+}
+
+impl Tensor {
+    fn last_dim(&self, op: &'static str) -> Result<usize> {
+        self.shape().last().copied().ok_or_else(|| Error::BadShape {
+            op,
+            shape: vec![],
+            reason: "needs rank >= 1".into(),
+        })
+    }
+
+    /// `self @ rhs`: `self` is `[..., M, K]` (leading dims flattened into M), `rhs` `[K, N]`.
+    pub fn matmul(&self, rhs: &Tensor, threads: &Threads) -> Result<Tensor> {
+        let k = self.last_dim("matmul")?;
+        if rhs.rank() != 2 || rhs.shape()[0] != k {
+            return Err(Error::ShapeMismatch {
+                op: "matmul",
+                expected: vec![k, rhs.shape().last().copied().unwrap_or(0)],
+                found: rhs.shape().to_vec(),
+            });
+        }
+        let n = rhs.shape()[1];
+        let a = self.to_f32()?;
+        let m = a.numel() / k.max(1);
+        let b = if rhs.dtype() == crate::DType::F32 {
+            rhs.clone()
+        } else {
+            rhs.to_f32()?
+        };
+        let bdata = b.strided_f32()?;
+        let bview = MatRef::strided(bdata.0, k, n, bdata.1[0], bdata.1[1]);
+        let mut out = vec![0.0f32; m * n];
+        let av = MatRef::row_major(a.as_f32_slice()?, m, k);
+        threads.install(|| {
+            clip_kernels::sgemm(
+                threads.isa,
+                1.0,
+                av,
+                bview,
+                0.0,
+                MatMut::row_major(&mut out, m, n),
+                Epilogue::none(),
+            )
+        });
+        let mut shape = self.shape().to_vec();
+        *shape.last_mut().unwrap_or(&mut 0) = n;
+        Tensor::from_vec(out, &shape)
+    }
+
+    /// `act(self W^T + b)` over the last dimension.
+    pub fn linear(&self, layer: &Linear, act: Activation, threads: &Threads) -> Result<Tensor> {
+        let k = self.last_dim("linear")?;
+        if k != layer.in_features() {
+            return Err(Error::ShapeMismatch {
+                op: "linear",
+                expected: vec![layer.in_features()],
+                found: vec![k],
+            });
+        }
+        let x = self.to_f32()?;
+        let rows = x.numel() / k.max(1);
+        let mut out = vec![0.0f32; rows * layer.out_features()];
+        layer.forward_slices(x.as_f32_slice()?, &mut out, act, threads);
+        let mut shape = self.shape().to_vec();
+        *shape.last_mut().unwrap_or(&mut 0) = layer.out_features();
+        Tensor::from_vec(out, &shape)
+    }
+
+    /// Softmax over the last dimension, with an optional causal mask (row i of each trailing
+    /// `[T, T]` block keeps columns `j <= i`).
+    pub fn softmax(&self, causal: bool, threads: &Threads) -> Result<Tensor> {
+        let cols = self.last_dim("softmax")?;
+        let mut t = self.to_f32()?;
+        let isa = threads.isa;
+        let data = t.as_f32_slice_mut()?;
+        if causal {
+            let rows = self
+                .shape()
+                .get(self.rank().wrapping_sub(2))
+                .copied()
+                .unwrap_or(1);
+            if rows != cols {
+                return Err(Error::BadShape {
+                    op: "softmax (causal)",
+                    shape: self.shape().to_vec(),
+                    reason: "the last two dimensions must be equal".into(),
+                });
+            }
+            threads.install(|| {
+                data.par_chunks_mut(rows * cols)
+                    .for_each(|blk| rows::softmax_rows(isa, blk, cols, SoftmaxMask::Causal))
+            });
+        } else {
+            let chunk = rows_per_chunk(cols) * cols;
+            threads.install(|| {
+                data.par_chunks_mut(chunk.max(1))
+                    .for_each(|blk| rows::softmax_rows(isa, blk, cols, SoftmaxMask::None))
+            });
+        }
+        Ok(t)
+    }
+
+    /// Layer normalisation over the last dimension with `weight`, `bias` (`[C]`) and `eps`.
+    pub fn layernorm(
+        &self,
+        weight: &Tensor,
+        bias: &Tensor,
+        eps: f32,
+        threads: &Threads,
+    ) -> Result<Tensor> {
+        let cols = self.last_dim("layernorm")?;
+        for (what, p) in [("layernorm (weight)", weight), ("layernorm (bias)", bias)] {
+            if p.shape() != [cols] {
+                return Err(Error::ShapeMismatch {
+                    op: what,
+                    expected: vec![cols],
+                    found: p.shape().to_vec(),
+                });
+            }
+        }
+        let (w, b) = (weight.to_vec_f32(), bias.to_vec_f32());
+        let mut t = self.to_f32()?;
+        let isa = threads.isa;
+        let data = t.as_f32_slice_mut()?;
+        let chunk = rows_per_chunk(cols) * cols;
+        threads.install(|| {
+            data.par_chunks_mut(chunk.max(1))
+                .for_each(|blk| rows::layernorm_rows_inplace(isa, blk, cols, &w, &b, eps))
+        });
+        Ok(t)
+    }
+
+    fn map_chunks(&self, threads: &Threads, f: impl Fn(Isa, &mut [f32]) + Sync) -> Result<Tensor> {
+        let mut t = self.to_f32()?;
+        let isa = threads.isa;
+        let data = t.as_f32_slice_mut()?;
+        threads.install(|| data.par_chunks_mut(16_384).for_each(|c| f(isa, c)));
+        Ok(t)
+    }
+
+    /// Exact GELU, `0.5 x (1 + erf(x / sqrt 2))`, elementwise.
+    pub fn gelu(&self, threads: &Threads) -> Result<Tensor> {
+        self.map_chunks(threads, rows::gelu)
+    }
+
+    /// CLIP's `x * sigmoid(1.702 x)`, elementwise.
+    pub fn quick_gelu(&self, threads: &Threads) -> Result<Tensor> {
+        self.map_chunks(threads, rows::quick_gelu)
+    }
+
+    /// `self * s`, elementwise.
+    pub fn scale(&self, s: f32, threads: &Threads) -> Result<Tensor> {
+        self.map_chunks(threads, |isa, c| rows::scale(isa, c, s))
+    }
+
+    /// `self + other` for tensors of the same shape.
+    pub fn add(&self, other: &Tensor, threads: &Threads) -> Result<Tensor> {
+        if self.shape() != other.shape() {
+            return Err(Error::ShapeMismatch {
+                op: "add",
+                expected: self.shape().to_vec(),
+                found: other.shape().to_vec(),
+            });
+        }
+        let o = other.to_f32()?;
+        let src = o.as_f32_slice()?;
+        let mut t = self.to_f32()?;
+        let isa = threads.isa;
+        let data = t.as_f32_slice_mut()?;
+        threads.install(|| {
+            data.par_chunks_mut(16_384)
+                .zip(src.par_chunks(16_384))
+                .for_each(|(d, s)| rows::add(isa, d, s))
+        });
+        Ok(t)
+    }
+
+    /// Multi-head scaled dot-product attention: `q`, `k`, `v` are `[B, T, H*D]`; the result is
+    /// `[B, T, H*D]`, with scale `1/sqrt(D)` and an optional causal mask.
+    pub fn attention(
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        heads: usize,
+        causal: bool,
+        threads: &Threads,
+    ) -> Result<Tensor> {
+        if q.rank() != 3 || k.shape() != q.shape() || v.shape() != q.shape() {
+            return Err(Error::ShapeMismatch {
+                op: "attention",
+                expected: q.shape().to_vec(),
+                found: if k.shape() != q.shape() {
+                    k.shape().to_vec()
+                } else {
+                    v.shape().to_vec()
+                },
+            });
+        }
+        let (b, t, c) = (q.shape()[0], q.shape()[1], q.shape()[2]);
+        if heads == 0 || c % heads != 0 {
+            return Err(Error::BadShape {
+                op: "attention",
+                shape: q.shape().to_vec(),
+                reason: format!("width {c} is not a multiple of {heads} heads"),
+            });
+        }
+        let d = c / heads;
+        let (q, k, v) = (q.to_f32()?, k.to_f32()?, v.to_f32()?);
+        let mut out = vec![0.0f32; b * t * c];
+        let shape = AttentionShape {
+            batch: b,
+            seq: t,
+            heads,
+            head_dim: d,
+        };
+        let scale = 1.0 / (d as f32).sqrt();
+        let (q, k, v) = (q.as_f32_slice()?, k.as_f32_slice()?, v.as_f32_slice()?);
+        threads.install(|| {
+            clip_kernels::attention(threads.isa, q, k, v, c, &mut out, shape, causal, scale)
+        });
+        Tensor::from_vec(out, &[b, t, c])
+    }
+
+    /// The f32 storage slice starting at this view's offset and the view's strides (for 2-D).
+    fn strided_f32(&self) -> Result<(&[f32], [usize; 2])> {
+        let all = self.storage_f32_pub().ok_or(Error::DType {
+            op: "strided view",
+            expected: crate::DType::F32,
+            found: self.dtype(),
+        })?;
+        let s = self.strides();
+        Ok((&all[self.offset_pub()..], [s[0], s[1]]))
+    }
+}

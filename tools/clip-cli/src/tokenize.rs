@@ -1,0 +1,95 @@
+//! `clip tokenize`: CLIP token ids for texts, as OpenAI's `simple_tokenizer.py`
+//! and `clip.tokenize` give them.
+//!
+//! Texts come from the arguments, or else from stdin one per line (with
+//! `--jsonl`, each line is a JSON string). One JSON array of ids is printed
+//! per text; `--context` prints the padded context row instead.
+
+use std::io::{BufWriter, Read, Write};
+
+use clip_tokenizer::{decode_utf8, Tokenizer, Utf8Policy, CONTEXT_LENGTH};
+
+/// Arguments of `clip tokenize`.
+#[derive(clap::Args, Debug)]
+pub struct TokenizeArgs {
+    /// Texts to tokenize; when none is given, stdin is read, one text per line.
+    pub texts: Vec<String>,
+    /// Each stdin line is a JSON string (so texts may hold newlines).
+    #[arg(long)]
+    pub jsonl: bool,
+    /// Print the context row (SOT, ids, EOT, zero padding) as `clip.tokenize`.
+    #[arg(long)]
+    pub context: bool,
+    /// With --context: cut texts that are too long, ending them with EOT.
+    #[arg(long)]
+    pub truncate: bool,
+    /// Context length for --context.
+    #[arg(long, default_value_t = CONTEXT_LENGTH)]
+    pub context_length: usize,
+    /// Replace invalid UTF-8 on stdin (as Python's errors="replace") instead of failing.
+    #[arg(long)]
+    pub lossy: bool,
+    /// Another vocabulary: a folder with vocab.json + merges.txt, or an
+    /// OpenAI-format merges file (gzipped or plain).
+    #[arg(long)]
+    pub vocab: Option<std::path::PathBuf>,
+}
+
+fn read_stdin_texts(args: &TokenizeArgs) -> Result<Vec<String>, String> {
+    let mut raw = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("reading stdin: {e}"))?;
+    let policy = if args.lossy {
+        Utf8Policy::Replace
+    } else {
+        Utf8Policy::Strict
+    };
+    let mut lines: Vec<&[u8]> = raw.split(|&b| b == b'\n').collect();
+    if lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let text =
+                decode_utf8(line, policy).map_err(|e| format!("stdin line {}: {e}", i + 1))?;
+            if args.jsonl {
+                serde_json::from_str::<String>(&text)
+                    .map_err(|e| format!("stdin line {}: not a JSON string: {e}", i + 1))
+            } else {
+                Ok(text.into_owned())
+            }
+        })
+        .collect()
+}
+
+/// Runs `clip tokenize`.
+pub fn run(args: &TokenizeArgs) -> Result<(), String> {
+    let tok = match &args.vocab {
+        None => Tokenizer::new(),
+        Some(p) if p.is_dir() => Tokenizer::from_hf_dir(p),
+        Some(p) => Tokenizer::from_openai_merges_file(p),
+    }
+    .map_err(|e| e.to_string())?;
+    let texts = if args.texts.is_empty() {
+        read_stdin_texts(args)?
+    } else {
+        args.texts.clone()
+    };
+    let rows = if args.context {
+        tok.tokenize(&texts, args.context_length, args.truncate)
+            .map_err(|e| e.to_string())?
+    } else {
+        tok.encode_batch(&texts)
+    };
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    for row in rows {
+        let line = serde_json::to_string(&row).map_err(|e| e.to_string())?;
+        writeln!(out, "{line}").map_err(|e| format!("writing stdout: {e}"))?;
+    }
+    out.flush().map_err(|e| format!("writing stdout: {e}"))
+}
