@@ -43,6 +43,9 @@ struct Component {
     h: usize,
     v: usize,
     tq: usize,
+    /// The quantisation table as it was when the component's first scan
+    /// started (libjpeg's `latch_quant_tables`); later DQTs do not change it.
+    quant: Option<[u16; 64]>,
     /// Coefficient blocks over the MCU-padded grid.
     blocks_w: usize,
     blocks: Vec<[i16; 64]>,
@@ -163,6 +166,7 @@ fn read_sof(st: &mut State, seg: &[u8]) -> Result<(), JpegErr> {
             h,
             v,
             tq: usize::from(c[2]),
+            quant: None,
             blocks_w: 0,
             blocks: Vec::new(),
             dw: 0,
@@ -244,7 +248,9 @@ fn finish(st: &State) -> Result<Decoded, JpegErr> {
     let (w, h) = (st.width, st.height);
     let mut planes = Vec::with_capacity(st.comps.len());
     for c in &st.comps {
-        let quant = st.quant[c.tq].ok_or_else(|| corrupt("missing quantisation table"))?;
+        let quant = c
+            .quant
+            .ok_or_else(|| corrupt("missing quantisation table"))?;
         let stride = c.blocks_w * 8;
         let rows = c.blocks.len() / c.blocks_w.max(1) * 8;
         let mut data = vec![0u8; stride * rows];

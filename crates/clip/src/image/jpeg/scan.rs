@@ -67,6 +67,12 @@ pub(super) fn read_scan(
     seg: &[u8],
 ) -> Result<usize, JpegErr> {
     let (sel, kind, band) = parse_header(st, seg)?;
+    for &(ci, _, _) in &sel {
+        let tq = st.comps[ci].tq;
+        if st.comps[ci].quant.is_none() {
+            st.comps[ci].quant = st.quant[tq];
+        }
+    }
     let mut reader = BitReader::new(bytes, data_start);
     let mut preds = [0i32; 4];
     let mut eobrun = 0u32;
