@@ -75,6 +75,9 @@ fn truncated_jpeg() {
         );
         assert_names_file(&e);
     }
+    // Only the end-of-image marker missing: Pillow says "image file is truncated".
+    let e = decode(&jpg[..jpg.len() - 2]).unwrap_err();
+    assert!(matches!(e, Error::TruncatedImage { .. }), "{e:?}");
 }
 
 #[test]

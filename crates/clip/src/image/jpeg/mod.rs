@@ -88,22 +88,27 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, JpegErr> {
     let mut pos = 2;
     let mut scans = 0;
     loop {
-        while bytes.get(pos) == Some(&0xFF) && bytes.get(pos + 1) == Some(&0xFF) {
+        // After the first scan, like libjpeg's `next_marker`, skip stray bytes
+        // (it only warns about "extraneous bytes before marker"); before it,
+        // Pillow's own header parser refuses them, and so do we.
+        if scans == 0 && bytes.get(pos).is_some_and(|&b| b != 0xFF) {
+            return Err(corrupt("expected a marker"));
+        }
+        while pos < bytes.len() && (bytes[pos] != 0xFF || bytes.get(pos + 1) == Some(&0xFF)) {
             pos += 1;
         }
-        if bytes.get(pos) != Some(&0xFF) {
-            return Err(if pos >= bytes.len() {
-                JpegErr::Truncated("file ends before end of image")
-            } else {
-                corrupt("expected a marker")
-            });
-        }
         let Some(&marker) = bytes.get(pos + 1) else {
-            return Err(JpegErr::Truncated("file ends inside a marker"));
+            // Pillow reports a missing EOI as "image file is truncated".
+            return Err(JpegErr::Truncated(
+                "file ends before the end-of-image marker",
+            ));
         };
         pos += 2;
         if marker == 0xD9 {
             break;
+        }
+        if marker == 0x00 {
+            continue; // a stray stuffed zero, skipped by libjpeg's next_marker
         }
         if (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
             continue;

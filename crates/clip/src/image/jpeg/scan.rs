@@ -132,7 +132,7 @@ pub(super) fn read_scan(
     next_marker(&reader, bytes)
 }
 
-/// Position of the marker that ends the scan.
+/// Position of the marker that ends the scan, or the end of the file.
 fn next_marker(reader: &BitReader<'_>, bytes: &[u8]) -> Result<usize, JpegErr> {
     if reader.marker.is_some() {
         return Ok(reader.pos - 2);
@@ -145,5 +145,5 @@ fn next_marker(reader: &BitReader<'_>, bytes: &[u8]) -> Result<usize, JpegErr> {
         }
         pos += 1;
     }
-    Err(JpegErr::Truncated("file ends after the scan data"))
+    Ok(bytes.len()) // no marker: the caller reports the missing EOI
 }
