@@ -25,6 +25,7 @@ from PIL import Image, ImageOps
 from transformers import CLIPImageProcessorPil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from jpegwrite import write_jpeg  # noqa: E402
 from pngwrite import write_png  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -233,6 +234,20 @@ def jpeg_cases():
     for name, arr, opts in more:
         Image.fromarray(arr).save(os.path.join(OUT, name + ".jpg"), **{"quality": 90, **opts})
         add(name, name + ".jpg", 24, 24, "jpeg", decoded=True)
+    # Written by our minimal encoder (Pillow cannot): 4:4:0 (h1v2 chroma), 4:1:1
+    # (box upsampling), and YCCK with an Adobe marker.
+    h, w = 21, 30
+    y, cb, cr, k = (natural(h, w)[..., 0], natural(-(-h // 2), w)[..., 1], natural(-(-h // 2), w)[..., 2],
+                    natural(h, w)[..., 1])
+    write_jpeg(os.path.join(OUT, "jpeg_440.jpg"), [y, cb, cr], [(1, 2), (1, 1), (1, 1)], (w, h))
+    add("jpeg_440", "jpeg_440.jpg", 24, 24, "jpeg", decoded=True)
+    c411 = natural(h, -(-w // 4))
+    write_jpeg(os.path.join(OUT, "jpeg_411.jpg"), [y, c411[..., 0], c411[..., 1]], [(4, 1), (1, 1), (1, 1)], (w, h))
+    add("jpeg_411", "jpeg_411.jpg", 24, 24, "jpeg", decoded=True)
+    yc = natural(h, w)
+    write_jpeg(os.path.join(OUT, "jpeg_ycck.jpg"), [yc[..., 0], yc[::2, ::2, 1], yc[::2, ::2, 2], k], [(2, 2), (1, 1), (1, 1), (2, 2)],
+               (w, h), adobe_transform=2)
+    add("jpeg_ycck", "jpeg_ycck.jpg", 24, 24, "jpeg", decoded=True)
     # EXIF orientation 6 in APP1: applied only on request (the reference ignores it).
     exif = Image.Exif()
     exif[0x0112] = 6
