@@ -46,9 +46,14 @@ struct Component {
     /// The quantisation table as it was when the component's first scan
     /// started (libjpeg's `latch_quant_tables`); later DQTs do not change it.
     quant: Option<[u16; 64]>,
-    /// Coefficient blocks over the MCU-padded grid.
+    /// The MCU-padded block grid.
     blocks_w: usize,
+    blocks_h: usize,
+    /// Progressive files: coefficients, transformed once all scans are read.
     blocks: Vec<[i16; 64]>,
+    /// Samples (`blocks_w * 8` per row): baseline blocks are transformed as
+    /// they are decoded, so their coefficients are never stored.
+    samples: Vec<u8>,
     /// Real samples (libjpeg's `downsampled_width/height`).
     dw: usize,
     dh: usize,
@@ -147,7 +152,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, JpegErr> {
     if scans == 0 || st.comps.is_empty() {
         return Err(corrupt("no image data"));
     }
-    finish(&st)
+    finish(st)
 }
 
 fn read_sof(st: &mut State, seg: &[u8]) -> Result<(), JpegErr> {
@@ -173,7 +178,9 @@ fn read_sof(st: &mut State, seg: &[u8]) -> Result<(), JpegErr> {
             tq: usize::from(c[2]),
             quant: None,
             blocks_w: 0,
+            blocks_h: 0,
             blocks: Vec::new(),
+            samples: Vec::new(),
             dw: 0,
             dh: 0,
         });
@@ -196,7 +203,12 @@ fn read_sof(st: &mut State, seg: &[u8]) -> Result<(), JpegErr> {
             (mcux * c.h, mcuy * c.v)
         };
         c.blocks_w = bw;
-        c.blocks = vec![[0i16; 64]; bw * bh];
+        c.blocks_h = bh;
+        if st.progressive {
+            c.blocks = vec![[0i16; 64]; bw * bh];
+        }
+        // 128 = what all-zero coefficients transform to (a component no scan covers).
+        c.samples = vec![128u8; bw * 8 * bh * 8];
     }
     Ok(())
 }
@@ -248,26 +260,32 @@ fn read_dqt(st: &mut State, mut seg: &[u8]) -> Result<(), JpegErr> {
     Ok(())
 }
 
-/// IDCT, upsampling and colour conversion of the decoded coefficients.
-fn finish(st: &State) -> Result<Decoded, JpegErr> {
+/// IDCT (progressive files), upsampling and colour conversion.
+fn finish(mut st: State) -> Result<Decoded, JpegErr> {
     let (w, h) = (st.width, st.height);
     let mut planes = Vec::with_capacity(st.comps.len());
-    for c in &st.comps {
-        let quant = c
-            .quant
-            .ok_or_else(|| corrupt("missing quantisation table"))?;
+    for c in &mut st.comps {
         let stride = c.blocks_w * 8;
-        let rows = c.blocks.len() / c.blocks_w.max(1) * 8;
-        let mut data = vec![0u8; stride * rows];
-        for (i, block) in c.blocks.iter().enumerate() {
-            let (by, bx) = (i / c.blocks_w, i % c.blocks_w);
-            idct::idct_islow(block, &quant, &mut data[by * 8 * stride + bx * 8..], stride);
+        let rows = c.blocks_h * 8;
+        if !c.blocks.is_empty() {
+            let quant = c
+                .quant
+                .ok_or_else(|| corrupt("missing quantisation table"))?;
+            for (i, block) in c.blocks.iter().enumerate() {
+                let (by, bx) = (i / c.blocks_w, i % c.blocks_w);
+                idct::idct_islow(
+                    block,
+                    &quant,
+                    &mut c.samples[by * 8 * stride + bx * 8..],
+                    stride,
+                );
+            }
         }
         if c.dw == 0 || c.dh == 0 || c.dw > stride || c.dh > rows {
             return Err(corrupt("component smaller than the frame"));
         }
         planes.push(Plane {
-            data,
+            data: std::mem::take(&mut c.samples),
             stride,
             w: c.dw,
             h: c.dh,
@@ -279,7 +297,7 @@ fn finish(st: &State) -> Result<Decoded, JpegErr> {
         .map(|(p, c)| Upsampler::new(p, st.hmax / c.h, st.vmax / c.v))
         .collect();
     let ids: Vec<u8> = st.comps.iter().map(|c| c.id).collect();
-    let convert = Convert::new(st, &ids);
+    let convert = Convert::new(&st, &ids);
     let n = convert.channels();
     let mut out = vec![0u8; w * h * n];
     let mut rows = vec![vec![0u8; w]; ups.len()];

@@ -2,6 +2,7 @@
 //! coefficient blocks: baseline, or one progressive pass; restart intervals.
 
 use super::huffman::{decode_block, BitReader};
+use super::idct::idct_islow;
 use super::progressive::{ac_first, ac_refine, dc_first, dc_refine};
 use super::{corrupt, JpegErr, State};
 
@@ -87,6 +88,7 @@ pub(super) fn read_scan(
         )
     };
     let total = mcux * mcuy;
+    let mut coef = [0i16; 64];
     for m in 0..total {
         if st.restart > 0 && m > 0 && m % st.restart == 0 {
             reader.restart()?;
@@ -99,15 +101,30 @@ pub(super) fn read_scan(
             let (bh, bv) = if single { (1, 1) } else { (c.h, c.v) };
             for v in 0..bv {
                 for h in 0..bh {
-                    let idx = (my * bv + v) * c.blocks_w + mx * bh + h;
-                    let Some(block) = c.blocks.get_mut(idx) else {
+                    let (by, bx) = (my * bv + v, mx * bh + h);
+                    let (dc, ac) = (st.dc[td].as_ref(), st.ac[ta].as_ref());
+                    if let (Kind::Baseline, Some(dc), Some(ac)) = (kind, dc, ac) {
+                        // Baseline: transform now, keep only samples.
+                        let quant = c
+                            .quant
+                            .ok_or_else(|| corrupt("missing quantisation table"))?;
+                        if by >= c.blocks_h || bx >= c.blocks_w {
+                            return Err(corrupt("block outside the image"));
+                        }
+                        decode_block(&mut reader, dc, ac, &mut preds[si], &mut coef)?;
+                        let stride = c.blocks_w * 8;
+                        idct_islow(
+                            &coef,
+                            &quant,
+                            &mut c.samples[by * 8 * stride + bx * 8..],
+                            stride,
+                        );
+                        continue;
+                    }
+                    let Some(block) = c.blocks.get_mut(by * c.blocks_w + bx) else {
                         return Err(corrupt("block outside the image"));
                     };
-                    let (dc, ac) = (st.dc[td].as_ref(), st.ac[ta].as_ref());
                     match (kind, dc, ac) {
-                        (Kind::Baseline, Some(dc), Some(ac)) => {
-                            decode_block(&mut reader, dc, ac, &mut preds[si], block)?
-                        }
                         (Kind::DcFirst, Some(dc), _) => {
                             dc_first(&mut reader, dc, &mut preds[si], band.2, block)?
                         }
