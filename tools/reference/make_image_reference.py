@@ -94,12 +94,14 @@ def reference(path, s, c, drop_alpha=False, exif=False):
 CASES = []
 
 
-def add(name, file, s, c, kind, drop_alpha=False, exif=False, decoded=False):
+def add(name, file, s, c, kind, drop_alpha=False, exif=False, decoded=False, keep_resized=True):
     path = os.path.join(OUT, file)
     resized, pv = reference(path, s, c, drop_alpha=drop_alpha, exif=exif)
-    np.save(os.path.join(OUT, name + ".resized.npy"), resized)
+    if keep_resized:
+        np.save(os.path.join(OUT, name + ".resized.npy"), resized)
     np.save(os.path.join(OUT, name + ".pixel_values.npy"), pv)
-    case = dict(name=name, file=file, kind=kind, shortest_edge=s, crop=c, drop_alpha=drop_alpha, exif=exif)
+    case = dict(name=name, file=file, kind=kind, shortest_edge=s, crop=c, drop_alpha=drop_alpha, exif=exif,
+                resized=name + ".resized.npy" if keep_resized else None)
     if decoded:
         dec = np.asarray(Image.open(path).convert("RGB"))
         np.save(os.path.join(OUT, name + ".decoded.npy"), dec)
@@ -126,7 +128,7 @@ def png_cases():
     png_rgb("checker_97x61", checker(61, 97, 5), 40, 40)
     png_rgb("edges_101x99_s17", edges(99, 101), 17, 17)
     png_rgb("noise_5x400", noise(400, 5), 9, 9)
-    png_rgb("edges_240x160_default", edges(160, 240), 224, 224)
+    png_rgb("edges_240x160_default", edges(160, 240), 224, 224, keep_resized=False)  # 224x336 u8 is big
 
     h, w = 17, 23
     g16 = RNG.integers(0, 65536, (h, w), dtype=np.uint16)
