@@ -25,6 +25,7 @@ from PIL import Image, ImageOps
 from transformers import CLIPImageProcessorPil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from jpegwrite import write_jpeg  # noqa: E402
 from pngwrite import write_png  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -93,12 +94,14 @@ def reference(path, s, c, drop_alpha=False, exif=False):
 CASES = []
 
 
-def add(name, file, s, c, kind, drop_alpha=False, exif=False, decoded=False):
+def add(name, file, s, c, kind, drop_alpha=False, exif=False, decoded=False, keep_resized=True):
     path = os.path.join(OUT, file)
     resized, pv = reference(path, s, c, drop_alpha=drop_alpha, exif=exif)
-    np.save(os.path.join(OUT, name + ".resized.npy"), resized)
+    if keep_resized:
+        np.save(os.path.join(OUT, name + ".resized.npy"), resized)
     np.save(os.path.join(OUT, name + ".pixel_values.npy"), pv)
-    case = dict(name=name, file=file, kind=kind, shortest_edge=s, crop=c, drop_alpha=drop_alpha, exif=exif)
+    case = dict(name=name, file=file, kind=kind, shortest_edge=s, crop=c, drop_alpha=drop_alpha, exif=exif,
+                resized=name + ".resized.npy" if keep_resized else None)
     if decoded:
         dec = np.asarray(Image.open(path).convert("RGB"))
         np.save(os.path.join(OUT, name + ".decoded.npy"), dec)
@@ -125,7 +128,7 @@ def png_cases():
     png_rgb("checker_97x61", checker(61, 97, 5), 40, 40)
     png_rgb("edges_101x99_s17", edges(99, 101), 17, 17)
     png_rgb("noise_5x400", noise(400, 5), 9, 9)
-    png_rgb("edges_240x160_default", edges(160, 240), 224, 224)
+    png_rgb("edges_240x160_default", edges(160, 240), 224, 224, keep_resized=False)  # 224x336 u8 is big
 
     h, w = 17, 23
     g16 = RNG.integers(0, 65536, (h, w), dtype=np.uint16)
@@ -217,6 +220,42 @@ def jpeg_cases():
     add("jpeg_cmyk", "jpeg_cmyk.jpg", 48, 48, "jpeg", decoded=True)
     Image.fromarray(checker(48, 64, 8)).save(os.path.join(OUT, "jpeg_checker_420.jpg"), quality=95, subsampling=2)
     add("jpeg_checker_420", "jpeg_checker_420.jpg", 48, 48, "jpeg", decoded=True)
+    # Progressive variants, tiny sizes (chroma width <= 2 takes libjpeg's box
+    # upsampling), restart markers in a progressive file, RGB without YCbCr.
+    more = [
+        ("jpeg_progressive_444", natural(40, 56), dict(subsampling=0, progressive=True)),
+        ("jpeg_progressive_422_odd", natural(23, 37), dict(subsampling=1, progressive=True)),
+        ("jpeg_progressive_gray", natural(30, 20)[..., 0], dict(progressive=True)),
+        ("jpeg_progressive_restart", natural(33, 41), dict(subsampling=2, progressive=True, restart_marker_rows=1)),
+        ("jpeg_tiny_3x3_420", natural(3, 3), dict(subsampling=2)),
+        ("jpeg_tiny_4x5_420", natural(5, 4), dict(subsampling=2)),
+        ("jpeg_1x1", natural(1, 1), dict(subsampling=2)),
+        ("jpeg_q100_noise_420", noise(24, 40), dict(subsampling=2, quality=100)),
+        ("jpeg_rgb_no_ycc", natural(20, 28), dict(subsampling=0, keep_rgb=True)),
+    ]
+    for name, arr, opts in more:
+        Image.fromarray(arr).save(os.path.join(OUT, name + ".jpg"), **{"quality": 90, **opts})
+        add(name, name + ".jpg", 24, 24, "jpeg", decoded=True)
+    # Written by our minimal encoder (Pillow cannot): 4:4:0 (h1v2 chroma), 4:1:1
+    # (box upsampling), and YCCK with an Adobe marker.
+    h, w = 21, 30
+    y, cb, cr, k = (natural(h, w)[..., 0], natural(-(-h // 2), w)[..., 1], natural(-(-h // 2), w)[..., 2],
+                    natural(h, w)[..., 1])
+    write_jpeg(os.path.join(OUT, "jpeg_440.jpg"), [y, cb, cr], [(1, 2), (1, 1), (1, 1)], (w, h))
+    add("jpeg_440", "jpeg_440.jpg", 24, 24, "jpeg", decoded=True)
+    c411 = natural(h, -(-w // 4))
+    write_jpeg(os.path.join(OUT, "jpeg_411.jpg"), [y, c411[..., 0], c411[..., 1]], [(4, 1), (1, 1), (1, 1)], (w, h))
+    add("jpeg_411", "jpeg_411.jpg", 24, 24, "jpeg", decoded=True)
+    yc = natural(h, w)
+    write_jpeg(os.path.join(OUT, "jpeg_ycck.jpg"), [yc[..., 0], yc[::2, ::2, 1], yc[::2, ::2, 2], k], [(2, 2), (1, 1), (1, 1), (2, 2)],
+               (w, h), adobe_transform=2)
+    add("jpeg_ycck", "jpeg_ycck.jpg", 24, 24, "jpeg", decoded=True)
+    # EXIF orientation 6 in APP1: applied only on request (the reference ignores it).
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(natural(20, 28)).save(os.path.join(OUT, "jpeg_exif6.jpg"), quality=90, exif=exif.tobytes())
+    add("jpeg_exif6", "jpeg_exif6.jpg", 16, 16, "jpeg", exif=True)
+    add("jpeg_exif6_ignored", "jpeg_exif6.jpg", 16, 16, "jpeg", decoded=True)
 
 
 def main():

@@ -4,6 +4,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clip::error::Error;
 use clip::image::{decode_bytes, decode_file, DecodeOptions, PreprocessConfig, Preprocessor};
@@ -74,6 +75,9 @@ fn truncated_jpeg() {
         );
         assert_names_file(&e);
     }
+    // Only the end-of-image marker missing: Pillow says "image file is truncated".
+    let e = decode(&jpg[..jpg.len() - 2]).unwrap_err();
+    assert!(matches!(e, Error::TruncatedImage { .. }), "{e:?}");
 }
 
 #[test]
@@ -178,24 +182,44 @@ fn invalid_config_and_arguments() {
 }
 
 /// Every prefix and a sweep of single-byte corruptions: errors, never panics.
+/// The decoders run under `catch_unwind` (a panic would become `CorruptImage`),
+/// so a panic hook counts panics to prove none happens at all.
 #[test]
 fn no_panic_on_damaged_inputs() {
-    for name in [
+    static PANICS: AtomicUsize = AtomicUsize::new(0);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {
+        PANICS.fetch_add(1, Ordering::SeqCst);
+    }));
+    let files = [
         "palette4_trns.png",
         "rgb16_trns.png",
         "rgb8_interlaced.png",
         "jpeg_420.jpg",
         "jpeg_progressive.jpg",
+        "jpeg_progressive_restart.jpg",
+        "jpeg_restart.jpg",
         "jpeg_cmyk.jpg",
-    ] {
+        "jpeg_tiny_3x3_420.jpg",
+    ];
+    for name in files {
         let good = fixture(name);
         for cut in 0..good.len() {
             let _ = decode(&good[..cut]);
         }
-        for i in (0..good.len()).step_by(7) {
-            let mut bad = good.clone();
-            bad[i] = bad[i].wrapping_add(0x5A);
-            let _ = decode(&bad);
+        let step = if good.len() < 2000 { 1 } else { 5 };
+        for i in (0..good.len()).step_by(step) {
+            for delta in [0x01, 0x5A, 0x80] {
+                let mut bad = good.clone();
+                bad[i] = bad[i].wrapping_add(delta);
+                let _ = decode(&bad);
+            }
         }
     }
+    std::panic::set_hook(previous);
+    assert_eq!(
+        PANICS.load(Ordering::SeqCst),
+        0,
+        "a decoder panicked on damaged input"
+    );
 }

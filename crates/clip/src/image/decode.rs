@@ -1,5 +1,7 @@
-//! Decoding PNG (`png` crate) and JPEG (`jpeg-decoder`) files into Pillow-equivalent
-//! 8-bit RGB, with typed errors and the pixel limit checked before allocation.
+//! Decoding PNG (`png` crate) and JPEG (our `jpeg` module, libjpeg-turbo-exact;
+//! `jpeg-decoder` only for arithmetic-coded and other rare files) into
+//! Pillow-equivalent 8-bit RGB, with typed errors and the pixel limit checked
+//! before allocation.
 //!
 //! Colour conversion lives in `convert.rs`, EXIF orientation in `exif.rs`.
 
@@ -8,6 +10,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
 use super::convert::{self, PngColor, PngLayout};
+use super::jpeg::JpegErr;
 use super::probe::{png_exif, probe, Header, ImageFormat};
 use super::{exif, DecodeOptions, RgbImage};
 use crate::error::{Error, Result};
@@ -159,6 +162,39 @@ fn jpeg_error(path: &Path, e: jpeg_decoder::Error) -> Error {
 }
 
 fn decode_jpeg(bytes: &[u8], path: &Path) -> Result<Decoded> {
+    let f = ImageFormat::Jpeg;
+    // Baseline files: our libjpeg-turbo-exact decoder. Others: jpeg-decoder.
+    match super::jpeg::decode(bytes) {
+        Ok(d) => {
+            let rgb = match d.channels {
+                1 => convert::gray_to_rgb(&d.data),
+                3 => d.data,
+                _ => convert::cmyk_to_rgb(&d.data),
+            };
+            let orientation = d.exif.as_deref().and_then(exif::orientation);
+            return Ok((checked_rgb(path, f, d.width, d.height, rgb)?, orientation));
+        }
+        Err(JpegErr::Unsupported) => {}
+        Err(JpegErr::Truncated(reason)) => {
+            return Err(Error::TruncatedImage {
+                path: path.to_path_buf(),
+                format: f.name(),
+                reason: reason.to_string(),
+            })
+        }
+        Err(JpegErr::Corrupt(reason)) => {
+            return Err(Error::CorruptImage {
+                path: path.to_path_buf(),
+                format: f.name(),
+                reason,
+            })
+        }
+    }
+    decode_jpeg_fallback(bytes, path)
+}
+
+/// Progressive, arithmetic-coded and other non-baseline files via `jpeg-decoder`.
+fn decode_jpeg_fallback(bytes: &[u8], path: &Path) -> Result<Decoded> {
     let f = ImageFormat::Jpeg;
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     decoder.set_max_decoding_buffer_size(usize::MAX);

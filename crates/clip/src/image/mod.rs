@@ -2,7 +2,8 @@
 //! preprocess exactly like Hugging Face's `CLIPImageProcessor` (PIL backend).
 //!
 //! Pipeline (see `docs/preprocessing.md` for every quirk we reproduce):
-//! `decode` (PNG/JPEG -> Pillow-equivalent RGB u8) -> optional EXIF orientation ->
+//! `decode` (PNG via `png`, JPEG via our libjpeg-turbo-exact `jpeg` module ->
+//! Pillow-equivalent RGB u8) -> optional EXIF orientation ->
 //! `resize` (shortest edge, PIL bicubic, two u8 passes) -> center crop (HF offsets,
 //! zero padding) -> rescale 1/255 in f64 -> normalize in f32 -> `[3, H, W]`.
 //!
@@ -12,6 +13,7 @@
 mod convert;
 mod decode;
 mod exif;
+mod jpeg;
 mod preprocess;
 mod probe;
 pub mod resize;

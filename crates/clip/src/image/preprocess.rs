@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::resize::resize_bicubic;
+use super::resize::{resize_bicubic, resize_bicubic_window, Window};
 use super::{decode_bytes, decode_file, DecodeOptions, RgbImage};
 use crate::error::{Error, Result};
 
@@ -168,15 +168,46 @@ impl Preprocessor {
     }
 
     /// Full pipeline on decoded RGB: `[3, H, W]` f32 with `shape[0] == 1`.
+    /// Only the part of the resized image that survives the crop is computed.
     pub fn preprocess_rgb(&self, img: &RgbImage) -> Result<PixelValues> {
-        let resized = self.resize(img)?;
+        self.config.validate()?;
+        let (rh, rw) = if self.config.do_resize {
+            self.config.resize_size(img.height, img.width)
+        } else {
+            (img.height, img.width)
+        };
+        if rh == 0 || rw == 0 {
+            return Err(Error::InvalidArgument {
+                reason: format!("{}x{} image resizes to {rw}x{rh}", img.width, img.height),
+            });
+        }
         let (ch, cw) = if self.config.do_center_crop {
             (self.config.crop_height, self.config.crop_width)
         } else {
-            (resized.height, resized.width)
+            (rh, rw)
+        };
+        // HF: top = (H - ch) // 2 when the image is large enough; otherwise the
+        // image sits at ceil((ch - H) / 2) inside a zero canvas.
+        let (src_y, dst_y, rows) = crop_span(rh, ch);
+        let (src_x, dst_x, cols) = crop_span(rw, cw);
+        let win = Window {
+            x0: src_x,
+            y0: src_y,
+            width: cols,
+            height: rows,
+        };
+        let part = if self.config.do_resize {
+            resize_bicubic_window(&img.data, img.width, img.height, rw, rh, win)
+        } else {
+            let mut out = Vec::with_capacity(rows * cols * 3);
+            for y in src_y..src_y + rows {
+                let row = (y * img.width + src_x) * 3;
+                out.extend_from_slice(&img.data[row..row + cols * 3]);
+            }
+            out
         };
         let mut data = vec![0f32; 3 * ch * cw];
-        self.crop_normalize_into(&resized, ch, cw, &mut data);
+        self.normalize_into(&part, cols, (dst_y, dst_x), (ch, cw), &mut data);
         Ok(PixelValues {
             data,
             shape: [1, 3, ch, cw],
@@ -206,17 +237,20 @@ impl Preprocessor {
         )
     }
 
-    /// Center crop (HF offsets, zero padding) + rescale + normalise into `out`.
-    fn crop_normalize_into(&self, img: &RgbImage, ch: usize, cw: usize, out: &mut [f32]) {
+    /// Rescale + normalise the cropped `part` (`cols` wide) into the planes of
+    /// `out` at `(dst_y, dst_x)`; the rest of each plane is the zero padding.
+    fn normalize_into(
+        &self,
+        part: &[u8],
+        cols: usize,
+        (dst_y, dst_x): (usize, usize),
+        (ch, cw): (usize, usize),
+        out: &mut [f32],
+    ) {
         let lut = self.value_table();
-        // HF: top = (H - ch) // 2 when the image is large enough; otherwise the
-        // image sits at ceil((ch - H) / 2) inside a zero canvas.
-        let (src_y, dst_y, rows) = crop_span(img.height, ch);
-        let (src_x, dst_x, cols) = crop_span(img.width, cw);
         for (c, plane) in out.chunks_exact_mut(ch * cw).enumerate() {
             plane.fill(lut[c][0]);
-            for r in 0..rows {
-                let src = &img.data[((src_y + r) * img.width + src_x) * 3..][..cols * 3];
+            for (r, src) in part.chunks_exact(cols * 3).enumerate() {
                 let dst = &mut plane[(dst_y + r) * cw + dst_x..][..cols];
                 for (d, px) in dst.iter_mut().zip(src.chunks_exact(3)) {
                     *d = lut[c][usize::from(px[c])];

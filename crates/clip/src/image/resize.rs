@@ -161,6 +161,38 @@ pub fn horizontal_first(width: usize, height: usize, out_w: usize, out_h: usize)
     !(dh > 0 && dh > dw * 2)
 }
 
+/// A rectangle of the resized image: columns `x0..x0 + width`, rows
+/// `y0..y0 + height`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub x0: usize,
+    pub y0: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+impl Coeffs {
+    /// The taps of outputs `first..first + n` only.
+    fn window(&self, first: usize, n: usize) -> Coeffs {
+        Coeffs {
+            ksize: self.ksize,
+            start: self.start[first..first + n].to_vec(),
+            len: self.len[first..first + n].to_vec(),
+            weights: self.weights[first * self.ksize..(first + n) * self.ksize].to_vec(),
+        }
+    }
+}
+
+/// Copies a window out of an interleaved RGB image of the given width.
+fn crop(src: &[u8], width: usize, win: Window) -> Vec<u8> {
+    let mut out = Vec::with_capacity(win.width * win.height * 3);
+    for y in win.y0..win.y0 + win.height {
+        let row = (y * width + win.x0) * 3;
+        out.extend_from_slice(&src[row..row + win.width * 3]);
+    }
+    out
+}
+
 /// Resizes interleaved RGB `width x height` to `out_w x out_h` like Pillow's
 /// `resize((out_w, out_h), BICUBIC)`. Sizes must be non-zero and `src` exactly
 /// `width * height * 3` bytes (the caller, `Preprocessor`, guarantees both).
@@ -171,29 +203,57 @@ pub fn resize_bicubic(
     out_w: usize,
     out_h: usize,
 ) -> Vec<u8> {
-    if width == 0 || height == 0 || out_w == 0 || out_h == 0 || src.len() != width * height * 3 {
-        return vec![0; out_w * out_h * 3];
+    let all = Window {
+        x0: 0,
+        y0: 0,
+        width: out_w,
+        height: out_h,
+    };
+    resize_bicubic_window(src, width, height, out_w, out_h, all)
+}
+
+/// Only the `win` part of [`resize_bicubic`]'s result, computing nothing else
+/// (e.g. just the center crop). Every output pixel depends only on its own
+/// taps and the pass order is decided from the full sizes, so the window is
+/// bit-identical to cropping the full result. An out-of-range window or bad
+/// sizes give a zero image of the window's size.
+pub fn resize_bicubic_window(
+    src: &[u8],
+    width: usize,
+    height: usize,
+    out_w: usize,
+    out_h: usize,
+    win: Window,
+) -> Vec<u8> {
+    let (wn, hn) = (win.width, win.height);
+    let bad = width == 0 || height == 0 || wn == 0 || hn == 0 || src.len() != width * height * 3;
+    if bad || win.x0 + wn > out_w || win.y0 + hn > out_h {
+        return vec![0; wn * hn * 3];
     }
     let need_h = out_w != width;
     let need_v = out_h != height;
     match (need_h, need_v) {
-        (false, false) => src.to_vec(),
+        (false, false) => crop(src, width, win),
         (true, false) => {
-            let ch = precompute_coeffs(width, out_w);
-            horizontal(src, width, 0, height, &ch, out_w)
+            let ch = precompute_coeffs(width, out_w).window(win.x0, wn);
+            horizontal(src, width, win.y0, hn, &ch, wn)
         }
-        (false, true) => vertical(src, width, &precompute_coeffs(height, out_h), 0, out_h),
+        (false, true) => {
+            let cv = precompute_coeffs(height, out_h).window(win.y0, hn);
+            let tmp = vertical(src, width, &cv, 0, hn);
+            crop(&tmp, width, Window { y0: 0, ..win })
+        }
         (true, true) => {
-            let ch = precompute_coeffs(width, out_w);
-            let cv = precompute_coeffs(height, out_h);
+            let ch = precompute_coeffs(width, out_w).window(win.x0, wn);
+            let cv = precompute_coeffs(height, out_h).window(win.y0, hn);
             if horizontal_first(width, height, out_w, out_h) {
                 let first = cv.start[0];
-                let last = cv.start[out_h - 1] + cv.len[out_h - 1];
-                let tmp = horizontal(src, width, first, last - first, &ch, out_w);
-                vertical(&tmp, out_w, &cv, first, out_h)
+                let last = cv.start[hn - 1] + cv.len[hn - 1];
+                let tmp = horizontal(src, width, first, last - first, &ch, wn);
+                vertical(&tmp, wn, &cv, first, hn)
             } else {
-                let tmp = vertical(src, width, &cv, 0, out_h);
-                horizontal(&tmp, width, 0, out_h, &ch, out_w)
+                let tmp = vertical(src, width, &cv, 0, hn);
+                horizontal(&tmp, width, 0, hn, &ch, wn)
             }
         }
     }
@@ -310,6 +370,23 @@ mod tests {
                 want,
                 "{w}x{h} -> {ow}x{oh}"
             );
+        }
+    }
+
+    #[test]
+    fn window_equals_crop_of_full() {
+        let (w, h) = (37, 29);
+        let src: Vec<u8> = (0..w * h * 3).map(|i| (i * 97 % 256) as u8).collect();
+        for (ow, oh) in [(20, 15), (37, 12), (12, 29), (60, 41), (37, 29), (5, 80)] {
+            let full = resize_bicubic(&src, w, h, ow, oh);
+            let win = Window {
+                x0: ow / 4,
+                y0: oh / 3,
+                width: ow / 2 + 1,
+                height: oh / 2,
+            };
+            let part = resize_bicubic_window(&src, w, h, ow, oh, win);
+            assert_eq!(part, crop(&full, ow, win), "{ow}x{oh}");
         }
     }
 

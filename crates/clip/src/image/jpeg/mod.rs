@@ -1,0 +1,395 @@
+//! Our own JPEG decoder, bit-exact with libjpeg-turbo's default
+//! decompression (as Pillow uses it): islow IDCT, fancy upsampling, libjpeg's
+//! colour-space rules and YCbCr tables. It covers sequential Huffman files
+//! and progressive (SOF2) files, 8-bit, 1/3/4 components, interleaved or not,
+//! restart markers; anything else (arithmetic, lossless, 12-bit, fractional
+//! sampling ratios) returns
+//! [`JpegErr::Unsupported`] and the caller falls back to `jpeg-decoder`.
+//!
+//! Output is in Pillow's mode for the file: `L`, `RGB`, or `CMYK` (after
+//! Pillow's `CMYK;I` inversion).
+
+mod huffman;
+mod idct;
+mod progressive;
+mod scan;
+mod upsample;
+
+use huffman::{Huffman, ZIGZAG};
+use scan::read_scan;
+use upsample::{Plane, Upsampler, YccTables};
+
+/// Why our decoder stopped.
+#[derive(Debug)]
+pub(crate) enum JpegErr {
+    /// Not a baseline feature set: let `jpeg-decoder` try.
+    Unsupported,
+    Truncated(&'static str),
+    Corrupt(String),
+}
+
+/// A decoded image in Pillow's mode: 1 (L), 3 (RGB) or 4 (CMYK) channels.
+pub(crate) struct Decoded {
+    pub width: usize,
+    pub height: usize,
+    pub channels: usize,
+    pub data: Vec<u8>,
+    /// The APP1 `Exif` payload (TIFF header onwards), if any.
+    pub exif: Option<Vec<u8>>,
+}
+
+struct Component {
+    id: u8,
+    h: usize,
+    v: usize,
+    tq: usize,
+    /// The quantisation table as it was when the component's first scan
+    /// started (libjpeg's `latch_quant_tables`); later DQTs do not change it.
+    quant: Option<[u16; 64]>,
+    /// The MCU-padded block grid.
+    blocks_w: usize,
+    blocks_h: usize,
+    /// Progressive files: coefficients, transformed once all scans are read.
+    blocks: Vec<[i16; 64]>,
+    /// Samples (`blocks_w * 8` per row): baseline blocks are transformed as
+    /// they are decoded, so their coefficients are never stored.
+    samples: Vec<u8>,
+    /// Real samples (libjpeg's `downsampled_width/height`).
+    dw: usize,
+    dh: usize,
+}
+
+#[derive(Default)]
+struct State {
+    quant: [Option<[u16; 64]>; 4],
+    dc: [Option<Huffman>; 4],
+    ac: [Option<Huffman>; 4],
+    comps: Vec<Component>,
+    width: usize,
+    height: usize,
+    hmax: usize,
+    vmax: usize,
+    restart: usize,
+    progressive: bool,
+    jfif: bool,
+    adobe: Option<u8>,
+    exif: Option<Vec<u8>>,
+}
+
+fn be16(b: &[u8], i: usize) -> Result<usize, JpegErr> {
+    match b.get(i..i + 2) {
+        Some(s) => Ok(usize::from(u16::from_be_bytes([s[0], s[1]]))),
+        None => Err(JpegErr::Truncated("marker segment cut short")),
+    }
+}
+
+fn corrupt(msg: &str) -> JpegErr {
+    JpegErr::Corrupt(msg.to_string())
+}
+
+/// Decodes a baseline JPEG; see the module docs for what is covered.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, JpegErr> {
+    let mut st = State::default();
+    let mut pos = 2;
+    let mut scans = 0;
+    loop {
+        // After the first scan, like libjpeg's `next_marker`, skip stray bytes
+        // (it only warns about "extraneous bytes before marker"); before it,
+        // Pillow's own header parser refuses them, and so do we.
+        if scans == 0 && bytes.get(pos).is_some_and(|&b| b != 0xFF) {
+            return Err(corrupt("expected a marker"));
+        }
+        while pos < bytes.len() && (bytes[pos] != 0xFF || bytes.get(pos + 1) == Some(&0xFF)) {
+            pos += 1;
+        }
+        let Some(&marker) = bytes.get(pos + 1) else {
+            // Pillow reports a missing EOI as "image file is truncated".
+            return Err(JpegErr::Truncated(
+                "file ends before the end-of-image marker",
+            ));
+        };
+        pos += 2;
+        if marker == 0xD9 {
+            break;
+        }
+        if marker == 0x00 {
+            continue; // a stray stuffed zero, skipped by libjpeg's next_marker
+        }
+        if (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
+            continue;
+        }
+        let len = be16(bytes, pos)?;
+        let Some(seg) = bytes.get(pos + 2..pos + len.max(2)) else {
+            return Err(JpegErr::Truncated("file ends inside a marker segment"));
+        };
+        match marker {
+            0xC0..=0xC2 if st.comps.is_empty() => {
+                st.progressive = marker == 0xC2;
+                read_sof(&mut st, seg)?
+            }
+            // Second frame header, lossless, hierarchical, arithmetic coding.
+            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
+                return Err(JpegErr::Unsupported)
+            }
+            0xCC => return Err(JpegErr::Unsupported), // arithmetic conditioning
+            0xC4 => read_dht(&mut st, seg)?,
+            0xDB => read_dqt(&mut st, seg)?,
+            0xDD => st.restart = be16(seg, 0)?,
+            0xE0 if seg.starts_with(b"JFIF\0") => st.jfif = true,
+            0xEE if seg.starts_with(b"Adobe") && seg.len() >= 12 => st.adobe = Some(seg[11]),
+            0xE1 if seg.starts_with(b"Exif\0\0") && st.exif.is_none() => {
+                st.exif = Some(seg[6..].to_vec())
+            }
+            0xDA => {
+                pos = read_scan(&mut st, bytes, pos + len, seg)?;
+                scans += 1;
+                continue;
+            }
+            _ => {}
+        }
+        pos += len;
+    }
+    if scans == 0 || st.comps.is_empty() {
+        return Err(corrupt("no image data"));
+    }
+    finish(st)
+}
+
+fn read_sof(st: &mut State, seg: &[u8]) -> Result<(), JpegErr> {
+    if seg.len() < 6 || seg[0] != 8 {
+        return Err(JpegErr::Unsupported);
+    }
+    st.height = be16(seg, 1)?;
+    st.width = be16(seg, 3)?;
+    let n = usize::from(seg[5]);
+    if !matches!(n, 1 | 3 | 4) || seg.len() < 6 + 3 * n || st.width == 0 || st.height == 0 {
+        return Err(JpegErr::Unsupported);
+    }
+    for i in 0..n {
+        let c = &seg[6 + 3 * i..9 + 3 * i];
+        let (h, v) = (usize::from(c[1] >> 4), usize::from(c[1] & 15));
+        if !(1..=4).contains(&h) || !(1..=4).contains(&v) || c[2] > 3 {
+            return Err(corrupt("bad sampling factor or table index"));
+        }
+        st.comps.push(Component {
+            id: c[0],
+            h,
+            v,
+            tq: usize::from(c[2]),
+            quant: None,
+            blocks_w: 0,
+            blocks_h: 0,
+            blocks: Vec::new(),
+            samples: Vec::new(),
+            dw: 0,
+            dh: 0,
+        });
+    }
+    st.hmax = st.comps.iter().map(|c| c.h).max().unwrap_or(1);
+    st.vmax = st.comps.iter().map(|c| c.v).max().unwrap_or(1);
+    let single = n == 1;
+    let mcux = st.width.div_ceil(8 * if single { 1 } else { st.hmax });
+    let mcuy = st.height.div_ceil(8 * if single { 1 } else { st.vmax });
+    for c in &mut st.comps {
+        // Integral ratios only (libjpeg: JERR_FRACT_SAMPLE_NOTIMPL).
+        if (st.hmax / c.h) * c.h != st.hmax || (st.vmax / c.v) * c.v != st.vmax {
+            return Err(JpegErr::Unsupported);
+        }
+        c.dw = (st.width * c.h).div_ceil(st.hmax);
+        c.dh = (st.height * c.v).div_ceil(st.vmax);
+        let (bw, bh) = if single {
+            (mcux, mcuy)
+        } else {
+            (mcux * c.h, mcuy * c.v)
+        };
+        c.blocks_w = bw;
+        c.blocks_h = bh;
+        if st.progressive {
+            c.blocks = vec![[0i16; 64]; bw * bh];
+        }
+        // 128 = what all-zero coefficients transform to (a component no scan covers).
+        c.samples = vec![128u8; bw * 8 * bh * 8];
+    }
+    Ok(())
+}
+
+fn read_dht(st: &mut State, mut seg: &[u8]) -> Result<(), JpegErr> {
+    while !seg.is_empty() {
+        if seg.len() < 17 {
+            return Err(corrupt("short DHT segment"));
+        }
+        let (class, id) = (seg[0] >> 4, usize::from(seg[0] & 15));
+        let mut counts = [0u8; 16];
+        counts.copy_from_slice(&seg[1..17]);
+        let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
+        let Some(values) = seg.get(17..17 + total) else {
+            return Err(corrupt("short DHT segment"));
+        };
+        if id > 3 || class > 1 {
+            return Err(corrupt("bad Huffman table id"));
+        }
+        let table = Huffman::new(&counts, values)?;
+        if class == 0 {
+            st.dc[id] = Some(table);
+        } else {
+            st.ac[id] = Some(table);
+        }
+        seg = &seg[17 + total..];
+    }
+    Ok(())
+}
+
+fn read_dqt(st: &mut State, mut seg: &[u8]) -> Result<(), JpegErr> {
+    while !seg.is_empty() {
+        let (precision, id) = (seg[0] >> 4, usize::from(seg[0] & 15));
+        let size = if precision == 0 { 64 } else { 128 };
+        if id > 3 || seg.len() < 1 + size {
+            return Err(corrupt("bad DQT segment"));
+        }
+        let mut q = [0u16; 64];
+        for (k, &natural) in ZIGZAG.iter().enumerate() {
+            q[natural] = if precision == 0 {
+                u16::from(seg[1 + k])
+            } else {
+                u16::from_be_bytes([seg[1 + 2 * k], seg[2 + 2 * k]])
+            };
+        }
+        st.quant[id] = Some(q);
+        seg = &seg[1 + size..];
+    }
+    Ok(())
+}
+
+/// IDCT (progressive files), upsampling and colour conversion.
+fn finish(mut st: State) -> Result<Decoded, JpegErr> {
+    let (w, h) = (st.width, st.height);
+    let mut planes = Vec::with_capacity(st.comps.len());
+    for c in &mut st.comps {
+        let stride = c.blocks_w * 8;
+        let rows = c.blocks_h * 8;
+        if !c.blocks.is_empty() {
+            let quant = c
+                .quant
+                .ok_or_else(|| corrupt("missing quantisation table"))?;
+            for (i, block) in c.blocks.iter().enumerate() {
+                let (by, bx) = (i / c.blocks_w, i % c.blocks_w);
+                idct::idct_islow(
+                    block,
+                    &quant,
+                    &mut c.samples[by * 8 * stride + bx * 8..],
+                    stride,
+                );
+            }
+        }
+        if c.dw == 0 || c.dh == 0 || c.dw > stride || c.dh > rows {
+            return Err(corrupt("component smaller than the frame"));
+        }
+        planes.push(Plane {
+            data: std::mem::take(&mut c.samples),
+            stride,
+            w: c.dw,
+            h: c.dh,
+        });
+    }
+    let mut ups: Vec<Upsampler<'_>> = planes
+        .iter()
+        .zip(&st.comps)
+        .map(|(p, c)| Upsampler::new(p, st.hmax / c.h, st.vmax / c.v))
+        .collect();
+    let ids: Vec<u8> = st.comps.iter().map(|c| c.id).collect();
+    let convert = Convert::new(&st, &ids);
+    let n = convert.channels();
+    let mut out = vec![0u8; w * h * n];
+    let mut rows = vec![vec![0u8; w]; ups.len()];
+    for (oy, dst) in out.chunks_exact_mut(w * n).enumerate() {
+        for (u, r) in ups.iter_mut().zip(rows.iter_mut()) {
+            u.row(oy, r);
+        }
+        convert.row(&rows, dst);
+    }
+    Ok(Decoded {
+        width: w,
+        height: h,
+        channels: n,
+        data: out,
+        exif: st.exif.clone(),
+    })
+}
+
+/// The colour conversion libjpeg + Pillow apply, chosen once per image.
+enum Convert {
+    Gray,
+    Rgb,
+    Ycc(YccTables),
+    Cmyk,
+    Ycck(YccTables),
+}
+
+impl Convert {
+    /// libjpeg's `default_decompress_parms`: 3 components are YCbCr if JFIF,
+    /// else by the Adobe transform flag, else unless the ids are 'R','G','B';
+    /// 4 components are YCCK if the Adobe flag is non-zero, else CMYK.
+    fn new(st: &State, ids: &[u8]) -> Self {
+        match ids.len() {
+            1 => Convert::Gray,
+            3 => {
+                let ycc = if st.jfif {
+                    true
+                } else if let Some(flag) = st.adobe {
+                    flag != 0
+                } else {
+                    ids != [b'R', b'G', b'B']
+                };
+                if ycc {
+                    Convert::Ycc(YccTables::new())
+                } else {
+                    Convert::Rgb
+                }
+            }
+            _ if matches!(st.adobe, Some(flag) if flag != 0) => Convert::Ycck(YccTables::new()),
+            _ => Convert::Cmyk,
+        }
+    }
+
+    fn channels(&self) -> usize {
+        match self {
+            Convert::Gray => 1,
+            Convert::Rgb | Convert::Ycc(_) => 3,
+            Convert::Cmyk | Convert::Ycck(_) => 4,
+        }
+    }
+
+    /// One output row from the components' full-resolution rows. CMYK comes
+    /// out as Pillow holds it after its `CMYK;I` inversion; YCCK as libjpeg's
+    /// CMYK (C = 255 - R, ...) inverted back by Pillow, i.e. (R, G, B, 255 - K).
+    fn row(&self, rows: &[Vec<u8>], dst: &mut [u8]) {
+        match self {
+            Convert::Gray => dst.copy_from_slice(&rows[0][..dst.len()]),
+            Convert::Rgb => {
+                let src = rows[0].iter().zip(&rows[1]).zip(&rows[2]);
+                for (px, ((&a, &b), &c)) in dst.chunks_exact_mut(3).zip(src) {
+                    px.copy_from_slice(&[a, b, c]);
+                }
+            }
+            Convert::Ycc(t) => {
+                let src = rows[0].iter().zip(&rows[1]).zip(&rows[2]);
+                for (px, ((&y, &cb), &cr)) in dst.chunks_exact_mut(3).zip(src) {
+                    px.copy_from_slice(&t.rgb(y, cb, cr));
+                }
+            }
+            Convert::Cmyk => {
+                let src = rows[0].iter().zip(&rows[1]).zip(&rows[2]).zip(&rows[3]);
+                for (px, (((&c, &m), &y), &k)) in dst.chunks_exact_mut(4).zip(src) {
+                    px.copy_from_slice(&[255 - c, 255 - m, 255 - y, 255 - k]);
+                }
+            }
+            Convert::Ycck(t) => {
+                let src = rows[0].iter().zip(&rows[1]).zip(&rows[2]).zip(&rows[3]);
+                for (px, (((&y, &cb), &cr), &k)) in dst.chunks_exact_mut(4).zip(src) {
+                    let [r, g, b] = t.rgb(y, cb, cr);
+                    px.copy_from_slice(&[r, g, b, 255 - k]);
+                }
+            }
+        }
+    }
+}
