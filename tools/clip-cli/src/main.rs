@@ -72,9 +72,50 @@ fn one_line_panics() {
     }));
 }
 
+/// A clap error (bad flags or values) in one line; help and version print as usual.
+fn parse_args() -> Cli {
+    use clap::error::ErrorKind;
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            let text = e.render().to_string();
+            let parts: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+                .map(str::trim)
+                .collect();
+            let line = parts.join(" ");
+            eprintln!(
+                "error: {} (see --help)",
+                line.strip_prefix("error: ").unwrap_or(&line)
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Sizes rayon's global pool for commands without a model (`0` = all cores).
+pub fn global_threads(n: usize) -> Result<(), String> {
+    if n > 0 {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| format!("--threads {n}: {e}"))?;
+    }
+    Ok(())
+}
+
 fn main() {
     one_line_panics();
-    let cli = Cli::parse();
+    let cli = parse_args();
     let result = match &cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Classify(args) => classify::run(args),

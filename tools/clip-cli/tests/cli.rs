@@ -698,7 +698,7 @@ fn bad_input_is_one_line_and_a_failure() {
 #[test]
 fn every_command_has_help_with_examples() {
     let d = scratch("help");
-    for cmd in [
+    let all = [
         "demo",
         "classify",
         "similarity",
@@ -706,17 +706,42 @@ fn every_command_has_help_with_examples() {
         "search",
         "embed",
         "bench",
-    ] {
+        "preprocess",
+        "tokenize",
+    ];
+    assert!(ok(&d, &["--help"]).contains("Examples:"));
+    for cmd in all {
         let out = ok(&d, &[cmd, "--help"]);
         assert!(out.contains("Examples:"), "{cmd}: {out}");
     }
+    for cmd in [
+        "demo",
+        "classify",
+        "similarity",
+        "index",
+        "search",
+        "preprocess",
+        "tokenize",
+    ] {
+        let out = ok(&d, &[cmd, "--help"]);
+        assert!(out.contains("--threads"), "{cmd}");
+    }
     for cmd in ["demo", "classify", "similarity", "index", "search"] {
         let out = ok(&d, &[cmd, "--help"]);
+        assert!(out.contains("--random-weights"), "{cmd}");
+    }
+    for cmd in [["embed", "image"], ["embed", "text"]] {
+        let out = ok(&d, &[cmd[0], cmd[1], "--help"]);
         assert!(
             out.contains("--threads") && out.contains("--random-weights"),
-            "{cmd}"
+            "{cmd:?}"
         );
     }
+    // Usage errors are one line too.
+    let e = fails(&d, &["classify", "a.png"]);
+    assert!(e.contains("--labels"), "{e}");
+    fails(&d, &["search", "idx", "q", "-k", "many"]);
+    fails(&d, &["similarity", "--images"]);
 }
 
 #[test]
