@@ -141,6 +141,27 @@ fn manifest_of(loaded: &Loaded) -> Manifest {
     }
 }
 
+/// Before loading: refuses an index made with random weights when a folder is asked for, and
+/// the other way round (the full check is [`check_same_model`]).
+fn check_kind(store: &Store, args: &ModelArgs) -> Result<(), String> {
+    let m = &store.manifest;
+    if m.random_weights && !args.random_weights {
+        return Err(format!(
+            "{} was made with random weights; pass --random-weights",
+            store.dir.display()
+        ));
+    }
+    if !m.random_weights && args.random_weights {
+        return Err(format!(
+            "{} was made with {}; pass --model {}",
+            store.dir.display(),
+            m.describe(),
+            m.model
+        ));
+    }
+    Ok(())
+}
+
 /// Refuses an index made by another model.
 fn check_same_model(store: &Store, loaded: &Loaded) -> Result<(), String> {
     let want = manifest_of(loaded);
@@ -173,9 +194,13 @@ pub fn run_index(a: &IndexArgs) -> Result<(), String> {
     if a.out.exists() && !a.out.is_dir() {
         return Err(format!("{}: exists and is not a folder", a.out.display()));
     }
+    let existing = Store::open(&a.out)?;
+    if let Some(s) = &existing {
+        check_kind(s, &a.model)?;
+    }
     let loaded = model_dir::load(&a.model)?;
     let pre = loaded.preprocessor()?;
-    let mut store = match Store::open(&a.out)? {
+    let mut store = match existing {
         Some(s) => {
             check_same_model(&s, &loaded)?;
             s.consolidate()?;
@@ -292,6 +317,7 @@ pub fn run_search(a: &SearchArgs) -> Result<(), String> {
     if store.len() == 0 {
         return Err(format!("{}: the index holds no images", a.index.display()));
     }
+    check_kind(&store, &a.model)?;
     let loaded = model_dir::load(&a.model)?;
     check_same_model(&store, &loaded)?;
     let q = match (&a.query, &a.image) {

@@ -1,163 +1,14 @@
 //! End-to-end tests of the `clip` binary on the tiny fixture models: outputs against the
-//! library's results, the index / search / resume flow, and every error case (one stderr
-//! line, non-zero exit). Test images are drawn at test time.
-//!
-//! The tiny models have a 96-token vocabulary, so texts are tokenized with a test vocabulary
-//! written beside a copy of the model: every byte is one token (ids below 94), no merges.
+//! library's results, every error case (one stderr line, non-zero exit), help, and random
+//! weights. The index / search / resume flow is in `index.rs`. Test images are drawn at
+//! test time.
+
+mod common;
 
 use clip::image::Preprocessor;
 use clip::ClipModel;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A fresh empty folder for one test.
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("clip-cli-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A copy of a tiny fixture with a byte-level vocabulary that fits its 96 token ids.
-fn tiny_model(dir: &Path, fixture: &str) -> PathBuf {
-    let src = root().join("tests/fixtures").join(fixture);
-    let m = dir.join(fixture);
-    std::fs::create_dir_all(&m).unwrap();
-    for f in [
-        "config.json",
-        "model.safetensors",
-        "preprocessor_config.json",
-    ] {
-        std::fs::copy(src.join(f), m.join(f)).unwrap();
-    }
-    let chars: Vec<char> = clip_tokenizer::vocab::bytes_to_unicode()
-        .into_iter()
-        .map(|(_, c)| c)
-        .collect();
-    let mut vocab = serde_json::Map::new();
-    for (i, c) in chars.iter().enumerate() {
-        vocab.insert(c.to_string(), (i % 94).into());
-        vocab.insert(format!("{c}</w>"), ((i + 47) % 94).into());
-    }
-    vocab.insert("<|startoftext|>".into(), 94.into());
-    vocab.insert("<|endoftext|>".into(), 95.into());
-    std::fs::write(
-        m.join("vocab.json"),
-        serde_json::Value::Object(vocab).to_string(),
-    )
-    .unwrap();
-    std::fs::write(m.join("merges.txt"), "#version: 0.2\n").unwrap();
-    m
-}
-
-/// Writes a `w x h` RGB PNG of a seeded pattern.
-fn write_png(path: &Path, w: u32, h: u32, seed: u32) {
-    let f = std::fs::File::create(path).unwrap();
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(f), w, h);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut data = Vec::with_capacity((w * h * 3) as usize);
-    for y in 0..h {
-        for x in 0..w {
-            let v = (x * 7 + y * 13 + seed * 101) ^ (seed * 37);
-            data.extend([
-                (v % 256) as u8,
-                ((v / 3 + x) % 256) as u8,
-                ((seed * 50 + y) % 256) as u8,
-            ]);
-        }
-    }
-    enc.write_header().unwrap().write_image_data(&data).unwrap();
-}
-
-/// The binary with no model discovery from the environment.
-fn clip(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_clip"));
-    c.env_remove("CLIP_MODEL")
-        .env("HF_HUB_CACHE", dir.join("no-hf-cache"))
-        .env_remove("HF_HOME")
-        .env("HOME", dir.join("no-home"))
-        .env("RUST_BACKTRACE", "1");
-    c
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    clip(dir).args(args).output().unwrap()
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = run(dir, args);
-    assert!(
-        out.status.success(),
-        "clip {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs a command that must fail with exactly one line on stderr; returns that line.
-fn fails(dir: &Path, args: &[&str]) -> String {
-    let out = run(dir, args);
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "clip {args:?} succeeded");
-    assert_eq!(err.lines().count(), 1, "clip {args:?}: stderr {err:?}");
-    assert!(err.starts_with("error: "), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    err
-}
-
-/// A float32 `.npy` as (shape, data).
-fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
-    let b = std::fs::read(path).unwrap();
-    let hlen = u16::from_le_bytes([b[8], b[9]]) as usize;
-    let header = std::str::from_utf8(&b[10..10 + hlen]).unwrap();
-    assert!(header.contains("'<f4'"));
-    let shape_txt = header
-        .split("'shape': (")
-        .nth(1)
-        .unwrap()
-        .split(')')
-        .next()
-        .unwrap();
-    let shape = shape_txt
-        .split(',')
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| s.trim().parse().unwrap())
-        .collect();
-    let data = b[10 + hlen..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    (shape, data)
-}
-
-fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths");
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!((x - y).abs() <= tol, "{what}[{i}]: {x} vs {y}");
-    }
-}
-
-fn json_lines(s: &str) -> Vec<serde_json::Value> {
-    s.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Library embeddings of image files with the model folder's preprocessing.
-fn library_images(model: &ClipModel, dir: &Path, files: &[&Path]) -> clip::Embeddings {
-    let pre = Preprocessor::from_model_dir(dir).unwrap();
-    let pv = pre.preprocess_batch(files).unwrap();
-    model.encode_pixels(&pv.data, files.len()).unwrap()
-}
+use common::*;
+use std::path::Path;
 
 #[test]
 fn embed_outputs_equal_the_library() {
@@ -401,188 +252,6 @@ fn similarity_is_the_cosine_or_logit_matrix() {
     assert_eq!(table.lines().count(), 3, "{table}");
 }
 
-/// `indexed N new, M already indexed, S skipped; ...` as (N, M, S).
-fn summary(out: &str) -> (usize, usize, usize) {
-    let nums: Vec<usize> = out
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|t| !t.is_empty())
-        .take(3)
-        .map(|t| t.parse().unwrap())
-        .collect();
-    (nums[0], nums[1], nums[2])
-}
-
-#[test]
-fn index_resumes_and_search_ranks() {
-    let d = scratch("index");
-    let m = tiny_model(&d, "clip-tiny");
-    let photos = d.join("photos");
-    std::fs::create_dir_all(photos.join("sub/deeper")).unwrap();
-    let files = [
-        photos.join("a.png"),
-        photos.join("sub/b.png"),
-        photos.join("sub/deeper/c.PNG"),
-        photos.join("d.png"),
-    ];
-    // An interrupted first run: only half the images were there.
-    write_png(&files[0], 20, 20, 10);
-    write_png(&files[1], 30, 20, 11);
-    let idx = d.join("photos.index");
-    let out = ok(
-        &d,
-        &[
-            "index",
-            s(&photos),
-            "--out",
-            s(&idx),
-            "--model",
-            s(&m),
-            "--batch",
-            "1",
-        ],
-    );
-    assert_eq!(summary(&out), (2, 0, 0), "{out}");
-    // The rest, and an unreadable file.
-    write_png(&files[2], 17, 25, 12);
-    write_png(&files[3], 25, 17, 13);
-    std::fs::write(photos.join("broken.jpg"), b"not a jpeg").unwrap();
-    std::fs::write(photos.join("notes.txt"), b"ignored").unwrap();
-    let run2 = run(
-        &d,
-        &[
-            "index",
-            s(&photos),
-            "--out",
-            s(&idx),
-            "--model",
-            s(&m),
-            "--batch",
-            "3",
-        ],
-    );
-    assert!(run2.status.success());
-    let err = String::from_utf8_lossy(&run2.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.starts_with("warning: skipping") && err.contains("broken.jpg"),
-        "{err}"
-    );
-    let out = String::from_utf8(run2.stdout).unwrap();
-    assert_eq!(summary(&out), (2, 2, 1), "{out}");
-    assert!(out.contains("holds 4 images"), "{out}");
-
-    // The stored rows are the library's embeddings of the stored paths.
-    let paths: Vec<PathBuf> = std::fs::read_to_string(idx.join("paths.txt"))
-        .unwrap()
-        .lines()
-        .map(PathBuf::from)
-        .collect();
-    assert_eq!(paths.len(), 4);
-    let (shape, data) = read_npy(&idx.join("embeddings.npy"));
-    assert_eq!(shape, [4, 32]);
-    let model = ClipModel::load(&m).unwrap();
-    let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
-    assert_close(
-        &data,
-        &library_images(&model, &m, &refs).data,
-        1e-6,
-        "index rows",
-    );
-
-    // Nothing is redone; a stop between the two renames of a save, or with rows in the
-    // journal, loses nothing but unfinished work.
-    let out = ok(
-        &d,
-        &["index", s(&photos), "--out", s(&idx), "--model", s(&m)],
-    );
-    assert_eq!(summary(&out), (0, 4, 1), "{out}");
-    let lines: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-    std::fs::write(
-        idx.join("paths.txt"),
-        format!("{}\n", lines[..3].join("\n")),
-    )
-    .unwrap();
-    let npy = std::fs::read(idx.join("embeddings.npy")).unwrap();
-    let row3 = &npy[npy.len() - 32 * 4..];
-    std::fs::write(idx.join("pending.f32"), row3).unwrap();
-    std::fs::write(
-        idx.join("pending.txt"),
-        format!("{}\n{}", lines[3], lines[0]),
-    )
-    .unwrap();
-    let out = ok(
-        &d,
-        &["index", s(&photos), "--out", s(&idx), "--model", s(&m)],
-    );
-    assert_eq!(summary(&out), (0, 4, 1), "{out}");
-    assert!(!idx.join("pending.txt").exists());
-    let (shape, data2) = read_npy(&idx.join("embeddings.npy"));
-    assert_eq!(shape, [4, 32]);
-    assert_eq!(data, data2);
-
-    // Search by an example image finds it first; by text, k results in descending order.
-    let out = ok(
-        &d,
-        &[
-            "search",
-            s(&idx),
-            "--image",
-            s(&files[2]),
-            "--model",
-            s(&m),
-            "--json",
-            "-k",
-            "2",
-        ],
-    );
-    let hits = json_lines(&out);
-    assert_eq!(hits.len(), 2);
-    assert_eq!(
-        hits[0]["path"],
-        s(&std::fs::canonicalize(&files[2]).unwrap())
-    );
-    assert!((hits[0]["score"].as_f64().unwrap() - 1.0).abs() < 1e-5);
-    let out = ok(
-        &d,
-        &[
-            "search",
-            s(&idx),
-            "a red square",
-            "--model",
-            s(&m),
-            "-k",
-            "3",
-        ],
-    );
-    let scores: Vec<f32> = out
-        .lines()
-        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
-        .collect();
-    assert_eq!(scores.len(), 3);
-    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{out}");
-    let q = model.encode_texts(&["a red square"]).unwrap();
-    let best = (0..4)
-        .map(|i| {
-            data[i * 32..(i + 1) * 32]
-                .iter()
-                .zip(q.row(0))
-                .map(|(a, b)| a * b)
-                .sum::<f32>()
-        })
-        .fold(f32::MIN, f32::max);
-    assert!((scores[0] - best).abs() < 1e-3);
-
-    // Another model may not use this index.
-    let m2 = tiny_model(&d, "clip-tiny2");
-    let e = fails(
-        &d,
-        &["index", s(&photos), "--out", s(&idx), "--model", s(&m2)],
-    );
-    assert!(e.contains("was made with"), "{e}");
-    let e = fails(&d, &["search", s(&idx), "a cat", "--model", s(&m2)]);
-    assert!(e.contains("was made with"), "{e}");
-}
-
 #[test]
 fn bad_input_is_one_line_and_a_failure() {
     let d = scratch("errors");
@@ -763,42 +432,42 @@ fn demo_runs_on_a_model_folder() {
     assert!(!out.contains("random weights"));
 }
 
-/// Random weights: slow-ish (a full-size model), so one test covers the demo fallback and
-/// the JSON flag of a command.
+/// Runs a random-weights command: it succeeds and says so on stderr; returns stdout.
+fn random_ok(dir: &Path, args: &[&str]) -> String {
+    let out = run(dir, args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "clip {args:?}: {err}");
+    assert!(
+        err.contains("note: random weights: outputs are meaningless"),
+        "clip {args:?}: {err}"
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Random weights (a full-size model, ~2 s a load): the demo's fallback, and every JSON
+/// output says `"random_weights": true`.
 #[test]
 fn random_weights_say_so() {
     let d = scratch("random");
-    let out = run(&d, &["demo"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("note: random weights: outputs are meaningless"),
-        "{err}"
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("random weights"));
-    let a = d.join("a.png");
+    let out = random_ok(&d, &["demo"]);
+    assert!(out.contains("random weights"), "{out}");
+    let photos = d.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let a = photos.join("a.png");
     write_png(&a, 30, 30, 30);
-    let out = run(
+    let r = "--random-weights";
+    let out = random_ok(&d, &["classify", s(&a), "--labels", "cat,dog", r, "--json"]);
+    assert_eq!(json_lines(&out)[0]["random_weights"], true);
+    let out = random_ok(
         &d,
-        &[
-            "classify",
-            s(&a),
-            "--labels",
-            "cat,dog",
-            "--random-weights",
-            "--json",
-        ],
+        &["similarity", "--images", s(&a), "--texts", "a", r, "--json"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("note: random weights"));
-    let row = &json_lines(&String::from_utf8(out.stdout).unwrap())[0];
-    assert_eq!(row["random_weights"], true);
+    assert_eq!(json_lines(&out)[0]["random_weights"], true);
+    let idx = d.join("idx");
+    random_ok(&d, &["index", s(&photos), "--out", s(&idx), r]);
+    let out = random_ok(&d, &["search", s(&idx), "a cat", r, "--json"]);
+    assert_eq!(json_lines(&out)[0]["random_weights"], true);
+    // Searching it without random weights is refused before any model is loaded.
+    let e = fails(&d, &["search", s(&idx), "a cat"]);
+    assert!(e.contains("--random-weights"), "{e}");
 }
