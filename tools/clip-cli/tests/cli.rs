@@ -471,3 +471,36 @@ fn random_weights_say_so() {
     let e = fails(&d, &["search", s(&idx), "a cat"]);
     assert!(e.contains("--random-weights"), "{e}");
 }
+
+/// The model is found through CLIP_MODEL, then HF_HUB_CACHE, then HF_HOME/hub.
+#[test]
+fn model_discovery_order() {
+    let d = scratch("discovery");
+    let m = tiny_model(&d, "clip-tiny");
+    let a = d.join("a.png");
+    write_png(&a, 20, 20, 40);
+    let args = ["similarity", "--images", s(&a), "--texts", "a", "--json"];
+    let check = |c: &mut std::process::Command| {
+        let out = c.args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["random_weights"], false);
+    };
+    check(clip(&d).env("CLIP_MODEL", &m));
+    let snap = d.join("hub/models--openai--clip-vit-base-patch32/snapshots/0123abcd");
+    std::fs::create_dir_all(snap.parent().unwrap()).unwrap();
+    std::fs::rename(&m, &snap).unwrap();
+    check(clip(&d).env("HF_HUB_CACHE", d.join("hub")));
+    check(clip(&d).env_remove("HF_HUB_CACHE").env("HF_HOME", &d));
+    let out = clip(&d)
+        .env("CLIP_MODEL", d.join("missing"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CLIP_MODEL"));
+}
