@@ -20,6 +20,11 @@ pub fn not_found() -> String {
     )
 }
 
+/// Where to get real weights, in one sentence.
+pub fn not_found_short() -> String {
+    format!("for real results put config.json and model.safetensors from https://huggingface.co/{REPO} in a folder and pass --model DIR")
+}
+
 fn hub_cache() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("HF_HUB_CACHE") {
         return Some(PathBuf::from(p));
@@ -82,6 +87,34 @@ pub struct ModelArgs {
     pub threads: usize,
 }
 
+/// Loads the model: random weights when `random`, else the folder found by [`find`]. Prints
+/// [`RANDOM_NOTE`] on stderr for random weights.
+pub fn load_model(
+    model: Option<&Path>,
+    random: bool,
+    threads: usize,
+) -> Result<(ClipModel, Option<PathBuf>), String> {
+    let opts = LoadOptions {
+        threads,
+        ..Default::default()
+    };
+    if random {
+        eprintln!("{RANDOM_NOTE}");
+        let m = ClipModel::random(&ClipConfig::vit_base_patch32(), RANDOM_SEED, &opts)
+            .map_err(|e| e.to_string())?;
+        return Ok((m, None));
+    }
+    let dir = find(model)?.ok_or_else(not_found)?;
+    let m = ClipModel::load_with(&dir, &opts).map_err(|e| e.to_string())?;
+    Ok((m, Some(dir)))
+}
+
+/// [`load_model`] from the shared options.
+pub fn load(args: &ModelArgs) -> Result<Loaded, String> {
+    let (model, dir) = load_model(args.model.as_deref(), args.random_weights, args.threads)?;
+    Ok(Loaded { model, dir })
+}
+
 /// A loaded model and where it came from.
 pub struct Loaded {
     pub model: ClipModel,
@@ -112,37 +145,7 @@ impl Loaded {
             None => format!("random-weights:vit-base-patch32:seed{RANDOM_SEED}"),
         }
     }
-}
 
-/// Loads the model: random weights when `random`, else the folder found by [`find`]. Prints
-/// [`RANDOM_NOTE`] on stderr for random weights.
-pub fn load_model(
-    model: Option<&Path>,
-    random: bool,
-    threads: usize,
-) -> Result<(ClipModel, Option<PathBuf>), String> {
-    let opts = LoadOptions {
-        threads,
-        ..Default::default()
-    };
-    if random {
-        eprintln!("{RANDOM_NOTE}");
-        let m = ClipModel::random(&ClipConfig::vit_base_patch32(), RANDOM_SEED, &opts)
-            .map_err(|e| e.to_string())?;
-        return Ok((m, None));
-    }
-    let dir = find(model)?.ok_or_else(not_found)?;
-    let m = ClipModel::load_with(&dir, &opts).map_err(|e| e.to_string())?;
-    Ok((m, Some(dir)))
-}
-
-/// [`load_model`] from the shared options.
-pub fn load(args: &ModelArgs) -> Result<Loaded, String> {
-    let (model, dir) = load_model(args.model.as_deref(), args.random_weights, args.threads)?;
-    Ok(Loaded { model, dir })
-}
-
-impl Loaded {
     /// Preprocesses `paths` (in parallel on the model's threads) into `[n, 3, S, S]` pixels,
     /// checking that they have the model's image size.
     pub fn pixels<P: AsRef<Path> + Sync>(
@@ -188,9 +191,4 @@ impl Loaded {
         }
         Ok(out)
     }
-}
-
-/// Where to get real weights, in one sentence.
-pub fn not_found_short() -> String {
-    format!("for real results put config.json and model.safetensors from https://huggingface.co/{REPO} in a folder and pass --model DIR")
 }
