@@ -13,7 +13,7 @@ use std::time::Instant;
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  clip index ~/Pictures --out pictures.index\n  clip index ~/Pictures --out pictures.index --batch 32 --threads 4\n  clip index photos --out photos.index --random-weights\n\nRun it again after an interruption (or after adding images): finished images are kept."
+    after_help = "Examples:\n  clip index ~/Pictures --out pictures.index\n  clip index ~/Pictures --out pictures.index --batch 32 --threads 4\n  clip index photos --out photos.index --random-weights\n\nRun it again after an interruption (or after adding images): finished images are kept.\nWhen resuming, the model defaults to the one that made the index."
 )]
 pub struct IndexArgs {
     /// Folder of images (searched recursively for .jpg, .jpeg, .png).
@@ -30,7 +30,7 @@ pub struct IndexArgs {
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  clip search pictures.index \"a dog on a beach\"\n  clip search pictures.index \"sunset\" -k 3 --json\n  clip search pictures.index --image example.jpg\n\nUse the model (--model, or --random-weights) that made the index."
+    after_help = "Examples:\n  clip search pictures.index \"a dog on a beach\"\n  clip search pictures.index \"sunset\" -k 3 --json\n  clip search pictures.index --image example.jpg\n\nThe model defaults to the one that made the index (its folder, or random weights)."
 )]
 pub struct SearchArgs {
     /// The index folder made by `clip index`.
@@ -141,6 +141,21 @@ fn manifest_of(loaded: &Loaded) -> Manifest {
     }
 }
 
+/// The model options with the index's own model filled in when none is given (`--model` and
+/// `--random-weights` both absent): its folder, if it still exists, or random weights.
+fn default_to_manifest(store: &Store, args: &ModelArgs) -> ModelArgs {
+    let mut args = args.clone();
+    if args.model.is_none() && !args.random_weights {
+        let m = &store.manifest;
+        if m.random_weights {
+            args.random_weights = true;
+        } else if Path::new(&m.model).is_dir() {
+            args.model = Some(PathBuf::from(&m.model));
+        }
+    }
+    args
+}
+
 /// Before loading: refuses an index made with random weights when a folder is asked for, and
 /// the other way round (the full check is [`check_same_model`]).
 fn check_kind(store: &Store, args: &ModelArgs) -> Result<(), String> {
@@ -195,10 +210,15 @@ pub fn run_index(a: &IndexArgs) -> Result<(), String> {
         return Err(format!("{}: exists and is not a folder", a.out.display()));
     }
     let existing = Store::open(&a.out)?;
-    if let Some(s) = &existing {
-        check_kind(s, &a.model)?;
-    }
-    let loaded = model_dir::load(&a.model)?;
+    let margs = match &existing {
+        Some(s) => {
+            let margs = default_to_manifest(s, &a.model);
+            check_kind(s, &margs)?;
+            margs
+        }
+        None => a.model.clone(),
+    };
+    let loaded = model_dir::load(&margs)?;
     let pre = loaded.preprocessor()?;
     let mut store = match existing {
         Some(s) => {
@@ -317,8 +337,9 @@ pub fn run_search(a: &SearchArgs) -> Result<(), String> {
     if store.len() == 0 {
         return Err(format!("{}: the index holds no images", a.index.display()));
     }
-    check_kind(&store, &a.model)?;
-    let loaded = model_dir::load(&a.model)?;
+    let margs = default_to_manifest(&store, &a.model);
+    check_kind(&store, &margs)?;
+    let loaded = model_dir::load(&margs)?;
     check_same_model(&store, &loaded)?;
     let q = match (&a.query, &a.image) {
         (Some(text), _) => loaded

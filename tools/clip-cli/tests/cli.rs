@@ -467,8 +467,12 @@ fn random_weights_say_so() {
     random_ok(&d, &["index", s(&photos), "--out", s(&idx), r]);
     let out = random_ok(&d, &["search", s(&idx), "a cat", r, "--json"]);
     assert_eq!(json_lines(&out)[0]["random_weights"], true);
-    // Searching it without random weights is refused before any model is loaded.
-    let e = fails(&d, &["search", s(&idx), "a cat"]);
+    // Without model options, search uses the index's model (here random weights); with
+    // another model it is refused before any model is loaded.
+    let out = random_ok(&d, &["search", s(&idx), "a cat", "--json"]);
+    assert_eq!(json_lines(&out)[0]["random_weights"], true);
+    let m = tiny_model(&d, "clip-tiny");
+    let e = fails(&d, &["search", s(&idx), "a cat", "--model", s(&m)]);
     assert!(e.contains("--random-weights"), "{e}");
 }
 

@@ -179,6 +179,12 @@ fn index_resumes_and_search_ranks() {
         .fold(f32::MIN, f32::max);
     assert!((scores[0] - best).abs() < 1e-3);
 
+    // Without --model, search and a resumed index use the index's model.
+    let out = ok(&d, &["search", s(&idx), "a red square", "-k", "1"]);
+    assert!(out.starts_with(&format!("{:.4}", scores[0])), "{out}");
+    let out = ok(&d, &["index", s(&photos), "--out", s(&idx)]);
+    assert_eq!(summary(&out), (0, 4, 1), "{out}");
+
     // Another model may not use this index.
     let m2 = tiny_model(&d, "clip-tiny2");
     let e = fails(
