@@ -373,3 +373,23 @@ pub fn run_search(a: &SearchArgs) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{duration, is_image};
+    use std::path::Path;
+
+    #[test]
+    fn eta_reads_well() {
+        assert_eq!(duration(4.4), "4s");
+        assert_eq!(duration(75.0), "1m15s");
+        assert_eq!(duration(3725.0), "1h02m");
+    }
+
+    #[test]
+    fn image_extensions_ignore_case() {
+        assert!(is_image(Path::new("a/b.JPG")) && is_image(Path::new("x.jpeg")));
+        assert!(is_image(Path::new("x.Png")) && !is_image(Path::new("x.gif")));
+        assert!(!is_image(Path::new("png")));
+    }
+}

@@ -258,3 +258,67 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("clip-store-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn manifest() -> Manifest {
+        Manifest {
+            model: "/models/tiny".into(),
+            dim: 2,
+            image_size: 16,
+            random_weights: false,
+        }
+    }
+
+    #[test]
+    fn manifest_round_trips() {
+        let m = manifest();
+        let back = Manifest::from_json(&m.to_json(), Path::new("m.json")).unwrap();
+        assert_eq!(back, m);
+        assert!(Manifest::from_json("{}", Path::new("m.json")).is_err());
+    }
+
+    #[test]
+    fn journal_survives_a_reopen_and_a_cut_line() {
+        let d = scratch("journal");
+        let mut s = Store::create(&d, manifest()).unwrap();
+        s.append(&["a".into(), "b".into()], &[1.0, 0.0, 0.0, 1.0])
+            .unwrap();
+        // A stop in the middle of the next batch: a row without its path, half a path.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(d.join(PENDING_ROWS))
+            .unwrap();
+        f.write_all(&[0u8; 8]).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(d.join(PENDING_PATHS))
+            .unwrap();
+        f.write_all(b"c").unwrap();
+        let s = Store::open(&d).unwrap().unwrap();
+        assert_eq!(s.paths, ["a", "b"]);
+        assert_eq!(s.data, [1.0, 0.0, 0.0, 1.0]);
+        s.consolidate().unwrap();
+        assert!(!d.join(PENDING_ROWS).exists());
+        let s = Store::open(&d).unwrap().unwrap();
+        assert_eq!(s.paths, ["a", "b"]);
+        assert_eq!(s.row(1), [0.0, 1.0]);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_folder_without_manifest_is_no_index() {
+        let d = scratch("none");
+        std::fs::create_dir_all(&d).unwrap();
+        assert!(Store::open(&d).unwrap().is_none());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
