@@ -5,6 +5,7 @@
 use crate::model_dir::{self, Loaded, ModelArgs};
 use crate::store::{Manifest, Store};
 use clap::Args;
+use clip::image::Preprocessor;
 use rayon::prelude::*;
 use std::collections::HashSet;
 use std::io::IsTerminal;
@@ -81,6 +82,8 @@ struct Progress {
     done: usize,
     start: Instant,
     shown: bool,
+    /// The bar is on the current line (so a message must start a new one).
+    drawn: std::cell::Cell<bool>,
 }
 
 fn duration(secs: f64) -> String {
@@ -101,6 +104,7 @@ impl Progress {
             done: 0,
             start: Instant::now(),
             shown: std::io::stderr().is_terminal(),
+            drawn: std::cell::Cell::new(false),
         }
     }
 
@@ -114,6 +118,7 @@ impl Progress {
         let eta = (self.total - self.done) as f64 / rate.max(1e-9);
         let width = 30;
         let filled = width * self.done / self.total.max(1);
+        self.drawn.set(true);
         eprint!(
             "\r[{}{}] {}/{}  {:.1} img/s  ETA {}   ",
             "#".repeat(filled),
@@ -125,8 +130,9 @@ impl Progress {
         );
     }
 
+    /// Ends the bar's line (before a warning, an error or the summary).
     fn finish(&self) {
-        if self.shown && self.total > 0 {
+        if self.drawn.replace(false) {
             eprintln!();
         }
     }
@@ -191,6 +197,82 @@ fn check_same_model(store: &Store, loaded: &Loaded) -> Result<(), String> {
     Ok(())
 }
 
+/// The files not yet in `store` (path and its string), and how many cannot be stored.
+fn plan(files: &[PathBuf], store: &Store) -> (Vec<(PathBuf, String)>, usize) {
+    let done: HashSet<&str> = store.paths.iter().map(String::as_str).collect();
+    let mut todo = Vec::new();
+    let mut skipped = 0usize;
+    for f in files {
+        match f.to_str() {
+            Some(s) if s.contains('\n') => {
+                eprintln!("warning: skipping {}: a newline in the path", f.display());
+                skipped += 1;
+            }
+            Some(s) if !done.contains(s) => todo.push((f.clone(), s.to_string())),
+            Some(_) => {}
+            None => {
+                eprintln!("warning: skipping {}: the path is not UTF-8", f.display());
+                skipped += 1;
+            }
+        }
+    }
+    (todo, skipped)
+}
+
+/// Preprocesses one batch (in parallel), warns about and skips unreadable files, encodes the
+/// rest and appends them to the store. Returns (added, skipped).
+fn index_batch(
+    loaded: &Loaded,
+    pre: &Preprocessor,
+    store: &mut Store,
+    chunk: &[(PathBuf, String)],
+    progress: &Progress,
+) -> Result<(usize, usize), String> {
+    let size = loaded.model.config.vision.image_size;
+    let results: Vec<_> = loaded.model.threads().install(|| {
+        chunk
+            .par_iter()
+            .map(|(p, _)| pre.preprocess_file(p))
+            .collect()
+    });
+    let mut pixels = Vec::new();
+    let mut names = Vec::new();
+    let mut skipped = 0;
+    for ((path, name), r) in chunk.iter().zip(results) {
+        match r {
+            Ok(pv) if pv.shape[2] == size && pv.shape[3] == size => {
+                pixels.extend_from_slice(&pv.data);
+                names.push(name.clone());
+            }
+            Ok(pv) => {
+                progress.finish();
+                return Err(format!(
+                    "preprocessing gives {}x{} images; the model needs {size}x{size}",
+                    pv.shape[3], pv.shape[2]
+                ));
+            }
+            Err(e) => {
+                progress.finish();
+                let msg = e.to_string();
+                if msg.contains(&path.display().to_string()) {
+                    eprintln!("warning: skipping {msg}");
+                } else {
+                    eprintln!("warning: skipping {}: {msg}", path.display());
+                }
+                skipped += 1;
+            }
+        }
+    }
+    if !names.is_empty() {
+        let e = loaded
+            .model
+            .encode_pixels(&pixels, names.len())
+            .map_err(|e| e.to_string())?;
+        store.append(&names, &e.data)?;
+    }
+    Ok((names.len(), skipped))
+}
+
 pub fn run_index(a: &IndexArgs) -> Result<(), String> {
     if !a.folder.is_dir() {
         return Err(format!("{}: not a folder", a.folder.display()));
@@ -237,72 +319,14 @@ pub fn run_index(a: &IndexArgs) -> Result<(), String> {
             Store::create(&a.out, manifest_of(&loaded))?
         }
     };
-    let done: HashSet<&str> = store.paths.iter().map(String::as_str).collect();
-    let mut todo: Vec<(PathBuf, String)> = Vec::new();
-    let mut skipped = 0usize;
-    for f in &files {
-        match f.to_str() {
-            Some(s) if s.contains('\n') => {
-                eprintln!("warning: skipping {}: a newline in the path", f.display());
-                skipped += 1;
-            }
-            Some(s) if !done.contains(s) => todo.push((f.clone(), s.to_string())),
-            Some(_) => {}
-            None => {
-                eprintln!("warning: skipping {}: the path is not UTF-8", f.display());
-                skipped += 1;
-            }
-        }
-    }
+    let (todo, mut skipped) = plan(&files, &store);
     let already = files.len() - todo.len() - skipped;
-    drop(done);
-    let size = loaded.model.config.vision.image_size;
     let mut progress = Progress::new(todo.len());
     let mut added = 0usize;
     for chunk in todo.chunks(a.batch.max(1)) {
-        let results: Vec<_> = loaded.model.threads().install(|| {
-            chunk
-                .par_iter()
-                .map(|(p, _)| pre.preprocess_file(p))
-                .collect()
-        });
-        let mut pixels = Vec::new();
-        let mut names = Vec::new();
-        for ((path, name), r) in chunk.iter().zip(results) {
-            match r {
-                Ok(pv) if pv.shape[2] == size && pv.shape[3] == size => {
-                    pixels.extend_from_slice(&pv.data);
-                    names.push(name.clone());
-                }
-                Ok(pv) => {
-                    progress.finish();
-                    return Err(format!(
-                        "preprocessing gives {}x{} images; the model needs {size}x{size}",
-                        pv.shape[3], pv.shape[2]
-                    ));
-                }
-                Err(e) => {
-                    if progress.shown {
-                        eprintln!();
-                    }
-                    let msg = e.to_string();
-                    if msg.contains(&path.display().to_string()) {
-                        eprintln!("warning: skipping {msg}");
-                    } else {
-                        eprintln!("warning: skipping {}: {msg}", path.display());
-                    }
-                    skipped += 1;
-                }
-            }
-        }
-        if !names.is_empty() {
-            let e = loaded
-                .model
-                .encode_pixels(&pixels, names.len())
-                .map_err(|e| e.to_string())?;
-            store.append(&names, &e.data)?;
-            added += names.len();
-        }
+        let (n, bad) = index_batch(&loaded, &pre, &mut store, chunk, &progress)?;
+        added += n;
+        skipped += bad;
         progress.step(chunk.len());
     }
     progress.finish();
