@@ -3,13 +3,13 @@
 use crate::{model_dir, npy};
 use clap::{Args, Subcommand};
 use clip::image::Preprocessor;
-use clip::{ClipModel, Embeddings, LoadOptions};
+use clip::{ClipModel, Embeddings};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  clip embed image --model DIR cat.jpg dog.png --out images.npy\n  clip embed image --model DIR pixels.npy --out images.npy\n  clip embed text --model DIR --out texts.npy \"a photo of a cat\" \"a dog\"\n  printf '\"a cat\"\\n' | clip embed text --model DIR --jsonl --out texts.npy\n  clip embed text --model DIR --token-ids ids.npy --out texts.npy"
+    after_help = "Examples:\n  clip embed image --model DIR cat.jpg dog.png --out images.npy\n  clip embed image --model DIR pixels.npy --out images.npy\n  clip embed text --model DIR --out texts.npy \"a photo of a cat\" \"a dog\"\n  printf '\"a cat\"\\n' | clip embed text --model DIR --jsonl --out texts.npy\n  clip embed text --model DIR --token-ids ids.npy --out texts.npy\n  clip embed text --random-weights --out texts.npy \"a cat\""
 )]
 pub struct EmbedArgs {
     #[command(subcommand)]
@@ -27,8 +27,11 @@ enum EmbedWhat {
 #[derive(Args)]
 struct Common {
     /// Model folder (default: CLIP_MODEL, then the Hugging Face cache).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "random_weights")]
     model: Option<PathBuf>,
+    /// Use a full-size ViT-B/32 with seeded random weights (outputs are meaningless).
+    #[arg(long)]
+    random_weights: bool,
     /// Output .npy file (float32 [N, D]).
     #[arg(long)]
     out: PathBuf,
@@ -70,14 +73,8 @@ pub fn run(args: &EmbedArgs) -> Result<(), String> {
     }
 }
 
-fn load(c: &Common) -> Result<(ClipModel, PathBuf), String> {
-    let dir = model_dir::find(c.model.as_deref())?.ok_or_else(model_dir::not_found)?;
-    let opts = LoadOptions {
-        threads: c.threads,
-        ..Default::default()
-    };
-    let model = ClipModel::load_with(&dir, &opts).map_err(|e| e.to_string())?;
-    Ok((model, dir))
+fn load(c: &Common) -> Result<(ClipModel, Option<PathBuf>), String> {
+    model_dir::load_model(c.model.as_deref(), c.random_weights, c.threads)
 }
 
 fn write(c: &Common, e: Embeddings) -> Result<(), String> {
@@ -110,7 +107,10 @@ fn image(a: &ImageArgs) -> Result<(), String> {
             }
         }
     } else {
-        let pre = Preprocessor::from_model_dir(&dir).map_err(|e| e.to_string())?;
+        let pre = match &dir {
+            Some(d) => Preprocessor::from_model_dir(d).map_err(|e| e.to_string())?,
+            None => Preprocessor::default(),
+        };
         let pv = model
             .threads()
             .install(|| pre.preprocess_batch(&a.files))

@@ -1,6 +1,11 @@
-//! Finding the model folder: `--model DIR`, then `CLIP_MODEL`, then a Hugging Face cache
-//! snapshot of openai/clip-vit-base-patch32 (honouring `HF_HUB_CACHE` and `HF_HOME`).
+//! Finding and loading the model: `--model DIR`, then `CLIP_MODEL`, then a Hugging Face cache
+//! snapshot of openai/clip-vit-base-patch32 (honouring `HF_HUB_CACHE` and `HF_HOME`); or, with
+//! `--random-weights`, a full-size ViT-B/32 with seeded random weights and no files.
+//!
+//! This module does not parse images or texts; commands do that with the model it returns.
 
+use clip::image::Preprocessor;
+use clip::{ClipConfig, ClipModel, LoadOptions};
 use std::path::{Path, PathBuf};
 
 const REPO: &str = "openai/clip-vit-base-patch32";
@@ -13,6 +18,11 @@ pub fn not_found() -> String {
          preprocessor_config.json, vocab.json, merges.txt), downloadable from \
          https://huggingface.co/{REPO}; or try the engine with --random-weights"
     )
+}
+
+/// Where to get real weights, in one sentence.
+pub fn not_found_short() -> String {
+    format!("for real results put config.json and model.safetensors from https://huggingface.co/{REPO} in a folder and pass --model DIR")
 }
 
 fn hub_cache() -> Option<PathBuf> {
@@ -55,4 +65,130 @@ pub fn find(explicit: Option<&Path>) -> Result<Option<PathBuf>, String> {
         return Ok(Some(p));
     }
     Ok(cached_snapshot())
+}
+
+/// The seed of `--random-weights` (fixed, so runs are repeatable).
+pub const RANDOM_SEED: u64 = 0;
+
+/// The stderr line every command prints when it runs on random weights.
+pub const RANDOM_NOTE: &str = "note: random weights: outputs are meaningless";
+
+/// The model options every model-using command shares.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model folder (default: CLIP_MODEL, then the Hugging Face cache).
+    #[arg(long, conflicts_with = "random_weights")]
+    pub model: Option<PathBuf>,
+    /// Use a full-size ViT-B/32 with seeded random weights (no files; outputs are meaningless).
+    #[arg(long)]
+    pub random_weights: bool,
+    /// Threads (default: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+/// Loads the model: random weights when `random`, else the folder found by [`find`]. Prints
+/// [`RANDOM_NOTE`] on stderr for random weights.
+pub fn load_model(
+    model: Option<&Path>,
+    random: bool,
+    threads: usize,
+) -> Result<(ClipModel, Option<PathBuf>), String> {
+    let opts = LoadOptions {
+        threads,
+        ..Default::default()
+    };
+    if random {
+        eprintln!("{RANDOM_NOTE}");
+        let m = ClipModel::random(&ClipConfig::vit_base_patch32(), RANDOM_SEED, &opts)
+            .map_err(|e| e.to_string())?;
+        return Ok((m, None));
+    }
+    let dir = find(model)?.ok_or_else(not_found)?;
+    let m = ClipModel::load_with(&dir, &opts).map_err(|e| e.to_string())?;
+    Ok((m, Some(dir)))
+}
+
+/// [`load_model`] from the shared options.
+pub fn load(args: &ModelArgs) -> Result<Loaded, String> {
+    let (model, dir) = load_model(args.model.as_deref(), args.random_weights, args.threads)?;
+    Ok(Loaded { model, dir })
+}
+
+/// A loaded model and where it came from.
+pub struct Loaded {
+    pub model: ClipModel,
+    /// The model folder; `None` for random weights.
+    pub dir: Option<PathBuf>,
+}
+
+impl Loaded {
+    pub fn random(&self) -> bool {
+        self.dir.is_none()
+    }
+
+    /// The preprocessor of the model folder, or CLIP's defaults for random weights.
+    pub fn preprocessor(&self) -> Result<Preprocessor, String> {
+        match &self.dir {
+            Some(d) => Preprocessor::from_model_dir(d).map_err(|e| e.to_string()),
+            None => Ok(Preprocessor::default()),
+        }
+    }
+
+    /// A name that identifies the weights: the canonical folder, or `random-weights:SEED`.
+    pub fn identity(&self) -> String {
+        match &self.dir {
+            Some(d) => std::fs::canonicalize(d)
+                .unwrap_or_else(|_| d.clone())
+                .display()
+                .to_string(),
+            None => format!("random-weights:vit-base-patch32:seed{RANDOM_SEED}"),
+        }
+    }
+
+    /// Preprocesses `paths` (in parallel on the model's threads) into `[n, 3, S, S]` pixels,
+    /// checking that they have the model's image size.
+    pub fn pixels<P: AsRef<Path> + Sync>(
+        &self,
+        pre: &Preprocessor,
+        paths: &[P],
+    ) -> Result<Vec<f32>, String> {
+        let pv = self
+            .model
+            .threads()
+            .install(|| pre.preprocess_batch(paths))
+            .map_err(|e| e.to_string())?;
+        let size = self.model.config.vision.image_size;
+        if pv.shape[2] != size || pv.shape[3] != size {
+            return Err(format!(
+                "preprocessing gives {}x{} images; the model needs {size}x{size}",
+                pv.shape[3], pv.shape[2]
+            ));
+        }
+        Ok(pv.data)
+    }
+
+    /// L2-normalised embeddings of image files, encoded `batch` at a time.
+    pub fn encode_files<P: AsRef<Path> + Sync>(
+        &self,
+        pre: &Preprocessor,
+        paths: &[P],
+        batch: usize,
+    ) -> Result<clip::Embeddings, String> {
+        let mut out = clip::Embeddings {
+            data: Vec::new(),
+            rows: 0,
+            dim: self.model.config.projection_dim,
+        };
+        for chunk in paths.chunks(batch.max(1)) {
+            let pixels = self.pixels(pre, chunk)?;
+            let e = self
+                .model
+                .encode_pixels(&pixels, chunk.len())
+                .map_err(|e| e.to_string())?;
+            out.data.extend_from_slice(&e.data);
+            out.rows += e.rows;
+        }
+        Ok(out)
+    }
 }

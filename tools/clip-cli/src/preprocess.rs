@@ -11,6 +11,9 @@ use clip::image::{AlphaMode, Preprocessor};
 
 /// Arguments of `clip preprocess`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  clip preprocess cat.jpg --out cat.npy\n  clip preprocess cat.png --model DIR --drop-alpha --out cat.npy"
+)]
 pub struct PreprocessArgs {
     /// The image (PNG or JPEG).
     pub image: PathBuf,
@@ -26,6 +29,9 @@ pub struct PreprocessArgs {
     /// Apply the EXIF orientation tag (the reference pipeline ignores it).
     #[arg(long)]
     pub exif_orientation: bool,
+    /// Threads (default: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// Refuse images with more pixels than this.
     #[arg(long, default_value_t = clip::image::DEFAULT_MAX_PIXELS)]
     pub max_pixels: u64,
@@ -33,6 +39,7 @@ pub struct PreprocessArgs {
 
 /// Runs the command; errors are one-line messages for the caller to print.
 pub fn run(args: &PreprocessArgs) -> Result<(), String> {
+    crate::global_threads(args.threads)?;
     let mut pre = match &args.model {
         Some(dir) => Preprocessor::from_model_dir(dir).map_err(|e| e.to_string())?,
         None => Preprocessor::default(),

@@ -11,6 +11,9 @@ use clip_tokenizer::{decode_utf8, Tokenizer, Utf8Policy, CONTEXT_LENGTH};
 
 /// Arguments of `clip tokenize`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  clip tokenize \"a photo of a cat\" \"a dog\"\n  clip tokenize --context \"a photo of a cat\"\n  printf 'one\\ntwo\\n' | clip tokenize"
+)]
 pub struct TokenizeArgs {
     /// Texts to tokenize; when none is given, stdin is read, one text per line.
     pub texts: Vec<String>,
@@ -29,6 +32,9 @@ pub struct TokenizeArgs {
     /// Replace invalid UTF-8 on stdin (as Python's errors="replace") instead of failing.
     #[arg(long)]
     pub lossy: bool,
+    /// Threads (default: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// Another vocabulary: a folder with vocab.json + merges.txt, or an
     /// OpenAI-format merges file (gzipped or plain).
     #[arg(long)]
@@ -68,6 +74,7 @@ fn read_stdin_texts(args: &TokenizeArgs) -> Result<Vec<String>, String> {
 
 /// Runs `clip tokenize`.
 pub fn run(args: &TokenizeArgs) -> Result<(), String> {
+    crate::global_threads(args.threads)?;
     let tok = match &args.vocab {
         None => Tokenizer::new(),
         Some(p) if p.is_dir() => Tokenizer::from_hf_dir(p),

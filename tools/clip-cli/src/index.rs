@@ -1,0 +1,419 @@
+//! `clip index FOLDER --out INDEX` embeds every .jpg/.jpeg/.png under FOLDER (recursively) in
+//! batches, resumably; `clip search INDEX "query"` ranks the indexed images by cosine
+//! similarity to a text or to an example image. The index format is in `store.rs`.
+
+use crate::model_dir::{self, Loaded, ModelArgs};
+use crate::store::{Manifest, Store};
+use clap::Args;
+use clip::image::Preprocessor;
+use rayon::prelude::*;
+use std::collections::HashSet;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  clip index ~/Pictures --out pictures.index\n  clip index ~/Pictures --out pictures.index --batch 32 --threads 4\n  clip index photos --out photos.index --random-weights\n\nRun it again after an interruption (or after adding images): finished images are kept.\nWhen resuming, the model defaults to the one that made the index."
+)]
+pub struct IndexArgs {
+    /// Folder of images (searched recursively for .jpg, .jpeg, .png).
+    folder: PathBuf,
+    /// The index folder to create or resume.
+    #[arg(long)]
+    out: PathBuf,
+    /// Images per forward pass (and per saved step).
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  clip search pictures.index \"a dog on a beach\"\n  clip search pictures.index \"sunset\" -k 3 --json\n  clip search pictures.index --image example.jpg\n\nThe model defaults to the one that made the index (its folder, or random weights)."
+)]
+pub struct SearchArgs {
+    /// The index folder made by `clip index`.
+    index: PathBuf,
+    /// The text to search for.
+    query: Option<String>,
+    /// Search by an example image instead of a text.
+    #[arg(long, conflicts_with = "query")]
+    image: Option<PathBuf>,
+    /// How many results.
+    #[arg(short = 'k', long, default_value_t = 10)]
+    top_k: usize,
+    /// One JSON object per result: {"rank", "score", "path", "random_weights"}.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+fn is_image(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+}
+
+/// Image files under `dir`, recursively (symbolic links to folders are not followed), sorted.
+fn find_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("{}: cannot list: {e}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("{}: cannot list: {e}", dir.display()))?;
+        let path = entry.path();
+        let ft = entry
+            .file_type()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if ft.is_dir() {
+            find_images(&path, out)?;
+        } else if is_image(&path) && path.is_file() {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// A one-line progress bar on stderr, redrawn with `\r`; silent when stderr is not a terminal.
+struct Progress {
+    total: usize,
+    done: usize,
+    start: Instant,
+    shown: bool,
+    /// The bar is on the current line (so a message must start a new one).
+    drawn: std::cell::Cell<bool>,
+}
+
+fn duration(secs: f64) -> String {
+    let s = secs.round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        Progress {
+            total,
+            done: 0,
+            start: Instant::now(),
+            shown: std::io::stderr().is_terminal(),
+            drawn: std::cell::Cell::new(false),
+        }
+    }
+
+    fn step(&mut self, n: usize) {
+        self.done += n;
+        if !self.shown {
+            return;
+        }
+        let secs = self.start.elapsed().as_secs_f64();
+        let rate = self.done as f64 / secs.max(1e-9);
+        let eta = (self.total - self.done) as f64 / rate.max(1e-9);
+        let width = 30;
+        let filled = width * self.done / self.total.max(1);
+        self.drawn.set(true);
+        eprint!(
+            "\r[{}{}] {}/{}  {:.1} img/s  ETA {}   ",
+            "#".repeat(filled),
+            "-".repeat(width - filled),
+            self.done,
+            self.total,
+            rate,
+            duration(eta)
+        );
+    }
+
+    /// Ends the bar's line (before a warning, an error or the summary).
+    fn finish(&self) {
+        if self.drawn.replace(false) {
+            eprintln!();
+        }
+    }
+}
+
+fn manifest_of(loaded: &Loaded) -> Manifest {
+    Manifest {
+        model: loaded.identity(),
+        dim: loaded.model.config.projection_dim,
+        image_size: loaded.model.config.vision.image_size,
+        random_weights: loaded.random(),
+    }
+}
+
+/// The model options with the index's own model filled in when none is given (`--model` and
+/// `--random-weights` both absent): its folder, if it still exists, or random weights.
+fn default_to_manifest(store: &Store, args: &ModelArgs) -> ModelArgs {
+    let mut args = args.clone();
+    if args.model.is_none() && !args.random_weights {
+        let m = &store.manifest;
+        if m.random_weights {
+            args.random_weights = true;
+        } else if Path::new(&m.model).is_dir() {
+            args.model = Some(PathBuf::from(&m.model));
+        }
+    }
+    args
+}
+
+/// Before loading: refuses an index made with random weights when a folder is asked for, and
+/// the other way round (the full check is [`check_same_model`]).
+fn check_kind(store: &Store, args: &ModelArgs) -> Result<(), String> {
+    let m = &store.manifest;
+    if m.random_weights && !args.random_weights {
+        return Err(format!(
+            "{} was made with random weights; pass --random-weights",
+            store.dir.display()
+        ));
+    }
+    if !m.random_weights && args.random_weights {
+        return Err(format!(
+            "{} was made with {}; pass --model {}",
+            store.dir.display(),
+            m.describe(),
+            m.model
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses an index made by another model.
+fn check_same_model(store: &Store, loaded: &Loaded) -> Result<(), String> {
+    let want = manifest_of(loaded);
+    if store.manifest != want {
+        return Err(format!(
+            "{} was made with {}, not {}; use the same model (--model or --random-weights)",
+            store.dir.display(),
+            store.manifest.describe(),
+            want.describe()
+        ));
+    }
+    Ok(())
+}
+
+/// The files not yet in `store` (path and its string), and how many cannot be stored.
+fn plan(files: &[PathBuf], store: &Store) -> (Vec<(PathBuf, String)>, usize) {
+    let done: HashSet<&str> = store.paths.iter().map(String::as_str).collect();
+    let mut todo = Vec::new();
+    let mut skipped = 0usize;
+    for f in files {
+        match f.to_str() {
+            Some(s) if s.contains('\n') => {
+                eprintln!("warning: skipping {}: a newline in the path", f.display());
+                skipped += 1;
+            }
+            Some(s) if !done.contains(s) => todo.push((f.clone(), s.to_string())),
+            Some(_) => {}
+            None => {
+                eprintln!("warning: skipping {}: the path is not UTF-8", f.display());
+                skipped += 1;
+            }
+        }
+    }
+    (todo, skipped)
+}
+
+/// Preprocesses one batch (in parallel), warns about and skips unreadable files, encodes the
+/// rest and appends them to the store. Returns (added, skipped).
+fn index_batch(
+    loaded: &Loaded,
+    pre: &Preprocessor,
+    store: &mut Store,
+    chunk: &[(PathBuf, String)],
+    progress: &Progress,
+) -> Result<(usize, usize), String> {
+    let size = loaded.model.config.vision.image_size;
+    let results: Vec<_> = loaded.model.threads().install(|| {
+        chunk
+            .par_iter()
+            .map(|(p, _)| pre.preprocess_file(p))
+            .collect()
+    });
+    let mut pixels = Vec::new();
+    let mut names = Vec::new();
+    let mut skipped = 0;
+    for ((path, name), r) in chunk.iter().zip(results) {
+        match r {
+            Ok(pv) if pv.shape[2] == size && pv.shape[3] == size => {
+                pixels.extend_from_slice(&pv.data);
+                names.push(name.clone());
+            }
+            Ok(pv) => {
+                progress.finish();
+                return Err(format!(
+                    "preprocessing gives {}x{} images; the model needs {size}x{size}",
+                    pv.shape[3], pv.shape[2]
+                ));
+            }
+            Err(e) => {
+                progress.finish();
+                let msg = e.to_string();
+                if msg.contains(&path.display().to_string()) {
+                    eprintln!("warning: skipping {msg}");
+                } else {
+                    eprintln!("warning: skipping {}: {msg}", path.display());
+                }
+                skipped += 1;
+            }
+        }
+    }
+    if !names.is_empty() {
+        let e = loaded
+            .model
+            .encode_pixels(&pixels, names.len())
+            .map_err(|e| e.to_string())?;
+        store.append(&names, &e.data)?;
+    }
+    Ok((names.len(), skipped))
+}
+
+pub fn run_index(a: &IndexArgs) -> Result<(), String> {
+    if !a.folder.is_dir() {
+        return Err(format!("{}: not a folder", a.folder.display()));
+    }
+    let root =
+        std::fs::canonicalize(&a.folder).map_err(|e| format!("{}: {e}", a.folder.display()))?;
+    let mut files = Vec::new();
+    find_images(&root, &mut files)?;
+    files.sort();
+    if files.is_empty() {
+        return Err(format!(
+            "{}: no .jpg, .jpeg or .png files",
+            a.folder.display()
+        ));
+    }
+    if a.out.exists() && !a.out.is_dir() {
+        return Err(format!("{}: exists and is not a folder", a.out.display()));
+    }
+    let existing = Store::open(&a.out)?;
+    let margs = match &existing {
+        Some(s) => {
+            let margs = default_to_manifest(s, &a.model);
+            check_kind(s, &margs)?;
+            margs
+        }
+        None => a.model.clone(),
+    };
+    let loaded = model_dir::load(&margs)?;
+    let pre = loaded.preprocessor()?;
+    let mut store = match existing {
+        Some(s) => {
+            check_same_model(&s, &loaded)?;
+            s.consolidate()?;
+            s
+        }
+        None => {
+            let nonempty = std::fs::read_dir(&a.out).is_ok_and(|mut d| d.next().is_some());
+            if nonempty {
+                return Err(format!(
+                    "{}: a folder that is not an index; choose a new --out",
+                    a.out.display()
+                ));
+            }
+            Store::create(&a.out, manifest_of(&loaded))?
+        }
+    };
+    let (todo, mut skipped) = plan(&files, &store);
+    let already = files.len() - todo.len() - skipped;
+    let mut progress = Progress::new(todo.len());
+    let mut added = 0usize;
+    for chunk in todo.chunks(a.batch.max(1)) {
+        let (n, bad) = index_batch(&loaded, &pre, &mut store, chunk, &progress)?;
+        added += n;
+        skipped += bad;
+        progress.step(chunk.len());
+    }
+    progress.finish();
+    store.consolidate()?;
+    println!(
+        "indexed {added} new, {already} already indexed, {skipped} skipped; {} holds {} images",
+        a.out.display(),
+        store.len()
+    );
+    Ok(())
+}
+
+pub fn run_search(a: &SearchArgs) -> Result<(), String> {
+    if a.query.is_none() && a.image.is_none() {
+        return Err("give a text query or --image EXAMPLE".into());
+    }
+    if a.top_k == 0 {
+        return Err("-k must be at least 1".into());
+    }
+    if let Some(p) = &a.image {
+        if !p.is_file() {
+            return Err(format!("{}: no such image file", p.display()));
+        }
+    }
+    let store = Store::open(&a.index)?.ok_or_else(|| {
+        format!(
+            "{}: not an index (make one with clip index FOLDER --out {})",
+            a.index.display(),
+            a.index.display()
+        )
+    })?;
+    if store.len() == 0 {
+        return Err(format!("{}: the index holds no images", a.index.display()));
+    }
+    let margs = default_to_manifest(&store, &a.model);
+    check_kind(&store, &margs)?;
+    let loaded = model_dir::load(&margs)?;
+    check_same_model(&store, &loaded)?;
+    let q = match (&a.query, &a.image) {
+        (Some(text), _) => loaded
+            .model
+            .encode_texts(&[text.as_str()])
+            .map_err(|e| e.to_string())?,
+        (None, img) => {
+            let pre = loaded.preprocessor()?;
+            loaded.encode_files(&pre, img.as_slice(), 1)?
+        }
+    };
+    let mut scored: Vec<(f32, usize)> = (0..store.len())
+        .map(|i| {
+            let s: f32 = store.row(i).iter().zip(q.row(0)).map(|(a, b)| a * b).sum();
+            (s, i)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    for (rank, &(score, i)) in scored.iter().take(a.top_k).enumerate() {
+        if a.json {
+            let obj = serde_json::json!({
+                "rank": rank + 1,
+                "score": score,
+                "path": store.paths[i],
+                "random_weights": loaded.random(),
+            });
+            println!("{obj}");
+        } else {
+            println!("{score:.4}  {}", store.paths[i]);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{duration, is_image};
+    use std::path::Path;
+
+    #[test]
+    fn eta_reads_well() {
+        assert_eq!(duration(4.4), "4s");
+        assert_eq!(duration(75.0), "1m15s");
+        assert_eq!(duration(3725.0), "1h02m");
+    }
+
+    #[test]
+    fn image_extensions_ignore_case() {
+        assert!(is_image(Path::new("a/b.JPG")) && is_image(Path::new("x.jpeg")));
+        assert!(is_image(Path::new("x.Png")) && !is_image(Path::new("x.gif")));
+        assert!(!is_image(Path::new("png")));
+    }
+}
