@@ -257,3 +257,24 @@ fn random_weights_model_is_deterministic() {
     let norm: f32 = ea.row(0).iter().map(|v| v * v).sum();
     assert!((norm - 1.0).abs() < 1e-5 && ea.data.iter().all(|v| v.is_finite()));
 }
+
+/// Image files go through the preprocessor and the vision tower like pixels do.
+#[test]
+fn encode_image_files_equals_preprocess_then_pixels() {
+    let dir = fixture("clip-tiny");
+    let model = load(&dir, 2);
+    let pre = clip::image::Preprocessor::from_model_dir(&dir).unwrap();
+    let png = std::env::temp_dir().join(format!("clip-encode-files-{}.png", std::process::id()));
+    {
+        let file = std::fs::File::create(&png).unwrap();
+        let mut enc = png::Encoder::new(std::io::BufWriter::new(file), 40, 30);
+        enc.set_color(png::ColorType::Rgb);
+        let data: Vec<u8> = (0..40 * 30 * 3).map(|i| (i * 37 % 251) as u8).collect();
+        enc.write_header().unwrap().write_image_data(&data).unwrap();
+    }
+    let from_files = model.encode_image_files(&[&png, &png], &pre).unwrap();
+    let pv = pre.preprocess_file(&png).unwrap();
+    let from_pixels = model.encode_pixels(&pv.data, 1).unwrap();
+    assert_eq!(from_files.row(0), from_pixels.row(0));
+    assert_eq!(from_files.row(1), from_pixels.row(0));
+}

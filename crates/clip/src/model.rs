@@ -382,6 +382,27 @@ impl ClipModel {
         Ok(self.image_features(pixels, n)?.normalized())
     }
 
+    /// L2-normalised embeddings of image files (PNG, JPEG), decoded and preprocessed in
+    /// parallel with the model folder's settings (or CLIP's defaults).
+    #[cfg(feature = "image")]
+    pub fn encode_image_files<P: AsRef<Path> + Sync>(
+        &self,
+        paths: &[P],
+        pre: &crate::image::Preprocessor,
+    ) -> Result<Embeddings> {
+        let pv = self.threads.install(|| pre.preprocess_batch(paths))?;
+        let s = self.config.vision.image_size;
+        if pv.shape[2] != s || pv.shape[3] != s {
+            return Err(Error::InvalidInput {
+                reason: format!(
+                    "preprocessing gives {}x{} images; the model needs {s}x{s}",
+                    pv.shape[2], pv.shape[3]
+                ),
+            });
+        }
+        self.encode_pixels(&pv.data, pv.shape[0])
+    }
+
     /// Projected text features (not normalised) for id sequences (each SOT ... EOT, padding
     /// after EOT allowed), `[M, D]`.
     pub fn text_features(&self, seqs: &[&[u32]]) -> Result<Embeddings> {
@@ -419,7 +440,7 @@ impl ClipModel {
             });
         }
         let scale = self.logit_scale.exp();
-        let (n, m, d) = (images.rows, texts.rows, images.dim);
+        let (n, m) = (images.rows, texts.rows);
         let mut per_image = vec![0.0f32; n * m];
         for i in 0..n {
             for j in 0..m {
@@ -438,7 +459,6 @@ impl ClipModel {
                 per_text[j * n + i] = per_image[i * m + j];
             }
         }
-        let _ = d;
         Ok(Logits {
             per_image,
             per_text,
