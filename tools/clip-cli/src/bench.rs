@@ -32,7 +32,7 @@ struct ModelArgs {
     /// Items per forward pass (default: 1 and 8 for images, 1 for texts).
     #[arg(long)]
     batch: Option<usize>,
-    /// Text length in ids, SOT and EOT included, no padding (default: 7, as "a photo of a
+    /// Text length in ids, SOT and EOT included, no padding (default: 8, as "a photo of a
     /// cat.", and 77).
     #[arg(long)]
     tokens: Option<usize>,
