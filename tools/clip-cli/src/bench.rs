@@ -177,7 +177,7 @@ fn bench_model(a: &ModelArgs) -> Result<(), String> {
                 let batches = a.batch.map_or(vec![1], |b| vec![b]);
                 let tokens = a
                     .tokens
-                    .map_or(vec![7, cfg.text.max_position_embeddings], |t| vec![t]);
+                    .map_or(vec![8, cfg.text.max_position_embeddings], |t| vec![t]);
                 batches
                     .iter()
                     .flat_map(|&b| tokens.iter().map(move |&t| (b, Some(t))))
