@@ -138,13 +138,25 @@ def worker(args) -> None:
         import onnxruntime as ort
 
         export_onnx(model, Path(args.onnx_dir))
-        del model
         so = ort.SessionOptions()
         so.intra_op_num_threads = args.threads
         so.inter_op_num_threads = 1
         prov = ["CPUExecutionProvider"]
         vis = ort.InferenceSession(str(Path(args.onnx_dir) / "vision.onnx"), so, providers=prov)
         txt = ort.InferenceSession(str(Path(args.onnx_dir) / "text.onnx"), so, providers=prov)
+
+        # the exported towers must give PyTorch's embeddings (same weights, same inputs)
+        check_ids = np.asarray([[SOT, 320, 1125, 539, 320, 2368, 269, EOT]], dtype=np.int64)
+        with torch.inference_mode():
+            ref_v = model.get_image_features(
+                pixel_values=torch.from_numpy(pixels[:2].copy())).pooler_output.numpy()
+            ref_t = model.get_text_features(
+                input_ids=torch.from_numpy(check_ids)).pooler_output.numpy()
+        check = {
+            "ort_vs_torch_max_abs_diff": float(max(
+                np.abs(vis.run(None, {"pixel_values": pixels[:2]})[0] - ref_v).max(),
+                np.abs(txt.run(None, {"input_ids": check_ids})[0] - ref_t).max()))}
+        del model
 
         def image(x):
             return vis.run(None, {"pixel_values": x})[0]
@@ -158,6 +170,7 @@ def worker(args) -> None:
         def prep_text(ids):
             return np.asarray([ids], dtype=np.int64)
     else:
+        check = {}
         dtype = torch.bfloat16 if kind == "torch-bf16" else torch.float32
         model = model.to(dtype)
 
@@ -176,7 +189,7 @@ def worker(args) -> None:
             return torch.tensor([ids], dtype=torch.int64)
 
     warmed = set()
-    print(json.dumps({"ready": True}), flush=True)
+    print(json.dumps({"ready": True, **(check if kind == "ort" else {})}), flush=True)
     for line in sys.stdin:
         req = json.loads(line)
         if req.get("quit"):
@@ -211,6 +224,7 @@ class Peer:
                                      text=True, bufsize=1)
         msg = self._read()
         assert msg.get("ready"), msg
+        self.info = {k: v for k, v in msg.items() if k != "ready"}
 
     def _read(self) -> dict:
         while True:
@@ -322,6 +336,9 @@ def doc_section(res: dict) -> str:
         f"{v['onnxruntime']}; {v['cpu']}):",
         "",
         markdown(res),
+        *([""] + [f"ONNX Runtime's embeddings vs PyTorch fp32 on the same inputs: max abs "
+                  f"difference {res['checks']['ort']['ort_vs_torch_max_abs_diff']:.1e}."]
+          if res.get("checks", {}).get("ort") else []),
         "",
         END,
     ])
@@ -375,7 +392,8 @@ def main() -> None:
         if p in contenders:
             t0 = time.perf_counter()
             peers[p] = Peer(p, args)
-            print(f"{p}: ready in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+            print(f"{p}: ready in {time.perf_counter() - t0:.1f} s {peers[p].info}",
+                  file=sys.stderr)
 
     samples: dict = {c[0]: {} for c in CASES}
     rss_kb: dict = {}
@@ -413,6 +431,7 @@ def main() -> None:
         "median_ms_per_item": {c: {w: statistics.median(v) for w, v in d.items()}
                                for c, d in samples.items()},
         "peak_rss_mb": {k: v / 1024 for k, v in rss_kb.items()},
+        "checks": {k: p.info for k, p in peers.items() if p.info},
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
