@@ -12,7 +12,6 @@ pub fn fma_peak_gflops(isa: Isa, iters: u64) -> f64 {
         isa.is_available(),
         "fma_peak_gflops: this CPU cannot run {isa}"
     );
-    let threads = rayon::current_num_threads();
     let start = Instant::now();
     let flops: f64 = rayon::broadcast(|_| {
         let (flops_per_iter, sink) = run(isa, iters);
@@ -22,7 +21,6 @@ pub fn fma_peak_gflops(isa: Isa, iters: u64) -> f64 {
     .into_iter()
     .sum();
     let secs = start.elapsed().as_secs_f64();
-    let _ = threads;
     flops / secs / 1e9
 }
 

@@ -43,6 +43,29 @@ pub(crate) fn linear(
     Ok(lin)
 }
 
+/// The projection of a tower (no bias) as a `[D, C]` Linear: HF stores `hf_key` as `[D, C]`,
+/// OpenAI `openai_key` as `[C, D]` used as `x @ proj`.
+pub(crate) fn projection(
+    wf: &WeightFile,
+    layout: Layout,
+    hf_key: &str,
+    openai_key: &str,
+    width: usize,
+    dim: usize,
+    th: &Threads,
+) -> Result<Linear> {
+    match layout {
+        Layout::HuggingFace => linear(wf, hf_key, None, dim, width, th),
+        Layout::OpenAi => Ok(Linear::from_in_out(
+            &read(wf, openai_key, &[width, dim])?,
+            width,
+            dim,
+            None,
+            th,
+        )?),
+    }
+}
+
 /// `torch.nn.LayerNorm` over the last dimension.
 #[derive(Clone, Debug)]
 pub struct LayerNorm {
@@ -191,6 +214,20 @@ impl EncoderLayer {
             },
         };
         Ok(layer)
+    }
+
+    /// Layers `{prefix}.0` .. `{prefix}.{count - 1}`.
+    pub fn load_stack(
+        wf: &WeightFile,
+        layout: Layout,
+        prefix: &str,
+        count: usize,
+        dims: LayerDims,
+        th: &Threads,
+    ) -> Result<Vec<EncoderLayer>> {
+        (0..count)
+            .map(|i| EncoderLayer::load(wf, layout, &format!("{prefix}.{i}"), dims, th))
+            .collect()
     }
 
     /// `x <- x + MHA(LN1(x)); x <- x + MLP(LN2(x))` in place. `x` is `[rows, C]`; `groups`

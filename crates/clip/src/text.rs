@@ -9,7 +9,7 @@
 //! Upstream: transformers `models/clip/modeling_clip.py`, OpenAI `clip/model.py`.
 
 use crate::config::TextConfig;
-use crate::layers::{read, EncoderLayer, LayerDims, LayerNorm, Layout, Scratch};
+use crate::layers::{projection, read, EncoderLayer, LayerDims, LayerNorm, Layout, Scratch};
 use crate::weights::WeightFile;
 use crate::{Error, Result};
 use clip_kernels::Activation;
@@ -77,21 +77,17 @@ impl TextTower {
             act: cfg.hidden_act,
             causal: true,
         };
-        let layers = (0..cfg.num_hidden_layers)
-            .map(|i| EncoderLayer::load(wf, layout, &format!("{layer_prefix}.{i}"), dims, th))
-            .collect::<Result<Vec<_>>>()?;
-        let text_projection = match layout {
-            Layout::HuggingFace => {
-                crate::layers::linear(wf, "text_projection.weight", None, projection_dim, c, th)?
-            }
-            Layout::OpenAi => Linear::from_in_out(
-                &read(wf, "text_projection", &[c, projection_dim])?,
-                c,
-                projection_dim,
-                None,
-                th,
-            )?,
-        };
+        let layers =
+            EncoderLayer::load_stack(wf, layout, layer_prefix, cfg.num_hidden_layers, dims, th)?;
+        let text_projection = projection(
+            wf,
+            layout,
+            "text_projection.weight",
+            "text_projection",
+            c,
+            projection_dim,
+            th,
+        )?;
         Ok(TextTower {
             config: cfg.clone(),
             token_embedding: wf.get(tok, &[cfg.vocab_size, c])?,

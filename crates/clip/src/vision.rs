@@ -6,7 +6,7 @@
 //! Upstream: transformers `models/clip/modeling_clip.py`, OpenAI `clip/model.py`.
 
 use crate::config::VisionConfig;
-use crate::layers::{read, EncoderLayer, LayerDims, LayerNorm, Layout, Scratch};
+use crate::layers::{projection, read, EncoderLayer, LayerDims, LayerNorm, Layout, Scratch};
 use crate::weights::WeightFile;
 use crate::{Error, Result};
 use clip_kernels::Activation;
@@ -76,21 +76,17 @@ impl VisionTower {
             act: cfg.hidden_act,
             causal: false,
         };
-        let layers = (0..cfg.num_hidden_layers)
-            .map(|i| EncoderLayer::load(wf, layout, &format!("{layer_prefix}.{i}"), dims, th))
-            .collect::<Result<Vec<_>>>()?;
-        let visual_projection = match layout {
-            Layout::HuggingFace => {
-                crate::layers::linear(wf, "visual_projection.weight", None, projection_dim, c, th)?
-            }
-            Layout::OpenAi => Linear::from_in_out(
-                &read(wf, "visual.proj", &[c, projection_dim])?,
-                c,
-                projection_dim,
-                None,
-                th,
-            )?,
-        };
+        let layers =
+            EncoderLayer::load_stack(wf, layout, layer_prefix, cfg.num_hidden_layers, dims, th)?;
+        let visual_projection = projection(
+            wf,
+            layout,
+            "visual_projection.weight",
+            "visual.proj",
+            c,
+            projection_dim,
+            th,
+        )?;
         Ok(VisionTower {
             config: cfg.clone(),
             patch_embedding,

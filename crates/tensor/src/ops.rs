@@ -86,24 +86,23 @@ impl Linear {
             });
         }
         let (out, inp) = (weight.shape()[0], weight.shape()[1]);
-        let w = weight.to_f32()?;
-        let w = w.as_f32_slice()?;
-        let packed =
-            threads.install(|| PackedB::new(threads.isa, MatRef::row_major(w, out, inp).t()));
-        let bias = match bias {
-            None => None,
-            Some(b) => {
-                if b.shape() != [out] {
-                    return Err(Error::ShapeMismatch {
-                        op: "Linear::new (bias)",
-                        expected: vec![out],
-                        found: b.shape().to_vec(),
-                    });
-                }
-                Some(b.to_vec_f32())
+        if let Some(b) = bias {
+            if b.shape() != [out] {
+                return Err(Error::ShapeMismatch {
+                    op: "Linear::new (bias)",
+                    expected: vec![out],
+                    found: b.shape().to_vec(),
+                });
             }
-        };
-        Ok(Linear { packed, bias })
+        }
+        let w = weight.to_f32()?;
+        Self::from_rows(
+            w.as_f32_slice()?,
+            out,
+            inp,
+            bias.map(Tensor::to_vec_f32),
+            threads,
+        )
     }
 
     /// Packs a row-major `[out, in]` weight given as a slice (PyTorch's `Linear.weight`).
@@ -444,12 +443,12 @@ impl Tensor {
 
     /// The f32 storage slice starting at this view's offset and the view's strides (for 2-D).
     fn strided_f32(&self) -> Result<(&[f32], [usize; 2])> {
-        let all = self.storage_f32_pub().ok_or(Error::DType {
+        let all = self.storage_f32().ok_or(Error::DType {
             op: "strided view",
             expected: crate::DType::F32,
             found: self.dtype(),
         })?;
         let s = self.strides();
-        Ok((&all[self.offset_pub()..], [s[0], s[1]]))
+        Ok((&all[self.offset..], [s[0], s[1]]))
     }
 }

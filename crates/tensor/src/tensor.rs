@@ -42,7 +42,7 @@ pub struct Tensor {
     storage: Storage,
     shape: Vec<usize>,
     strides: Vec<usize>,
-    offset: usize,
+    pub(crate) offset: usize,
 }
 
 impl std::fmt::Debug for Tensor {
@@ -212,7 +212,7 @@ impl Tensor {
         true
     }
 
-    fn storage_f32(&self) -> Option<&[f32]> {
+    pub(crate) fn storage_f32(&self) -> Option<&[f32]> {
         match &self.storage {
             Storage::F32(v) => Some(v),
             Storage::Bytes {
@@ -249,14 +249,6 @@ impl Tensor {
             } => bytemuck::try_cast_slice(&bytes.bytes()[*start..*start + len * 2]).ok(),
             _ => None,
         }
-    }
-
-    pub(crate) fn storage_f32_pub(&self) -> Option<&[f32]> {
-        self.storage_f32()
-    }
-
-    pub(crate) fn offset_pub(&self) -> usize {
-        self.offset
     }
 
     /// The elements of a contiguous f32 tensor, in place (no copy).

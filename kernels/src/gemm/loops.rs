@@ -25,12 +25,6 @@ pub(crate) enum BSource<'a> {
     Packed(&'a PackedB),
 }
 
-/// `(KC, NR)` of an ISA's micro-kernel: the layout of its packed B.
-pub(crate) fn block_sizes(isa: Isa) -> (usize, usize) {
-    let b = blocking(isa);
-    (b.kc, b.nr)
-}
-
 /// The register tile and block sizes of an ISA's micro-kernel.
 pub(crate) fn blocking(isa: Isa) -> super::Blocking {
     fn of<K: MicroKernel>() -> super::Blocking {
@@ -268,11 +262,11 @@ fn task<K: MicroKernel>(job: &Job<'_>, i0: usize, mc: usize, p0: usize, p1: usiz
         let beta = if first { job.beta } else { 1.0 };
         // Loop 2 (JR).
         for j in p0..p1 {
-            let off = pack::packed_b_offset(k0, kc, j, job.panels, K::NR);
+            let off = pack::packed_offset(k0, kc, j, job.panels, K::NR);
             let bpanel = &job.bpack[off..off + kc * K::NR];
             // Loop 1 (IR).
             for ir in 0..mc.div_ceil(K::MR) {
-                let aoff = pack::packed_b_offset(k0, kc, i0 / K::MR + ir, job.a_panels, K::MR);
+                let aoff = pack::packed_offset(k0, kc, i0 / K::MR + ir, job.a_panels, K::MR);
                 let apanel = &job.apack[aoff..aoff + kc * K::MR];
                 tile::<K>(
                     job,

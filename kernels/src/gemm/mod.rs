@@ -228,7 +228,7 @@ impl PackedB {
     pub fn new(isa: Isa, b: MatRef<'_>) -> Self {
         b.check("B");
         assert_runnable(isa);
-        let (kc, nr) = loops::block_sizes(isa);
+        let Blocking { kc, nr, .. } = loops::blocking(isa);
         let mut buf = AlignedBuf::zeroed(pack::packed_b_len(b.rows, b.cols, nr));
         pack::pack_b_all(buf.as_mut_slice(), &b, kc, nr);
         PackedB {

@@ -194,10 +194,10 @@ pub(crate) fn packed_b_len(k: usize, n: usize, nr: usize) -> usize {
     k * n.div_ceil(nr) * nr
 }
 
-/// Offset of the micro-panel (KC block starting at `k0`, depth `kc`, panel `j`) in a packed B
-/// with `panels` panels.
+/// Offset of micro-panel `j` of the KC block starting at `k0` (depth `kc`) in a packed A or B
+/// with `panels` panels of width `nr` (MR for A, NR for B).
 #[inline]
-pub(crate) fn packed_b_offset(k0: usize, kc: usize, j: usize, panels: usize, nr: usize) -> usize {
+pub(crate) fn packed_offset(k0: usize, kc: usize, j: usize, panels: usize, nr: usize) -> usize {
     k0 * panels * nr + j * kc * nr
 }
 

@@ -123,7 +123,6 @@ fn time_median(mut f: impl FnMut() -> Result<(), String>) -> Result<f64, String>
 }
 
 fn bench_model(a: &ModelArgs) -> Result<(), String> {
-    use clip::{ClipConfig, ClipModel, LoadOptions};
     if a.precision != "f32" {
         return Err(format!(
             "--precision {}: only f32 is available in this version",
@@ -136,27 +135,12 @@ fn bench_model(a: &ModelArgs) -> Result<(), String> {
         Some(other) => return Err(format!("--tower {other}: expected image or text")),
     };
     let threads = a.threads.unwrap_or(0);
-    let opts = LoadOptions {
-        threads,
-        ..Default::default()
-    };
+    // No folder given or found: the benchmark falls back to random weights (timings are real).
+    let random = a.random_weights || crate::model_dir::find(a.model.as_deref())?.is_none();
     let t0 = Instant::now();
-    let dir = if a.random_weights {
-        None
-    } else {
-        crate::model_dir::find(a.model.as_deref())?
-    };
-    let model = match &dir {
-        Some(d) => ClipModel::load_with(d, &opts).map_err(|e| e.to_string())?,
-        None => ClipModel::random(&ClipConfig::vit_base_patch32(), 0, &opts)
-            .map_err(|e| e.to_string())?,
-    };
+    let (model, dir) = crate::model_dir::load_model(a.model.as_deref(), random, threads)?;
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let random = dir.is_none();
     let threads = model.threads().count();
-    if random {
-        eprintln!("note: random weights (no model folder given or found): timings are real, outputs meaningless");
-    }
     if !a.json {
         println!(
             "load: {load_ms:.0} ms ({})",
