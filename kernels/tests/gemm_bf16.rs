@@ -24,7 +24,9 @@ fn kernels() -> Vec<(Isa, Bf16Kernel)> {
             if kind.is_available(isa) {
                 out.push((isa, kind));
             } else if kind == Bf16Kernel::Convert || isa == Isa::Avx512 {
-                eprintln!("!!! bf16 GEMM: kernel {isa}/{kind} is NOT available on this CPU: SKIPPED !!!");
+                eprintln!(
+                    "!!! bf16 GEMM: kernel {isa}/{kind} is NOT available on this CPU: SKIPPED !!!"
+                );
             }
         }
     }
@@ -107,7 +109,10 @@ fn rounding_is_nearest_even_with_nan_and_inf() {
         let got = f32_to_bf16_bits(x);
         let want = bf16_round_ref(x);
         if x.is_nan() {
-            assert!(bf16_bits_to_f32(got).is_nan(), "NaN {b:#010x} -> {got:#06x}");
+            assert!(
+                bf16_bits_to_f32(got).is_nan(),
+                "NaN {b:#010x} -> {got:#06x}"
+            );
             assert_eq!(got >> 15, (b >> 31) as u16, "NaN sign {b:#010x}");
         } else {
             assert_eq!(
@@ -366,7 +371,11 @@ fn check_exact(isa: Isa, kind: Bf16Kernel, case: &Case, rng: &mut Rng) {
     if matches!(case.lc, Layout::Padded) {
         for i in 0..case.m {
             for j in case.n..case.n + 3 {
-                assert_eq!(c.data[i * c.rs + j], -7.0, "{isa}/{kind}: C padding overwritten");
+                assert_eq!(
+                    c.data[i * c.rs + j],
+                    -7.0,
+                    "{isa}/{kind}: C padding overwritten"
+                );
             }
         }
     }
@@ -570,7 +579,7 @@ fn packing_sources_agree_and_conversion_equals_f32_on_rounded_b() {
     let w_f16: Vec<u16> = (0..n * k)
         .map(|_| {
             let e = 5 + rng.next_u64() % 20;
-            ((rng.next_u64() % 2) << 15 | e << 10 | rng.next_u64() % 1024) as u16
+            (((rng.next_u64() % 2) << 15) | (e << 10) | (rng.next_u64() % 1024)) as u16
         })
         .collect();
     let w_f16_f32: Vec<f32> = w_f16.iter().map(|&h| f16_bits_to_f32(h)).collect();
@@ -593,7 +602,10 @@ fn packing_sources_agree_and_conversion_equals_f32_on_rounded_b() {
         let from_f32 = gemm(&PackedB::new_bf16(isa, bview(&w, n, k)).with_bf16_kernel(kind));
         let from_bits =
             gemm(&PackedB::from_bf16_bits(isa, &w_bits, k, n, 1, k).with_bf16_kernel(kind));
-        assert_eq!(from_f32, from_bits, "{isa}/{kind}: from_bf16_bits != new_bf16");
+        assert_eq!(
+            from_f32, from_bits,
+            "{isa}/{kind}: from_bf16_bits != new_bf16"
+        );
         let f16 = gemm(&PackedB::from_f16_bits(isa, &w_f16, k, n, 1, k).with_bf16_kernel(kind));
         let f16_via_f32 =
             gemm(&PackedB::new_bf16(isa, bview(&w_f16_f32, n, k)).with_bf16_kernel(kind));
@@ -628,7 +640,10 @@ fn dot_kernel_equals_its_scalar_model() {
         let c0 = Mat::new(m, n, Layout::RowMajor, 0.0, || rng.uniform(-1.0, 1.0));
         let bias: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect();
         let run = |isa: Isa| -> Vec<u32> {
-            let mut c = Mat { data: c0.data.clone(), ..c0 };
+            let mut c = Mat {
+                data: c0.data.clone(),
+                ..c0
+            };
             sgemm_prepacked(
                 0.75,
                 a.view(),

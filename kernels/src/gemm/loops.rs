@@ -42,9 +42,9 @@ trait Visitor {
 /// Calls `v.visit::<K>()` with the micro-kernel type of `kernel`. Panics for a kernel that is
 /// not built on this target (the constructors of `PackedB` check availability first).
 fn visit<V: Visitor>(kernel: Kernel, v: V) -> V::Out {
-    use crate::arch::{portable, scalar};
     #[cfg(target_arch = "x86_64")]
     use crate::arch::x86_64::{avx2, avx512, avx512bf16};
+    use crate::arch::{portable, scalar};
     match kernel {
         Kernel::F32(Isa::Scalar) => v.visit::<scalar::Scalar>(),
         Kernel::F32(Isa::Portable) => v.visit::<portable::Portable>(),

@@ -244,12 +244,8 @@ impl PackedB {
         assert_runnable(isa);
         let kernel = Kernel::F32(isa);
         let Blocking { kc, nr, .. } = loops::blocking(kernel);
-        let mut buf = AlignedBuf::zeroed(pack::packed_len::<f32>(
-            b.rows,
-            1,
-            b.cols.div_ceil(nr),
-            nr,
-        ));
+        let mut buf =
+            AlignedBuf::zeroed(pack::packed_len::<f32>(b.rows, 1, b.cols.div_ceil(nr), nr));
         pack::pack_b_all::<f32>(buf.view_mut(), &b, kc, 1, nr);
         PackedB {
             isa,

@@ -313,11 +313,7 @@ pub(crate) fn pack_a_panel<K: super::MicroKernel>(
 /// Packs all of A (`m x k`) with depth blocks of `kc_block` into MR-high micro-panels, in
 /// parallel over panels. The panel `p` of the block at `k0` (depth `kc`) is at
 /// `packed_offset(k0/K_PER, kc_pad/K_PER, p, panels, MR)` ([`steps`]).
-pub(crate) fn pack_a_all<K: super::MicroKernel>(
-    dst: &mut [K::A],
-    a: &MatRef<'_>,
-    kc_block: usize,
-) {
+pub(crate) fn pack_a_all<K: super::MicroKernel>(dst: &mut [K::A], a: &MatRef<'_>, kc_block: usize) {
     use rayon::prelude::*;
     let (m, k, mr) = (a.rows, a.cols, K::MR);
     let panels = m.div_ceil(mr);
@@ -347,14 +343,7 @@ pub(crate) fn pack_a_all<K: super::MicroKernel>(
 
 /// Packs one NR-wide panel of B as f32: depth `k0..k0+kc`, columns `j0..j0+nr` (clipped at
 /// `b.cols`, zero beyond). `dst` holds `kc*nr` floats.
-fn pack_b_panel_f32(
-    dst: &mut [f32],
-    b: &MatRef<'_>,
-    k0: usize,
-    kc: usize,
-    j0: usize,
-    nr: usize,
-) {
+fn pack_b_panel_f32(dst: &mut [f32], b: &MatRef<'_>, k0: usize, kc: usize, j0: usize, nr: usize) {
     debug_assert!(dst.len() >= kc * nr);
     let cols = nr.min(b.cols - j0);
     if b.cs == 1 {
