@@ -1,7 +1,8 @@
 //! criterion: GEMM GFLOP/s on CLIP's shapes at 1 and 2 threads, for each ISA with and without
-//! a pre-packed B, beside `faer`, `gemm` and `matrixmultiply`; and the FMA peak.
+//! a pre-packed B, beside `faer`, `gemm` and `matrixmultiply`; the same shapes with a bf16 B
+//! (each bf16 kernel beside the f32 pre-packed one); and the FMA and bf16 dot peaks.
 //!
-//! `cargo bench -p clip-benches --bench gemm`. Throughput is reported as elements = FLOP, so
+//! `cargo bench -p clip-benches --bench gemm` (`-- gemm_bf16` for the bf16 groups only). Throughput is reported as elements = FLOP, so
 //! criterion's "elem/s" reads as FLOP/s. For interleaved side-by-side medians use the
 //! `gemm_vs_peers` bench.
 
@@ -38,6 +39,62 @@ fn gemm(c: &mut Criterion) {
     }
 }
 
+/// The shapes of the bf16 comparison: ViT-B/32 at batch 1 (50 rows) and 8 (400 rows), the
+/// text tower (77), and 1024^3.
+const BF16_SHAPES: [(usize, usize, usize); 7] = [
+    (50, 768, 2304),
+    (50, 768, 3072),
+    (50, 3072, 768),
+    (400, 768, 3072),
+    (400, 3072, 768),
+    (77, 512, 2048),
+    (1024, 1024, 1024),
+];
+
+fn gemm_bf16(c: &mut Criterion) {
+    use clip_kernels::{sgemm_prepacked, Bf16Kernel, Epilogue, Isa, MatMut, MatRef, PackedB};
+    for threads in [1usize, 2] {
+        let pool = pool(threads);
+        for (m, k, n) in BF16_SHAPES {
+            let mut group = c.benchmark_group(format!("gemm_bf16/{m}x{k}x{n}/t{threads}"));
+            group.throughput(Throughput::Elements((2 * m * k * n) as u64));
+            group
+                .sample_size(10)
+                .warm_up_time(Duration::from_millis(300))
+                .measurement_time(Duration::from_secs(1));
+            let a = fill(m * k, 1);
+            let w = fill(n * k, 2);
+            let b = MatRef::row_major(&w, n, k).t();
+            let mut out = vec![0.0f32; m * n];
+            let isa = Isa::detect();
+            let mut packs = vec![(format!("{isa}-f32"), pool.install(|| PackedB::new(isa, b)))];
+            for kind in [Bf16Kernel::Convert, Bf16Kernel::Dot] {
+                if kind.is_available(isa) {
+                    let p = pool.install(|| PackedB::new_bf16(isa, b).with_bf16_kernel(kind));
+                    packs.push((format!("{isa}-bf16-{kind}"), p));
+                }
+            }
+            for (name, p) in &packs {
+                group.bench_function(name.as_str(), |bch| {
+                    bch.iter(|| {
+                        pool.install(|| {
+                            sgemm_prepacked(
+                                1.0,
+                                MatRef::row_major(&a, m, k),
+                                p,
+                                0.0,
+                                MatMut::row_major(&mut out, m, n),
+                                Epilogue::none(),
+                            )
+                        })
+                    })
+                });
+            }
+            group.finish();
+        }
+    }
+}
+
 fn fma_peak(c: &mut Criterion) {
     for threads in [1usize, 2] {
         let pool = pool(threads);
@@ -51,8 +108,11 @@ fn fma_peak(c: &mut Criterion) {
         c.bench_function(&format!("fma_peak/{isa}/t{threads}"), |b| {
             b.iter(|| pool.install(|| clip_kernels::peak::fma_peak_gflops(isa, 1_000_000)))
         });
+        if let Some(gf) = pool.install(|| clip_kernels::peak::bf16_dot_peak_gflops(5_000_000)) {
+            eprintln!("bf16 dot peak avx512bf16 threads={threads}: {gf:.1} GFLOP/s");
+        }
     }
 }
 
-criterion_group!(benches, fma_peak, gemm);
+criterion_group!(benches, fma_peak, gemm, gemm_bf16);
 criterion_main!(benches);
