@@ -432,7 +432,8 @@ impl Blocking {
     }
 
     /// The blocking of `isa`'s bf16 micro-kernel of kind `kernel` (whether or not this CPU
-    /// has it). Both kinds of one ISA share `kc` and `nr`, the packed layout.
+    /// has it). Both kinds of one ISA share `kc` and `nr`, the packed layout. Panics for a
+    /// kind the kernel set does not have (`Dot` exists for `Avx512` and `Scalar` only).
     pub fn of_bf16(isa: Isa, kernel: Bf16Kernel) -> Self {
         loops::blocking(Kernel::Bf16(isa, kernel))
     }
