@@ -261,11 +261,37 @@ fn task<K: MicroKernel>(job: &Job<'_>, i0: usize, mc: usize, p0: usize, p1: usiz
         let last = k0 + kc >= k;
         let beta = if first { job.beta } else { 1.0 };
         // Loop 2 (JR).
+        let tiles = mc.div_ceil(K::MR);
         for j in p0..p1 {
             let off = pack::packed_offset(k0, kc, j, job.panels, K::NR);
             let bpanel = &job.bpack[off..off + kc * K::NR];
+            // The B micro-panel this task reads next, prefetched into L2 in shares spread
+            // over this panel's tiles so its load from memory overlaps their arithmetic.
+            let next = if j + 1 < p1 {
+                Some((off + kc * K::NR, kc))
+            } else if k0 + kc < k {
+                let kc2 = job.kc_block.min(k - k0 - kc);
+                Some((
+                    pack::packed_offset(k0 + kc, kc2, p0, job.panels, K::NR),
+                    kc2,
+                ))
+            } else {
+                None
+            };
+            let (pf_base, share) = match next {
+                Some((o, kc2)) => (
+                    job.bpack[o..].as_ptr().cast::<u8>(),
+                    (kc2 * K::NR * 4).div_ceil(tiles),
+                ),
+                None => (std::ptr::null(), 0),
+            };
             // Loop 1 (IR).
-            for ir in 0..mc.div_ceil(K::MR) {
+            for ir in 0..tiles {
+                let pf = if pf_base.is_null() {
+                    pf_base
+                } else {
+                    pf_base.wrapping_add(ir * share)
+                };
                 let aoff = pack::packed_offset(k0, kc, i0 / K::MR + ir, job.a_panels, K::MR);
                 let apanel = &job.apack[aoff..aoff + kc * K::MR];
                 tile::<K>(
@@ -278,6 +304,8 @@ fn task<K: MicroKernel>(job: &Job<'_>, i0: usize, mc: usize, p0: usize, p1: usiz
                     j,
                     beta,
                     last,
+                    pf,
+                    share,
                 );
             }
         }
@@ -301,6 +329,8 @@ fn tile<K: MicroKernel>(
     j: usize,
     beta: f32,
     last: bool,
+    pf: *const u8,
+    pf_bytes: usize,
 ) {
     let col0 = job.n0 + j * K::NR;
     let mr = row1 - row0;
@@ -324,7 +354,7 @@ fn tile<K: MicroKernel>(
         // SAFETY: the panels hold kc*MR and kc*NR floats (sliced above); the full tile
         // rows row0..row0+MR, columns col0..col0+NR lie in C and belong to this task alone.
         unsafe {
-            K::ukernel(
+            K::ukernel_pf(
                 kc,
                 apanel.as_ptr(),
                 bpanel.as_ptr(),
@@ -333,6 +363,8 @@ fn tile<K: MicroKernel>(
                 job.alpha,
                 beta,
                 bias,
+                pf,
+                pf_bytes,
             )
         };
         if act != Activation::None {
