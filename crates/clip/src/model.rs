@@ -353,7 +353,10 @@ impl ClipModel {
         n: usize,
         hidden_states: bool,
     ) -> Result<VisionOutput> {
-        self.vision.forward(pixels, n, hidden_states, &self.threads)
+        // One entry into the pool for the whole pass: its parallel regions then start from a
+        // worker instead of each blocking this thread on a hand-off.
+        let th = &self.threads;
+        th.install(|| self.vision.forward(pixels, n, hidden_states, th))
     }
 
     /// The full text pass on id sequences (see [`TextTower::forward`]).
@@ -363,8 +366,8 @@ impl ClipModel {
         full_context: bool,
         hidden_states: bool,
     ) -> Result<TextOutput> {
-        self.text
-            .forward(seqs, full_context, hidden_states, &self.threads)
+        let th = &self.threads;
+        th.install(|| self.text.forward(seqs, full_context, hidden_states, th))
     }
 
     /// Projected image features (not normalised), `[n, D]`.
