@@ -23,4 +23,7 @@ pub use attention::{attention, AttentionShape};
 pub use dispatch::Isa;
 pub use rows::SoftmaxMask;
 
-pub use gemm::{sgemm, sgemm_prepacked, Activation, Blocking, Epilogue, MatMut, MatRef, PackedB};
+pub use gemm::{
+    sgemm, sgemm_prepacked, Activation, Bf16Kernel, Blocking, ElemType, Epilogue, MatMut, MatRef,
+    PackedB,
+};

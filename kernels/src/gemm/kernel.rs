@@ -16,6 +16,16 @@
 //! column-strided C to the kernel through a contiguous `MR x NR` scratch tile, so every element
 //! of C goes through exactly the same arithmetic wherever it sits. `beta == 0` never reads C.
 //!
+//! bf16 kernels read B (and the dot kernels A too) as bf16 pairs: one `u32` per column (row of
+//! A) per pair of k, the even k in the low 16 bits. Depth is counted in k and padded to even:
+//!
+//! ```text
+//!   packed bf16 B micro-panel (kc/2 x NR u32)    conversion kernels: A as f32 (kc x MR, kc even)
+//!   p=0: (b[0][0],b[1][0]) .. (b[0][NR-1],b[1][NR-1])    b[2p][j]   = f32(x << 16)
+//!   p=1: (b[2][0],b[3][0]) ..                            b[2p+1][j] = f32(x & 0xFFFF_0000)
+//!   dot kernels: A as pairs too (kc/2 x MR u32): acc[r][j] += a[2p+1]*b[2p+1]; += a[2p]*b[2p]
+//! ```
+//!
 //! Block sizes (each cuts one loop of BLIS's five; see `docs/design.md`):
 //! - `NC` (loop 5, JC): columns of B packed per call when B is not pre-packed;
 //! - `KC` (loop 4, PC): depth of one packed block; a `KC x NR` B micro-panel stays in L1 while the
@@ -23,34 +33,51 @@
 //! - `MC` (loop 3, IC): rows of the packed A block, `MC x KC`, sized to stay in L2;
 //! - `NR` (loop 2, JR) and `MR` (loop 1, IR): the register tile.
 
+use super::pack::PanelElem;
 use crate::Isa;
 
 /// One ISA's micro-kernel and block sizes. The five loops are compiled once per implementor.
+///
+/// The element types of the packed panels are part of the kernel: `f32` (one k per element) or
+/// a bf16 pair (`u32`, two consecutive k of one row of A or one column of B, the lower k in the
+/// low half). A kernel over pairs on either side sees k in steps of 2 (`KSTEP`): each KC block
+/// is padded with zeros to an even depth in both packed A and packed B.
 pub(crate) trait MicroKernel: Sync + 'static {
+    /// Element of a packed A micro-panel.
+    type A: PanelElem;
+    /// Element of a packed B micro-panel.
+    type B: PanelElem;
     /// The kernel set this micro-kernel belongs to.
     const ISA: Isa;
     /// Rows of the register tile (loop 1, IR).
     const MR: usize;
     /// Columns of the register tile (loop 2, JR).
     const NR: usize;
-    /// Depth of a packed block (loop 4, PC).
+    /// Depth of a packed block (loop 4, PC); a multiple of `KSTEP`.
     const KC: usize;
     /// Rows of a packed A block (loop 3, IC); a multiple of `MR`.
     const MC: usize;
     /// Columns of B packed per JC step when B is not pre-packed (loop 5); a multiple of `NR`.
     const NC: usize;
+    /// The depth granularity: 1 for f32 kernels, 2 when either panel holds bf16 pairs.
+    const KSTEP: usize = if <Self::A as PanelElem>::K_PER > <Self::B as PanelElem>::K_PER {
+        <Self::A as PanelElem>::K_PER
+    } else {
+        <Self::B as PanelElem>::K_PER
+    };
 
     /// Computes one full tile; see the module docs for the arithmetic.
     ///
     /// # Safety
-    /// `a` points to `kc*MR` readable floats, `b` to `kc*NR`; `c` to an `MR x NR` row-major tile
-    /// with row stride `rs_c`, readable (when `beta != 0`) and writable; `bias` is null or points
-    /// to `NR` readable floats. The CPU supports `Self::ISA`.
+    /// `kc` is a multiple of `KSTEP`; `a` points to `kc/A::K_PER*MR` readable elements, `b` to
+    /// `kc/B::K_PER*NR`; `c` to an `MR x NR` row-major tile with row stride `rs_c`, readable
+    /// (when `beta != 0`) and writable; `bias` is null or points to `NR` readable floats. The
+    /// CPU supports the kernel's instructions.
     #[allow(clippy::too_many_arguments)]
     unsafe fn ukernel(
         kc: usize,
-        a: *const f32,
-        b: *const f32,
+        a: *const Self::A,
+        b: *const Self::B,
         c: *mut f32,
         rs_c: usize,
         alpha: f32,
@@ -68,8 +95,8 @@ pub(crate) trait MicroKernel: Sync + 'static {
     #[inline(always)]
     unsafe fn ukernel_pf(
         kc: usize,
-        a: *const f32,
-        b: *const f32,
+        a: *const Self::A,
+        b: *const Self::B,
         c: *mut f32,
         rs_c: usize,
         alpha: f32,

@@ -13,8 +13,9 @@
 //! every element of C is computed by one thread with the same k order whatever the thread
 //! count. The bias and activation are applied to each tile after its last KC block.
 
+use super::bf16::Bf16Kernel;
 use super::kernel::{MicroKernel, MAX_NR, MAX_TILE};
-use super::pack::{self, AlignedBuf};
+use super::pack::{self, AlignedBuf, PanelElem};
 use super::{Activation, Epilogue, MatMut, MatRef, PackedB};
 use crate::Isa;
 use std::cell::RefCell;
@@ -25,42 +26,82 @@ pub(crate) enum BSource<'a> {
     Packed(&'a PackedB),
 }
 
-/// The register tile and block sizes of an ISA's micro-kernel.
-pub(crate) fn blocking(isa: Isa) -> super::Blocking {
-    fn of<K: MicroKernel>() -> super::Blocking {
-        super::Blocking {
-            mr: K::MR,
-            nr: K::NR,
-            kc: K::KC,
-            mc: K::MC,
-            nc: K::NC,
+/// A micro-kernel: a kernel set and the element type of B (and, for bf16, the kind).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    F32(Isa),
+    Bf16(Isa, Bf16Kernel),
+}
+
+/// Something to do with a micro-kernel type, chosen at run time by [`visit`].
+trait Visitor {
+    type Out;
+    fn visit<K: MicroKernel>(self) -> Self::Out;
+}
+
+/// Calls `v.visit::<K>()` with the micro-kernel type of `kernel`. Panics for a kernel that is
+/// not built on this target (the constructors of `PackedB` check availability first).
+fn visit<V: Visitor>(kernel: Kernel, v: V) -> V::Out {
+    #[cfg(target_arch = "x86_64")]
+    use crate::arch::x86_64::{avx2, avx512, avx512bf16};
+    use crate::arch::{portable, scalar};
+    match kernel {
+        Kernel::F32(Isa::Scalar) => v.visit::<scalar::Scalar>(),
+        Kernel::F32(Isa::Portable) => v.visit::<portable::Portable>(),
+        #[cfg(target_arch = "x86_64")]
+        Kernel::F32(Isa::Avx2) => v.visit::<avx2::Avx2>(),
+        #[cfg(target_arch = "x86_64")]
+        Kernel::F32(Isa::Avx512) => v.visit::<avx512::Avx512>(),
+        #[cfg(target_arch = "aarch64")]
+        Kernel::F32(Isa::Neon) => v.visit::<crate::arch::aarch64::neon::Neon>(),
+        Kernel::Bf16(Isa::Scalar, Bf16Kernel::Convert) => v.visit::<scalar::ScalarBf16>(),
+        Kernel::Bf16(Isa::Scalar, Bf16Kernel::Dot) => v.visit::<scalar::ScalarBf16Dot>(),
+        // NEON has no bf16 kernel of its own yet: the portable one (same layout).
+        Kernel::Bf16(Isa::Portable | Isa::Neon, Bf16Kernel::Convert) => {
+            v.visit::<portable::PortableBf16>()
+        }
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Bf16(Isa::Avx2, Bf16Kernel::Convert) => v.visit::<avx2::Avx2Bf16>(),
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Bf16(Isa::Avx512, Bf16Kernel::Convert) => v.visit::<avx512::Avx512Bf16>(),
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Bf16(Isa::Avx512, Bf16Kernel::Dot) => v.visit::<avx512bf16::Avx512Bf16Dot>(),
+        other => unreachable!("no micro-kernel {other:?} on this target"),
+    }
+}
+
+/// The register tile and block sizes of a micro-kernel.
+pub(crate) fn blocking(kernel: Kernel) -> super::Blocking {
+    struct Of;
+    impl Visitor for Of {
+        type Out = super::Blocking;
+        fn visit<K: MicroKernel>(self) -> super::Blocking {
+            super::Blocking {
+                mr: K::MR,
+                nr: K::NR,
+                kc: K::KC,
+                mc: K::MC,
+                nc: K::NC,
+            }
         }
     }
-    match isa {
-        Isa::Scalar => of::<crate::arch::scalar::Scalar>(),
-        Isa::Portable => of::<crate::arch::portable::Portable>(),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => of::<crate::arch::x86_64::avx2::Avx2>(),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => of::<crate::arch::x86_64::avx512::Avx512>(),
-        #[cfg(not(target_arch = "x86_64"))]
-        Isa::Avx2 | Isa::Avx512 => unreachable!("x86_64 kernels on another architecture"),
-        #[cfg(target_arch = "aarch64")]
-        Isa::Neon => of::<crate::arch::aarch64::neon::Neon>(),
+    match kernel {
+        // Documented for every target, built only on aarch64.
         #[cfg(not(target_arch = "aarch64"))]
-        Isa::Neon => super::Blocking {
+        Kernel::F32(Isa::Neon) => super::Blocking {
             mr: 6,
             nr: 16,
             kc: 256,
             mc: 240,
             nc: 3072,
         },
+        _ => visit(kernel, Of),
     }
 }
 
-/// Runs the loops with the micro-kernel of `isa` (which the caller checked is runnable).
+/// Runs the loops with the micro-kernel `kernel` (which the caller checked is runnable).
 pub(crate) fn dispatch(
-    isa: Isa,
+    kernel: Kernel,
     alpha: f32,
     a: &MatRef<'_>,
     b: BSource<'_>,
@@ -68,20 +109,31 @@ pub(crate) fn dispatch(
     c: MatMut<'_>,
     epi: &Epilogue<'_>,
 ) {
-    match isa {
-        Isa::Scalar => gemm_loop::<crate::arch::scalar::Scalar>(alpha, a, b, beta, c, epi),
-        Isa::Portable => gemm_loop::<crate::arch::portable::Portable>(alpha, a, b, beta, c, epi),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => gemm_loop::<crate::arch::x86_64::avx2::Avx2>(alpha, a, b, beta, c, epi),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => gemm_loop::<crate::arch::x86_64::avx512::Avx512>(alpha, a, b, beta, c, epi),
-        #[cfg(not(target_arch = "x86_64"))]
-        Isa::Avx2 | Isa::Avx512 => unreachable!("x86_64 kernels on another architecture"),
-        #[cfg(target_arch = "aarch64")]
-        Isa::Neon => gemm_loop::<crate::arch::aarch64::neon::Neon>(alpha, a, b, beta, c, epi),
-        #[cfg(not(target_arch = "aarch64"))]
-        Isa::Neon => unreachable!("the NEON kernels on another architecture"),
+    struct Run<'a> {
+        alpha: f32,
+        a: &'a MatRef<'a>,
+        b: BSource<'a>,
+        beta: f32,
+        c: MatMut<'a>,
+        epi: &'a Epilogue<'a>,
     }
+    impl Visitor for Run<'_> {
+        type Out = ();
+        fn visit<K: MicroKernel>(self) {
+            gemm_loop::<K>(self.alpha, self.a, self.b, self.beta, self.c, self.epi)
+        }
+    }
+    visit(
+        kernel,
+        Run {
+            alpha,
+            a,
+            b,
+            beta,
+            c,
+            epi,
+        },
+    )
 }
 
 /// C's base pointer, shared by tasks that write disjoint tiles.
@@ -119,8 +171,7 @@ fn give_back(buf: &'static std::thread::LocalKey<RefCell<AlignedBuf>>, v: Aligne
 }
 
 /// One call's fixed parameters, shared by its tasks.
-#[derive(Clone, Copy)]
-struct Job<'a> {
+struct Job<'a, K: MicroKernel> {
     alpha: f32,
     beta: f32,
     a: &'a MatRef<'a>,
@@ -130,16 +181,23 @@ struct Job<'a> {
     bias: Option<&'a [f32]>,
     act: Activation,
     /// All of A, packed with depth blocks of `kc_block` (`pack::pack_a_all`).
-    apack: &'a [f32],
+    apack: &'a [K::A],
     /// MR-high panels of the packed A.
     a_panels: usize,
     /// Packed B of columns `n0..n0+nc`, with `panels` panels and depth blocks of `kc_block`.
-    bpack: &'a [f32],
+    bpack: &'a [K::B],
     kc_block: usize,
     panels: usize,
     n0: usize,
     nc: usize,
 }
+
+impl<K: MicroKernel> Clone for Job<'_, K> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<K: MicroKernel> Copy for Job<'_, K> {}
 
 fn gemm_loop<K: MicroKernel>(
     alpha: f32,
@@ -158,9 +216,9 @@ fn gemm_loop<K: MicroKernel>(
     let k = a.cols;
     let a_panels = m.div_ceil(K::MR);
     let mut abuf = take(&A_PACK);
-    abuf.ensure(a_panels * K::MR * k);
-    pack::pack_a_all::<K>(abuf.as_mut_slice(), a, K::KC);
-    let base = Job {
+    abuf.ensure(pack::packed_len::<K::A>(k, K::KSTEP, a_panels, K::MR));
+    pack::pack_a_all::<K>(abuf.view_mut(), a, K::KC);
+    let base = Job::<K> {
         alpha,
         beta,
         a,
@@ -169,7 +227,7 @@ fn gemm_loop<K: MicroKernel>(
         cs_c: c.cs,
         bias: epi.bias,
         act: epi.activation,
-        apack: abuf.as_slice(),
+        apack: abuf.view(),
         a_panels,
         bpack: &[],
         kc_block: K::KC,
@@ -181,7 +239,7 @@ fn gemm_loop<K: MicroKernel>(
         BSource::Packed(pb) => {
             debug_assert_eq!((pb.kc(), pb.nr()), (K::KC, K::NR));
             run_tasks::<K>(&Job {
-                bpack: pb.data(),
+                bpack: pb.buf().view(),
                 kc_block: pb.kc(),
                 ..base
             });
@@ -196,11 +254,11 @@ fn gemm_loop<K: MicroKernel>(
                     cols: nc,
                     ..*bm
                 };
-                buf.ensure(pack::packed_b_len(bm.rows, nc, K::NR));
-                pack::pack_b_all(buf.as_mut_slice(), &block, K::KC, K::NR);
                 let panels = nc.div_ceil(K::NR);
+                buf.ensure(pack::packed_len::<K::B>(bm.rows, K::KSTEP, panels, K::NR));
+                pack::pack_b_all::<K::B>(buf.view_mut(), &block, K::KC, K::KSTEP, K::NR);
                 run_tasks::<K>(&Job {
-                    bpack: buf.as_slice(),
+                    bpack: buf.view(),
                     panels,
                     n0,
                     nc,
@@ -214,7 +272,7 @@ fn gemm_loop<K: MicroKernel>(
 }
 
 /// Splits the block into tasks (loop 3 and a split of loop 2) and runs them on the pool.
-fn run_tasks<K: MicroKernel>(job: &Job<'_>) {
+fn run_tasks<K: MicroKernel>(job: &Job<'_, K>) {
     use rayon::prelude::*;
     let m = job.a.rows;
     let threads = rayon::current_num_threads().max(1);
@@ -250,7 +308,7 @@ fn run_tasks<K: MicroKernel>(job: &Job<'_>) {
 }
 
 /// Rows `i0..i0+mc`, panels `p0..p1` of the block: loops 4, 2 and 1.
-fn task<K: MicroKernel>(job: &Job<'_>, i0: usize, mc: usize, p0: usize, p1: usize) {
+fn task<K: MicroKernel>(job: &Job<'_, K>, i0: usize, mc: usize, p0: usize, p1: usize) {
     let k = job.a.cols;
     debug_assert_eq!(i0 % K::MR, 0);
     // Loop 4 (PC). k == 0 still runs once, so beta, bias and activation are applied.
@@ -260,28 +318,35 @@ fn task<K: MicroKernel>(job: &Job<'_>, i0: usize, mc: usize, p0: usize, p1: usiz
         let first = k0 == 0;
         let last = k0 + kc >= k;
         let beta = if first { job.beta } else { 1.0 };
+        // Depth in elements of each packed operand (pairs count once); k0 is a multiple of
+        // KC, which is a multiple of KSTEP, so earlier blocks were never padded.
+        let kc_pad = kc.next_multiple_of(K::KSTEP);
+        let (a0, asteps) = (k0 / K::A::K_PER, kc_pad / K::A::K_PER);
+        let (b0, bsteps) = (k0 / K::B::K_PER, kc_pad / K::B::K_PER);
         // Loop 2 (JR).
         let tiles = mc.div_ceil(K::MR);
         for j in p0..p1 {
-            let off = pack::packed_offset(k0, kc, j, job.panels, K::NR);
-            let bpanel = &job.bpack[off..off + kc * K::NR];
+            let off = pack::packed_offset(b0, bsteps, j, job.panels, K::NR);
+            let bpanel = &job.bpack[off..off + bsteps * K::NR];
             // The B micro-panel this task reads next, prefetched into L2 in shares spread
             // over this panel's tiles so its load from memory overlaps their arithmetic.
             let next = if j + 1 < p1 {
-                Some((off + kc * K::NR, kc))
+                Some((off + bsteps * K::NR, bsteps))
             } else if k0 + kc < k {
                 let kc2 = job.kc_block.min(k - k0 - kc);
+                let steps2 = kc2.next_multiple_of(K::KSTEP) / K::B::K_PER;
+                let b2 = (k0 + kc) / K::B::K_PER;
                 Some((
-                    pack::packed_offset(k0 + kc, kc2, p0, job.panels, K::NR),
-                    kc2,
+                    pack::packed_offset(b2, steps2, p0, job.panels, K::NR),
+                    steps2,
                 ))
             } else {
                 None
             };
             let (pf_base, share) = match next {
-                Some((o, kc2)) => (
+                Some((o, steps2)) => (
                     job.bpack[o..].as_ptr().cast::<u8>(),
-                    (kc2 * K::NR * 4).div_ceil(tiles),
+                    (steps2 * K::NR * std::mem::size_of::<K::B>()).div_ceil(tiles),
                 ),
                 None => (std::ptr::null(), 0),
             };
@@ -292,13 +357,13 @@ fn task<K: MicroKernel>(job: &Job<'_>, i0: usize, mc: usize, p0: usize, p1: usiz
                 } else {
                     pf_base.wrapping_add(ir * share)
                 };
-                let aoff = pack::packed_offset(k0, kc, i0 / K::MR + ir, job.a_panels, K::MR);
-                let apanel = &job.apack[aoff..aoff + kc * K::MR];
+                let aoff = pack::packed_offset(a0, asteps, i0 / K::MR + ir, job.a_panels, K::MR);
+                let apanel = &job.apack[aoff..aoff + asteps * K::MR];
                 tile::<K>(
                     job,
                     apanel,
                     bpanel,
-                    kc,
+                    kc_pad,
                     i0 + ir * K::MR,
                     (i0 + mc).min(i0 + (ir + 1) * K::MR),
                     j,
@@ -316,13 +381,13 @@ fn task<K: MicroKernel>(job: &Job<'_>, i0: usize, mc: usize, p0: usize, p1: usiz
     }
 }
 
-/// One `MR x NR` tile: rows `row0..row1`, panel `j`.
+/// One `MR x NR` tile: rows `row0..row1`, panel `j`; `kc` is the padded depth.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn tile<K: MicroKernel>(
-    job: &Job<'_>,
-    apanel: &[f32],
-    bpanel: &[f32],
+    job: &Job<'_, K>,
+    apanel: &[K::A],
+    bpanel: &[K::B],
     kc: usize,
     row0: usize,
     row1: usize,
@@ -351,7 +416,7 @@ fn tile<K: MicroKernel>(
     // SAFETY: (row0, col0) is inside C, whose extent was checked at the safe boundary.
     let c = unsafe { job.c.0.add(row0 * job.rs_c + col0 * job.cs_c) };
     if mr == K::MR && nr == K::NR && job.cs_c == 1 {
-        // SAFETY: the panels hold kc*MR and kc*NR floats (sliced above); the full tile
+        // SAFETY: the panels hold kc*MR and kc*NR k (sliced above); the full tile
         // rows row0..row0+MR, columns col0..col0+NR lie in C and belong to this task alone.
         unsafe {
             K::ukernel_pf(

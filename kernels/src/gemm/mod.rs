@@ -1,18 +1,26 @@
-//! f32 GEMM, `C <- act(alpha*A*B + beta*C + bias)`, over row and column strides.
+//! f32 GEMM, `C <- act(alpha*A*B + beta*C + bias)`, over row and column strides, with B in f32
+//! or bf16.
 //!
 //! BLIS's five loops (`loops.rs`) around per-ISA micro-kernels (`crate::arch`), with A and B
 //! packed into panel layouts (`pack.rs`). A weight matrix can be packed once into a
-//! [`PackedB`] and reused by every call. Work is split over the caller's rayon pool along
-//! the IC and JR loops, never along k, so the result is bitwise the same for every thread count.
+//! [`PackedB`] and reused by every call; a `PackedB` may hold bf16 (rounded from f32 or taken
+//! as stored, `bf16.rs`), multiplied with f32 accumulation. Work is split over the caller's
+//! rayon pool along the IC and JR loops, never along k, so the result is bitwise the same for
+//! every thread count.
 //!
-//! Not here: f16/bf16 operands (see `clip-tensor`), batched GEMM, complex types.
+//! Not here: bf16 A or C, f16 arithmetic, batched GEMM, complex types.
 
+mod bf16;
 mod kernel;
 mod loops;
 pub(crate) mod pack;
 
 use crate::Isa;
+pub use bf16::{
+    bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, Bf16Kernel, ElemType, BF16_ENV,
+};
 pub(crate) use kernel::MicroKernel;
+use loops::Kernel;
 use pack::AlignedBuf;
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i*rs + j*cs]`.
@@ -203,9 +211,14 @@ impl<'a> Epilogue<'a> {
 /// A right-hand side `B` (`k x n`) packed once into one ISA's micro-panel layout, for reuse by
 /// every call (model weights). For a PyTorch `Linear` weight `W` (`[out, in]`, row-major), pack
 /// `MatRef::row_major(W, out, in).t()`.
+///
+/// The element type is a property of the packed B: [`PackedB::new`] keeps f32,
+/// [`PackedB::new_bf16`] rounds to bf16, [`PackedB::from_bf16_bits`] takes bf16 as stored.
+/// [`sgemm_prepacked`] multiplies either kind by an f32 A into an f32 C.
 #[derive(Clone)]
 pub struct PackedB {
     isa: Isa,
+    kernel: Kernel,
     k: usize,
     n: usize,
     kc: usize,
@@ -217,6 +230,7 @@ impl std::fmt::Debug for PackedB {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PackedB")
             .field("isa", &self.isa)
+            .field("dtype", &self.dtype())
             .field("k", &self.k)
             .field("n", &self.n)
             .finish()
@@ -228,11 +242,14 @@ impl PackedB {
     pub fn new(isa: Isa, b: MatRef<'_>) -> Self {
         b.check("B");
         assert_runnable(isa);
-        let Blocking { kc, nr, .. } = loops::blocking(isa);
-        let mut buf = AlignedBuf::zeroed(pack::packed_b_len(b.rows, b.cols, nr));
-        pack::pack_b_all(buf.as_mut_slice(), &b, kc, nr);
+        let kernel = Kernel::F32(isa);
+        let Blocking { kc, nr, .. } = loops::blocking(kernel);
+        let mut buf =
+            AlignedBuf::zeroed(pack::packed_len::<f32>(b.rows, 1, b.cols.div_ceil(nr), nr));
+        pack::pack_b_all::<f32>(buf.view_mut(), &b, kc, 1, nr);
         PackedB {
             isa,
+            kernel,
             k: b.rows,
             n: b.cols,
             kc,
@@ -246,8 +263,127 @@ impl PackedB {
         PackedB::new(Isa::active(), b)
     }
 
+    /// Packs `b` rounded to bf16 (to nearest even; NaN stays NaN, see [`f32_to_bf16_bits`])
+    /// for the kernel set `isa`, to be multiplied by [`Bf16Kernel::default_for`]`(isa)`.
+    pub fn new_bf16(isa: Isa, b: MatRef<'_>) -> Self {
+        b.check("B");
+        Self::pack_bf16(isa, (b.rows, b.cols), |dst, k0, kc, j0, nr| {
+            let cols = nr.min(b.cols - j0);
+            pack::pack_b_panel_pairs(dst, kc, nr, cols, |k, j| {
+                f32_to_bf16_bits(b.data[(k0 + k) * b.rs + (j0 + j) * b.cs])
+            })
+        })
+    }
+
+    /// Packs a `rows x cols` B stored as bf16 bits (element `(i, j)` at `bits[i*rs + j*cs]`,
+    /// e.g. a memory-mapped safetensors tensor) for the kernel set `isa`, without rounding.
+    /// For a `[out, in]` weight `W`, `B = W^T` is `(bits, in, out, 1, in)`.
+    pub fn from_bf16_bits(
+        isa: Isa,
+        bits: &[u16],
+        rows: usize,
+        cols: usize,
+        rs: usize,
+        cs: usize,
+    ) -> Self {
+        check_extent("B", bits.len(), rows, cols, rs, cs);
+        Self::pack_bf16(isa, (rows, cols), |dst, k0, kc, j0, nr| {
+            let c = nr.min(cols - j0);
+            pack::pack_b_panel_pairs(dst, kc, nr, c, |k, j| bits[(k0 + k) * rs + (j0 + j) * cs])
+        })
+    }
+
+    /// Like [`PackedB::from_bf16_bits`] for a B stored as IEEE f16 bits: each value is rounded
+    /// to bf16 (to nearest even). bf16 has 3 fewer mantissa bits than f16 and a wider range, so
+    /// f16 subnormals stay nonzero and nothing overflows.
+    pub fn from_f16_bits(
+        isa: Isa,
+        bits: &[u16],
+        rows: usize,
+        cols: usize,
+        rs: usize,
+        cs: usize,
+    ) -> Self {
+        check_extent("B", bits.len(), rows, cols, rs, cs);
+        Self::pack_bf16(isa, (rows, cols), |dst, k0, kc, j0, nr| {
+            let c = nr.min(cols - j0);
+            pack::pack_b_panel_pairs(dst, kc, nr, c, |k, j| {
+                f32_to_bf16_bits(f16_bits_to_f32(bits[(k0 + k) * rs + (j0 + j) * cs]))
+            })
+        })
+    }
+
+    /// Packs a `k x n` bf16 B with `panel(dst, k0, kc, j0, nr)` filling each panel.
+    fn pack_bf16(
+        isa: Isa,
+        (k, n): (usize, usize),
+        panel: impl Fn(&mut [u32], usize, usize, usize, usize) + Sync,
+    ) -> Self {
+        assert_runnable(isa);
+        let kernel = Kernel::Bf16(isa, Bf16Kernel::default_for(isa));
+        let Blocking { kc, nr, .. } = loops::blocking(kernel);
+        let panels = n.div_ceil(nr);
+        let mut buf = AlignedBuf::zeroed(pack::packed_len::<u32>(k, 2, panels, nr));
+        pack::pack_b_all_with::<u32>(buf.view_mut(), (k, n), kc, 2, nr, |dst, k0, kc, _, j0| {
+            panel(dst, k0, kc, j0, nr)
+        });
+        PackedB {
+            isa,
+            kernel,
+            k,
+            n,
+            kc,
+            nr,
+            buf,
+        }
+    }
+
+    /// The same bf16 weights multiplied by the other kind of kernel (the layout is shared).
+    /// Panics if B is f32 or `kernel` is not available for this B's kernel set (see
+    /// [`Bf16Kernel::is_available`]).
+    pub fn with_bf16_kernel(mut self, kernel: Bf16Kernel) -> Self {
+        assert_eq!(
+            self.dtype(),
+            ElemType::Bf16,
+            "PackedB::with_bf16_kernel: B is f32"
+        );
+        assert!(
+            kernel.is_available(self.isa),
+            "PackedB::with_bf16_kernel: no {kernel} bf16 kernel for {} on this CPU",
+            self.isa
+        );
+        let new = Kernel::Bf16(self.isa, kernel);
+        debug_assert_eq!(
+            (loops::blocking(new).kc, loops::blocking(new).nr),
+            (self.kc, self.nr)
+        );
+        self.kernel = new;
+        self
+    }
+
     pub fn isa(&self) -> Isa {
         self.isa
+    }
+
+    /// The element type of the packed values.
+    pub fn dtype(&self) -> ElemType {
+        match self.kernel {
+            Kernel::F32(_) => ElemType::F32,
+            Kernel::Bf16(..) => ElemType::Bf16,
+        }
+    }
+
+    /// The kind of bf16 kernel that multiplies this B (`None` for f32).
+    pub fn bf16_kernel(&self) -> Option<Bf16Kernel> {
+        match self.kernel {
+            Kernel::F32(_) => None,
+            Kernel::Bf16(_, k) => Some(k),
+        }
+    }
+
+    /// The register tile and block sizes of the micro-kernel that multiplies this B.
+    pub fn blocking(&self) -> Blocking {
+        loops::blocking(self.kernel)
     }
 
     /// Rows of B (the inner dimension).
@@ -265,8 +401,8 @@ impl PackedB {
         self.buf.capacity_bytes()
     }
 
-    pub(crate) fn data(&self) -> &[f32] {
-        self.buf.as_slice()
+    pub(crate) fn buf(&self) -> &AlignedBuf {
+        &self.buf
     }
 
     pub(crate) fn kc(&self) -> usize {
@@ -292,7 +428,13 @@ impl Blocking {
     /// The blocking of `isa`'s micro-kernel (known for every ISA on every target where it
     /// can be built; panics for x86_64 kernels on other architectures).
     pub fn of(isa: Isa) -> Self {
-        loops::blocking(isa)
+        loops::blocking(Kernel::F32(isa))
+    }
+
+    /// The blocking of `isa`'s bf16 micro-kernel of kind `kernel` (whether or not this CPU
+    /// has it). Both kinds of one ISA share `kc` and `nr`, the packed layout.
+    pub fn of_bf16(isa: Isa, kernel: Bf16Kernel) -> Self {
+        loops::blocking(Kernel::Bf16(isa, kernel))
     }
 }
 
@@ -341,10 +483,19 @@ pub fn sgemm(
     b.check("B");
     check_shapes(&a, b.rows, b.cols, &c, &epi);
     assert_runnable(isa);
-    loops::dispatch(isa, alpha, &a, loops::BSource::Strided(&b), beta, c, &epi);
+    loops::dispatch(
+        Kernel::F32(isa),
+        alpha,
+        &a,
+        loops::BSource::Strided(&b),
+        beta,
+        c,
+        &epi,
+    );
 }
 
-/// `C <- act(alpha*A*B + beta*C + bias)` with a pre-packed B, on the kernel set B was packed for.
+/// `C <- act(alpha*A*B + beta*C + bias)` with a pre-packed B (f32 or bf16), on the kernel B
+/// was packed for.
 pub fn sgemm_prepacked(
     alpha: f32,
     a: MatRef<'_>,
@@ -354,5 +505,13 @@ pub fn sgemm_prepacked(
     epi: Epilogue<'_>,
 ) {
     check_shapes(&a, b.k, b.n, &c, &epi);
-    loops::dispatch(b.isa, alpha, &a, loops::BSource::Packed(b), beta, c, &epi);
+    loops::dispatch(
+        b.kernel,
+        alpha,
+        &a,
+        loops::BSource::Packed(b),
+        beta,
+        c,
+        &epi,
+    );
 }

@@ -2,10 +2,15 @@
 //! that holds them.
 //!
 //! Packed B (per call, or once for a weight in [`crate::gemm::PackedB`]): for each KC block of
-//! rows `k0..k0+kc` and each NR-wide panel `j`, `kc x NR` floats k-major, at offset
+//! rows `k0..k0+kc` and each NR-wide panel `j`, `kc x NR` elements k-major, at offset
 //! `k0*panels*NR + j*kc*NR`. Columns past `n` are zero. Packed A: for each MR-high micro-panel,
-//! `kc x MR` floats k-major; rows past `m` are zero.
+//! `kc x MR` elements k-major; rows past `m` are zero.
+//!
+//! Elements are f32, or bf16 pairs ([`PanelElem`] for `u32`): then offsets and depths count
+//! pairs (`k0/2`, `kc/2`) and a block of odd depth is padded with a zero k. f32 A panels of a
+//! kernel with bf16 B are padded to even depth the same way.
 
+use super::bf16::{f32_to_bf16_bits, pair};
 use super::kernel::MAX_NR;
 use super::MatRef;
 
@@ -38,6 +43,15 @@ impl AlignedBuf {
         self.len = len;
     }
 
+    /// The buffer as `len` 4-byte elements of a packed panel type.
+    pub(crate) fn view<E: PanelElem>(&self) -> &[E] {
+        bytemuck::cast_slice(self.as_slice())
+    }
+
+    pub(crate) fn view_mut<E: PanelElem>(&mut self) -> &mut [E] {
+        bytemuck::cast_slice_mut(self.as_mut_slice())
+    }
+
     pub(crate) fn as_slice(&self) -> &[f32] {
         let ptr = self.lines.as_ptr().cast::<f32>();
         // SAFETY: `Line` is `repr(C)` over `[f32; 16]` with no padding, so the lines are
@@ -57,18 +71,192 @@ impl AlignedBuf {
     }
 }
 
-/// Packs one MR-high micro-panel of A: rows `row0..row0+rows` (`rows <= MR`, zero beyond),
-/// depth `k0..k0+kc`, into `dst` (`kc*MR` floats, k-major). Generic over the micro-kernel so
-/// the row loop has a constant trip count; writes are sequential.
-pub(crate) fn pack_a_panel<K: super::MicroKernel>(
+/// An element of a packed micro-panel: `f32` (one k) or `u32` (a bf16 pair: two consecutive
+/// k, the lower k in the low half). 4 bytes, so every packed buffer is an [`AlignedBuf`].
+pub(crate) trait PanelElem: bytemuck::Pod + Send + Sync + 'static {
+    /// k values per element.
+    const K_PER: usize;
+
+    /// Packs one MR-high micro-panel of A from f32: rows `row0..row0+rows` (`rows <= mr`, zero
+    /// beyond), depth `k0..k0+kc`, zero from `kc` to `kc_pad`. `dst` holds `kc_pad/K_PER*mr`.
+    #[allow(clippy::too_many_arguments)]
+    fn pack_a_panel(
+        dst: &mut [Self],
+        a: &MatRef<'_>,
+        row0: usize,
+        rows: usize,
+        k0: usize,
+        kc: usize,
+        kc_pad: usize,
+        mr: usize,
+    );
+
+    /// Packs one NR-wide panel of B from f32: depth `k0..k0+kc` (zero to `kc_pad`), columns
+    /// `j0..j0+nr` (clipped at `b.cols`, zero beyond). `dst` holds `kc_pad/K_PER*nr`.
+    fn pack_b_panel(
+        dst: &mut [Self],
+        b: &MatRef<'_>,
+        k0: usize,
+        kc: usize,
+        kc_pad: usize,
+        j0: usize,
+        nr: usize,
+    );
+}
+
+impl PanelElem for f32 {
+    const K_PER: usize = 1;
+
+    #[inline(always)]
+    fn pack_a_panel(
+        dst: &mut [f32],
+        a: &MatRef<'_>,
+        row0: usize,
+        rows: usize,
+        k0: usize,
+        kc: usize,
+        kc_pad: usize,
+        mr: usize,
+    ) {
+        pack_a_panel_f32(&mut dst[..kc_pad * mr], a, row0, rows, k0, kc, mr);
+        dst[kc * mr..kc_pad * mr].fill(0.0);
+    }
+
+    fn pack_b_panel(
+        dst: &mut [f32],
+        b: &MatRef<'_>,
+        k0: usize,
+        kc: usize,
+        kc_pad: usize,
+        j0: usize,
+        nr: usize,
+    ) {
+        pack_b_panel_f32(dst, b, k0, kc, j0, nr);
+        dst[kc * nr..kc_pad * nr].fill(0.0);
+    }
+}
+
+impl PanelElem for u32 {
+    const K_PER: usize = 2;
+
+    #[inline(always)]
+    fn pack_a_panel(
+        dst: &mut [u32],
+        a: &MatRef<'_>,
+        row0: usize,
+        rows: usize,
+        k0: usize,
+        kc: usize,
+        kc_pad: usize,
+        mr: usize,
+    ) {
+        pack_a_panel_pairs(&mut dst[..kc_pad / 2 * mr], a, row0, rows, k0, kc, mr);
+    }
+
+    fn pack_b_panel(
+        dst: &mut [u32],
+        b: &MatRef<'_>,
+        k0: usize,
+        kc: usize,
+        _kc_pad: usize,
+        j0: usize,
+        nr: usize,
+    ) {
+        let cols = nr.min(b.cols - j0);
+        pack_b_panel_pairs(dst, kc, nr, cols, |k, j| {
+            f32_to_bf16_bits(b.data[(k0 + k) * b.rs + (j0 + j) * b.cs])
+        });
+    }
+}
+
+/// Packs an A micro-panel as bf16 pairs, rounding each f32 to nearest even (the dot kernels).
+/// `dst` holds `kc.div_ceil(2)*mr` pairs; rows past `rows` and the k past `kc` are zero.
+#[inline(always)]
+fn pack_a_panel_pairs(
+    dst: &mut [u32],
+    a: &MatRef<'_>,
+    row0: usize,
+    rows: usize,
+    k0: usize,
+    kc: usize,
+    mr: usize,
+) {
+    let r = |x: f32| f32_to_bf16_bits(x);
+    let mut p0 = 0;
+    if rows == mr && a.cs == 1 {
+        let base = row0 * a.rs + k0;
+        let src = &a.data[base..base + (mr - 1) * a.rs + kc];
+        let rs = a.rs;
+        // 16 k (8 pairs) at a time: read 16 contiguous floats of each row, write 8 panel rows.
+        while 2 * p0 + 16 <= kc {
+            let mut t = [[0u32; 8]; 16];
+            for (row, tr) in t.iter_mut().enumerate().take(mr) {
+                let s = &src[row * rs + 2 * p0..row * rs + 2 * p0 + 16];
+                for (q, o) in tr.iter_mut().enumerate() {
+                    *o = pair(r(s[2 * q]), r(s[2 * q + 1]));
+                }
+            }
+            for q in 0..8 {
+                let out = &mut dst[(p0 + q) * mr..(p0 + q + 1) * mr];
+                for (row, o) in out.iter_mut().enumerate() {
+                    *o = t[row][q];
+                }
+            }
+            p0 += 8;
+        }
+    }
+    let at = |row: usize, k: usize| -> u16 {
+        if row < rows && k < kc {
+            r(a.data[(row0 + row) * a.rs + (k0 + k) * a.cs])
+        } else {
+            0
+        }
+    };
+    for p in p0..kc.div_ceil(2) {
+        for (row, o) in dst[p * mr..(p + 1) * mr].iter_mut().enumerate() {
+            *o = pair(at(row, 2 * p), at(row, 2 * p + 1));
+        }
+    }
+}
+
+/// Packs one NR-wide panel of bf16 pairs from `get(k, j)` (the bf16 bits of B at depth `k`
+/// of the block, column `j` of the panel): `kc.div_ceil(2) x nr` pairs, zero for the k past
+/// `kc` and the columns past `cols`.
+pub(crate) fn pack_b_panel_pairs(
+    dst: &mut [u32],
+    kc: usize,
+    nr: usize,
+    cols: usize,
+    get: impl Fn(usize, usize) -> u16,
+) {
+    let pairs = kc.div_ceil(2);
+    let dst = &mut dst[..pairs * nr];
+    for j in 0..cols {
+        for p in 0..kc / 2 {
+            dst[p * nr + j] = pair(get(2 * p, j), get(2 * p + 1, j));
+        }
+        if kc % 2 == 1 {
+            dst[(pairs - 1) * nr + j] = pair(get(kc - 1, j), 0);
+        }
+    }
+    for row in dst.chunks_exact_mut(nr) {
+        row[cols..].fill(0);
+    }
+}
+
+/// Packs one MR-high micro-panel of A as f32: rows `row0..row0+rows` (`rows <= mr`, zero
+/// beyond), depth `k0..k0+kc`, into `dst` (`kc*mr` floats, k-major). Inlined into each
+/// kernel's loop so the row loop has a constant trip count; writes are sequential.
+#[inline(always)]
+fn pack_a_panel_f32(
     dst: &mut [f32],
     a: &MatRef<'_>,
     row0: usize,
     rows: usize,
     k0: usize,
     kc: usize,
+    mr: usize,
 ) {
-    let mr = K::MR;
     let dst = &mut dst[..kc * mr];
     if rows == mr && a.cs == 1 {
         let base = row0 * a.rs + k0;
@@ -107,26 +295,43 @@ pub(crate) fn pack_a_panel<K: super::MicroKernel>(
     }
 }
 
+/// Packs one MR-high micro-panel of A for the kernel `K` (its element type, MR and depth
+/// padding).
+#[inline(always)]
+pub(crate) fn pack_a_panel<K: super::MicroKernel>(
+    dst: &mut [K::A],
+    a: &MatRef<'_>,
+    row0: usize,
+    rows: usize,
+    k0: usize,
+    kc: usize,
+) {
+    let kc_pad = kc.next_multiple_of(K::KSTEP);
+    K::A::pack_a_panel(dst, a, row0, rows, k0, kc, kc_pad, K::MR);
+}
+
 /// Packs all of A (`m x k`) with depth blocks of `kc_block` into MR-high micro-panels, in
 /// parallel over panels. The panel `p` of the block at `k0` (depth `kc`) is at
-/// `k0*panels*MR + p*kc*MR`.
-pub(crate) fn pack_a_all<K: super::MicroKernel>(dst: &mut [f32], a: &MatRef<'_>, kc_block: usize) {
+/// `packed_offset(k0/K_PER, kc_pad/K_PER, p, panels, MR)` ([`steps`]).
+pub(crate) fn pack_a_all<K: super::MicroKernel>(dst: &mut [K::A], a: &MatRef<'_>, kc_block: usize) {
     use rayon::prelude::*;
     let (m, k, mr) = (a.rows, a.cols, K::MR);
     let panels = m.div_ceil(mr);
     let mut k0 = 0;
-    let mut rest = &mut dst[..panels * mr * k];
+    let len = packed_len::<K::A>(k, K::KSTEP, panels, mr);
+    let mut rest = &mut dst[..len];
     while k0 < k {
         let kc = kc_block.min(k - k0);
-        let (block, tail) = rest.split_at_mut(kc * panels * mr);
-        let pack = |(p, panel): (usize, &mut [f32])| {
+        let kc_steps = steps::<K::A>(kc, K::KSTEP);
+        let (block, tail) = rest.split_at_mut(kc_steps * panels * mr);
+        let pack = |(p, panel): (usize, &mut [K::A])| {
             pack_a_panel::<K>(panel, a, p * mr, mr.min(m - p * mr), k0, kc)
         };
-        if panels * mr * k < 1 << 16 {
-            block.chunks_mut(kc * mr).enumerate().for_each(pack);
+        if len < 1 << 16 {
+            block.chunks_mut(kc_steps * mr).enumerate().for_each(pack);
         } else {
             block
-                .par_chunks_mut(kc * mr)
+                .par_chunks_mut(kc_steps * mr)
                 .enumerate()
                 .with_min_len(4)
                 .for_each(pack);
@@ -136,16 +341,9 @@ pub(crate) fn pack_a_all<K: super::MicroKernel>(dst: &mut [f32], a: &MatRef<'_>,
     }
 }
 
-/// Packs one NR-wide panel of B: depth `k0..k0+kc`, columns `j0..j0+nr` (clipped at `b.cols`,
-/// zero beyond). `dst` holds `kc*nr` floats.
-pub(crate) fn pack_b_panel(
-    dst: &mut [f32],
-    b: &MatRef<'_>,
-    k0: usize,
-    kc: usize,
-    j0: usize,
-    nr: usize,
-) {
+/// Packs one NR-wide panel of B as f32: depth `k0..k0+kc`, columns `j0..j0+nr` (clipped at
+/// `b.cols`, zero beyond). `dst` holds `kc*nr` floats.
+fn pack_b_panel_f32(dst: &mut [f32], b: &MatRef<'_>, k0: usize, kc: usize, j0: usize, nr: usize) {
     debug_assert!(dst.len() >= kc * nr);
     let cols = nr.min(b.cols - j0);
     if b.cs == 1 {
@@ -189,35 +387,76 @@ pub(crate) fn pack_b_panel(
     }
 }
 
-/// Number of floats of a packed B of `k x n` for panel width `nr`.
-pub(crate) fn packed_b_len(k: usize, n: usize, nr: usize) -> usize {
-    k * n.div_ceil(nr) * nr
-}
-
-/// Offset of micro-panel `j` of the KC block starting at `k0` (depth `kc`) in a packed A or B
-/// with `panels` panels of width `nr` (MR for A, NR for B).
+/// Elements along k of a block of depth `kc` (padded to a multiple of `kstep`) in panels of
+/// element type `E`.
 #[inline]
-pub(crate) fn packed_offset(k0: usize, kc: usize, j: usize, panels: usize, nr: usize) -> usize {
-    k0 * panels * nr + j * kc * nr
+pub(crate) fn steps<E: PanelElem>(kc: usize, kstep: usize) -> usize {
+    kc.next_multiple_of(kstep) / E::K_PER
 }
 
-/// Packs all of B (`k x n`) with depth blocks of `kc_block`, in parallel over panels.
-pub(crate) fn pack_b_all(dst: &mut [f32], b: &MatRef<'_>, kc_block: usize, nr: usize) {
+/// Number of elements of a packed operand of depth `k` (blocks padded to `kstep`) with
+/// `panels` panels of width `w`. Only the last block can be odd, so this is the sum over blocks.
+pub(crate) fn packed_len<E: PanelElem>(k: usize, kstep: usize, panels: usize, w: usize) -> usize {
+    steps::<E>(k, kstep) * panels * w
+}
+
+/// Offset of micro-panel `j` of the KC block starting at `k0_steps` (depth `kc_steps`, both
+/// in elements along k, see [`steps`]) in a packed A or B with `panels` panels of width `nr`
+/// (MR for A, NR for B).
+#[inline]
+pub(crate) fn packed_offset(
+    k0_steps: usize,
+    kc_steps: usize,
+    j: usize,
+    panels: usize,
+    nr: usize,
+) -> usize {
+    k0_steps * panels * nr + j * kc_steps * nr
+}
+
+/// Packs all of B (`k x n`) with depth blocks of `kc_block` (padded to `kstep`), in parallel
+/// over panels; `panel(dst, k0, kc, kc_pad, j0)` packs one panel.
+pub(crate) fn pack_b_all_with<E: PanelElem>(
+    dst: &mut [E],
+    (k, n): (usize, usize),
+    kc_block: usize,
+    kstep: usize,
+    nr: usize,
+    panel: impl Fn(&mut [E], usize, usize, usize, usize) + Sync,
+) {
     use rayon::prelude::*;
-    let (k, n) = (b.rows, b.cols);
     let panels = n.div_ceil(nr);
-    debug_assert!(dst.len() >= packed_b_len(k, n, nr));
+    let len = packed_len::<E>(k, kstep, panels, nr);
     let mut k0 = 0;
-    let mut rest = &mut dst[..packed_b_len(k, n, nr)];
+    let mut rest = &mut dst[..len];
     while k0 < k {
         let kc = kc_block.min(k - k0);
-        let (block, tail) = rest.split_at_mut(kc * panels * nr);
+        let kc_pad = kc.next_multiple_of(kstep);
+        let (block, tail) = rest.split_at_mut(kc_pad / E::K_PER * panels * nr);
         block
-            .par_chunks_mut(kc * nr)
+            .par_chunks_mut(kc_pad / E::K_PER * nr)
             .enumerate()
             .with_min_len(4)
-            .for_each(|(j, panel)| pack_b_panel(panel, b, k0, kc, j * nr, nr));
+            .for_each(|(j, dst)| panel(dst, k0, kc, kc_pad, j * nr));
         rest = tail;
         k0 += kc;
     }
+}
+
+/// Packs all of an f32 B (`k x n`) into panels of `E` (rounding to bf16 for pairs).
+pub(crate) fn pack_b_all<E: PanelElem>(
+    dst: &mut [E],
+    b: &MatRef<'_>,
+    kc_block: usize,
+    kstep: usize,
+    nr: usize,
+) {
+    pack_b_all_with(
+        dst,
+        (b.rows, b.cols),
+        kc_block,
+        kstep,
+        nr,
+        |dst, k0, kc, kc_pad, j0| E::pack_b_panel(dst, b, k0, kc, kc_pad, j0, nr),
+    );
 }

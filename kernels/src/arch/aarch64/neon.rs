@@ -24,6 +24,8 @@ const MR: usize = 6;
 const NR: usize = 16;
 
 impl MicroKernel for Neon {
+    type A = f32;
+    type B = f32;
     const ISA: Isa = Isa::Neon;
     const MR: usize = MR;
     const NR: usize = NR;

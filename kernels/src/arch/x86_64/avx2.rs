@@ -1,4 +1,4 @@
-//! The AVX2+FMA micro-kernel, `sgemm_ukernel_avx2_6x16`.
+//! The AVX2+FMA micro-kernels: `sgemm_ukernel_avx2_6x16` (f32) and its bf16 conversion twin.
 //!
 //! ```text
 //!            B: b0 = ymm(k, 0..8)    b1 = ymm(k, 8..16)
@@ -23,6 +23,8 @@ const MR: usize = 6;
 const NR: usize = 16;
 
 impl MicroKernel for Avx2 {
+    type A = f32;
+    type B = f32;
     const ISA: Isa = Isa::Avx2;
     const MR: usize = MR;
     const NR: usize = NR;
@@ -74,6 +76,26 @@ unsafe fn sgemm_ukernel_avx2_6x16(
             a = a.add(MR);
             b = b.add(NR);
         }
+        store_tile(&acc0, &acc1, c, rs_c, alpha, beta, bias);
+    }
+}
+
+/// `C <- alpha*acc (+ beta*C by one FMA) (+ bias)` for a 6 x 16 tile.
+///
+/// # Safety
+/// As [`MicroKernel::ukernel`] for an `MR x NR` tile; the CPU supports AVX2 and FMA.
+#[inline(always)]
+unsafe fn store_tile(
+    acc0: &[__m256; MR],
+    acc1: &[__m256; MR],
+    c: *mut f32,
+    rs_c: usize,
+    alpha: f32,
+    beta: f32,
+    bias: *const f32,
+) {
+    // SAFETY: every access stays within the caller-guaranteed tile and bias.
+    unsafe {
         let va = _mm256_set1_ps(alpha);
         let vb = _mm256_set1_ps(beta);
         for r in 0..MR {
@@ -91,5 +113,79 @@ unsafe fn sgemm_ukernel_avx2_6x16(
             _mm256_storeu_ps(cr, v0);
             _mm256_storeu_ps(cr.add(8), v1);
         }
+    }
+}
+
+/// The AVX2+FMA bf16 conversion micro-kernel, `bf16gemm_ukernel_avx2_6x16`: A f32 (`kc x 6`,
+/// `kc` even), B bf16 pairs (`kc/2 x 16`). Per pair: two ymm loads of 8 pairs, widened to the
+/// even-k vectors (`vpslld 16`) and the odd-k vectors (`vpand 0xFFFF0000`), each used by 12
+/// FMAs in k order, so the result is bitwise [`Avx2`]'s on the bf16-rounded B.
+pub(crate) struct Avx2Bf16;
+
+impl MicroKernel for Avx2Bf16 {
+    type A = f32;
+    type B = u32;
+    const ISA: Isa = Isa::Avx2;
+    const MR: usize = MR;
+    const NR: usize = NR;
+    const KC: usize = 256;
+    const MC: usize = 240;
+    const NC: usize = 3072;
+
+    unsafe fn ukernel(
+        kc: usize,
+        a: *const f32,
+        b: *const u32,
+        c: *mut f32,
+        rs_c: usize,
+        alpha: f32,
+        beta: f32,
+        bias: *const f32,
+    ) {
+        // SAFETY: forwarded contract; the trait requires a CPU with AVX2 and FMA.
+        unsafe { bf16gemm_ukernel_avx2_6x16(kc, a, b, c, rs_c, alpha, beta, bias) }
+    }
+}
+
+/// # Safety
+/// See [`MicroKernel::ukernel`] for [`Avx2Bf16`]; the CPU supports AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn bf16gemm_ukernel_avx2_6x16(
+    kc: usize,
+    mut a: *const f32,
+    mut b: *const u32,
+    c: *mut f32,
+    rs_c: usize,
+    alpha: f32,
+    beta: f32,
+    bias: *const f32,
+) {
+    // SAFETY: every pointer access stays within the caller-guaranteed panels and tile.
+    unsafe {
+        let hi = _mm256_set1_epi32(0xFFFF_0000u32 as i32);
+        let mut acc0 = [_mm256_setzero_ps(); MR];
+        let mut acc1 = [_mm256_setzero_ps(); MR];
+        for _ in 0..kc / 2 {
+            let x0 = _mm256_loadu_si256(b.cast());
+            let x1 = _mm256_loadu_si256(b.add(8).cast());
+            let e0 = _mm256_castsi256_ps(_mm256_slli_epi32::<16>(x0));
+            let e1 = _mm256_castsi256_ps(_mm256_slli_epi32::<16>(x1));
+            for r in 0..MR {
+                let ar = _mm256_broadcast_ss(&*a.add(r));
+                acc0[r] = _mm256_fmadd_ps(ar, e0, acc0[r]);
+                acc1[r] = _mm256_fmadd_ps(ar, e1, acc1[r]);
+            }
+            let o0 = _mm256_castsi256_ps(_mm256_and_si256(x0, hi));
+            let o1 = _mm256_castsi256_ps(_mm256_and_si256(x1, hi));
+            for r in 0..MR {
+                let ar = _mm256_broadcast_ss(&*a.add(MR + r));
+                acc0[r] = _mm256_fmadd_ps(ar, o0, acc0[r]);
+                acc1[r] = _mm256_fmadd_ps(ar, o1, acc1[r]);
+            }
+            a = a.add(2 * MR);
+            b = b.add(NR);
+        }
+        store_tile(&acc0, &acc1, c, rs_c, alpha, beta, bias);
     }
 }

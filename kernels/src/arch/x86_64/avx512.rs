@@ -1,4 +1,4 @@
-//! The AVX-512F micro-kernel, `sgemm_ukernel_avx512_10x32`.
+//! The AVX-512F micro-kernels: `sgemm_ukernel_avx512_10x32` (f32) and its bf16 conversion twin.
 //!
 //! ```text
 //!            B: b0 = zmm(k, 0..16)   b1 = zmm(k, 16..32)
@@ -31,6 +31,8 @@ const MR: usize = 10;
 const NR: usize = 32;
 
 impl MicroKernel for Avx512 {
+    type A = f32;
+    type B = f32;
     const ISA: Isa = Isa::Avx512;
     const MR: usize = MR;
     const NR: usize = NR;
@@ -135,6 +137,27 @@ unsafe fn body<const R: usize>(
             a = a.add(R);
             b = b.add(NR);
         }
+        store_tile::<R>(&acc0, &acc1, c, rs_c, alpha, beta, bias);
+    }
+}
+
+/// `C <- alpha*acc (+ beta*C by one FMA) (+ bias)` for an `R x 32` tile; shared by the f32,
+/// the bf16 conversion and the bf16 dot kernels.
+///
+/// # Safety
+/// As [`MicroKernel::ukernel`] for an `R x 32` tile; the CPU supports AVX-512F.
+#[inline(always)]
+pub(super) unsafe fn store_tile<const R: usize>(
+    acc0: &[__m512; R],
+    acc1: &[__m512; R],
+    c: *mut f32,
+    rs_c: usize,
+    alpha: f32,
+    beta: f32,
+    bias: *const f32,
+) {
+    // SAFETY: every access stays within the caller-guaranteed tile and bias.
+    unsafe {
         let va = _mm512_set1_ps(alpha);
         let vb = _mm512_set1_ps(beta);
         for r in 0..R {
@@ -152,5 +175,89 @@ unsafe fn body<const R: usize>(
             _mm512_storeu_ps(cr, v0);
             _mm512_storeu_ps(cr.add(16), v1);
         }
+    }
+}
+
+/// The AVX-512F bf16 conversion micro-kernel, `bf16gemm_ukernel_avx512_10x32`: A f32
+/// (`kc x 10`, `kc` even), B bf16 pairs (`kc/2 x 32`).
+///
+/// ```text
+///   per pair p:  x0 = 16 pairs (cols 0..16)      x1 = 16 pairs (cols 16..32)   2 zmm loads
+///     k = 2p:    e0 = f32(x0 << 16)              e1 = f32(x1 << 16)            vpslld
+///                10 rows x 2 FMAs against a[r][2p]
+///     k = 2p+1:  o0 = f32(x0 & 0xFFFF0000)       o1 = f32(x1 & 0xFFFF0000)     vpandd
+///                10 rows x 2 FMAs against a[r][2p+1]
+/// ```
+/// 20 accumulators + 4 B vectors + 1 broadcast + the mask = 26 zmm. Per pair 40 FMAs, 4
+/// integer ops (on the FMA ports), 2 B loads (half the f32 kernel's bytes) and 20 broadcasts.
+/// The FMAs are the f32 kernel's in k order, so the result is bitwise [`Avx512`]'s on the
+/// bf16-rounded B; so are the block sizes (KC = 256 pairs-padded k, a 16 KiB B micro-panel).
+pub(crate) struct Avx512Bf16;
+
+impl MicroKernel for Avx512Bf16 {
+    type A = f32;
+    type B = u32;
+    const ISA: Isa = Isa::Avx512;
+    const MR: usize = MR;
+    const NR: usize = NR;
+    const KC: usize = 256;
+    const MC: usize = 480;
+    const NC: usize = 3072;
+
+    unsafe fn ukernel(
+        kc: usize,
+        a: *const f32,
+        b: *const u32,
+        c: *mut f32,
+        rs_c: usize,
+        alpha: f32,
+        beta: f32,
+        bias: *const f32,
+    ) {
+        // SAFETY: forwarded contract; the trait requires a CPU with AVX-512F.
+        unsafe { bf16gemm_ukernel_avx512_10x32(kc, a, b, c, rs_c, alpha, beta, bias) }
+    }
+}
+
+/// # Safety
+/// See [`MicroKernel::ukernel`] for [`Avx512Bf16`]; the CPU supports AVX-512F.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn bf16gemm_ukernel_avx512_10x32(
+    kc: usize,
+    mut a: *const f32,
+    mut b: *const u32,
+    c: *mut f32,
+    rs_c: usize,
+    alpha: f32,
+    beta: f32,
+    bias: *const f32,
+) {
+    // SAFETY: every pointer access stays within the caller-guaranteed panels and tile.
+    unsafe {
+        let hi = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
+        let mut acc0 = [_mm512_setzero_ps(); MR];
+        let mut acc1 = [_mm512_setzero_ps(); MR];
+        for _ in 0..kc / 2 {
+            let x0 = _mm512_loadu_si512(b.cast());
+            let x1 = _mm512_loadu_si512(b.add(16).cast());
+            let e0 = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(x0));
+            let e1 = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(x1));
+            for r in 0..MR {
+                let ar = _mm512_set1_ps(*a.add(r));
+                acc0[r] = _mm512_fmadd_ps(ar, e0, acc0[r]);
+                acc1[r] = _mm512_fmadd_ps(ar, e1, acc1[r]);
+            }
+            let o0 = _mm512_castsi512_ps(_mm512_and_si512(x0, hi));
+            let o1 = _mm512_castsi512_ps(_mm512_and_si512(x1, hi));
+            for r in 0..MR {
+                let ar = _mm512_set1_ps(*a.add(MR + r));
+                acc0[r] = _mm512_fmadd_ps(ar, o0, acc0[r]);
+                acc1[r] = _mm512_fmadd_ps(ar, o1, acc1[r]);
+            }
+            a = a.add(2 * MR);
+            b = b.add(NR);
+        }
+        store_tile::<MR>(&acc0, &acc1, c, rs_c, alpha, beta, bias);
     }
 }

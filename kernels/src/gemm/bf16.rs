@@ -1,0 +1,153 @@
+//! bf16 weights for the GEMM: the rounding from f32 (and f16), the element type of a
+//! [`super::PackedB`], and the choice between the two kinds of bf16 micro-kernel.
+//!
+//! A bf16 is the top half of an f32 (sign, 8 exponent bits, 7 mantissa bits), so widening is
+//! a shift and exact. Narrowing rounds to nearest, ties to even; NaN stays NaN (quietened).
+
+use crate::Isa;
+use std::sync::OnceLock;
+
+/// The element type of a packed B.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ElemType {
+    F32,
+    /// bf16, widened to f32 (or multiplied by `vdpbf16ps`) with f32 accumulation.
+    Bf16,
+}
+
+/// How a bf16 B is multiplied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Bf16Kernel {
+    /// A stays f32; each bf16 pair of B is widened to two f32 vectors (a shift and an AND)
+    /// before ordinary f32 FMAs. Every kernel set has one; the result is the f32 GEMM of A
+    /// and the bf16-rounded B.
+    Convert,
+    /// A is rounded to bf16 too, and pairs of products are accumulated by `vdpbf16ps`
+    /// (AVX512-BF16), or by the scalar model of that instruction (`Isa::Scalar`, the reference).
+    /// Rounding A costs accuracy (see `docs/numerics.md`).
+    Dot,
+}
+
+/// The environment variable that picks the default bf16 kernel: `convert` or `dot`.
+pub const BF16_ENV: &str = "CLIP_BF16";
+
+impl Bf16Kernel {
+    /// The lower-case name used by `CLIP_BF16`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bf16Kernel::Convert => "convert",
+            Bf16Kernel::Dot => "dot",
+        }
+    }
+
+    /// Whether `isa` has this kind of kernel on this CPU: `Convert` everywhere `isa` runs;
+    /// `Dot` on `Isa::Avx512` when the CPU has AVX512-BF16, and on `Isa::Scalar` (a model).
+    pub fn is_available(self, isa: Isa) -> bool {
+        isa.is_available()
+            && match self {
+                Bf16Kernel::Convert => true,
+                Bf16Kernel::Dot => match isa {
+                    Isa::Scalar => true,
+                    Isa::Avx512 => has_avx512bf16(),
+                    _ => false,
+                },
+            }
+    }
+
+    /// The kernel [`super::PackedB::new_bf16`] uses for `isa`: `CLIP_BF16` if set and available
+    /// for `isa`, else `Convert`. `Dot` is not the default even where the CPU has it: on the
+    /// Xeon this was measured on, `vdpbf16ps` has about half the throughput of f32 FMAs (see
+    /// `docs/kernels.md`), so it only loses accuracy.
+    pub fn default_for(isa: Isa) -> Bf16Kernel {
+        match env_choice() {
+            Some(k) if k.is_available(isa) => k,
+            _ => Bf16Kernel::Convert,
+        }
+    }
+}
+
+impl std::fmt::Display for Bf16Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `CLIP_BF16`, read once.
+fn env_choice() -> Option<Bf16Kernel> {
+    static CHOICE: OnceLock<Option<Bf16Kernel>> = OnceLock::new();
+    *CHOICE.get_or_init(|| {
+        let v = std::env::var(BF16_ENV).ok()?;
+        match v.trim().to_ascii_lowercase().as_str() {
+            "" => None,
+            "convert" => Some(Bf16Kernel::Convert),
+            "dot" => Some(Bf16Kernel::Dot),
+            _ => {
+                eprintln!("warning: {BF16_ENV}={v} is not one of convert|dot; using convert");
+                None
+            }
+        }
+    })
+}
+
+/// Whether the CPU has AVX512-BF16 (`vdpbf16ps`) besides AVX-512F; detected once.
+pub(crate) fn has_avx512bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bf16")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Rounds an f32 to the nearest bf16 (ties to even), as its 16 bits. Infinities stay
+/// infinite, finite values beyond the largest bf16 round to infinity, NaN stays NaN (its top
+/// mantissa bit set, so a NaN whose payload sits in the low half does not become infinity).
+#[inline]
+pub fn f32_to_bf16_bits(x: f32) -> u16 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        return ((b >> 16) as u16) | 0x0040;
+    }
+    // Adding 0x7FFF rounds up when the low half exceeds one half; the kept LSB breaks ties
+    // towards even. A carry into the exponent is the correct rounding (up to infinity).
+    ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) as u16
+}
+
+/// The f32 value of a bf16 (exact).
+#[inline]
+pub fn bf16_bits_to_f32(h: u16) -> f32 {
+    f32::from_bits((h as u32) << 16)
+}
+
+/// The f32 value of an IEEE binary16 (exact: every f16 is an f32).
+#[inline]
+pub fn f16_bits_to_f32(h: u16) -> f32 {
+    let sign = ((h & 0x8000) as u32) << 16;
+    let exp = ((h >> 10) & 0x1F) as u32;
+    let man = (h & 0x3FF) as u32;
+    match exp {
+        // Zero or subnormal: man * 2^-24, exact in f32 (2^-24 is 0x3380_0000).
+        0 => {
+            let v = man as f32 * f32::from_bits(0x3380_0000);
+            if sign != 0 {
+                -v
+            } else {
+                v
+            }
+        }
+        0x1F => f32::from_bits(sign | 0x7F80_0000 | (man << 13)),
+        _ => f32::from_bits(sign | ((exp + 112) << 23) | (man << 13)),
+    }
+}
+
+/// Two bf16 of consecutive k as one packed element, the lower k in the low half.
+#[inline(always)]
+pub(crate) fn pair(lo: u16, hi: u16) -> u32 {
+    lo as u32 | ((hi as u32) << 16)
+}
