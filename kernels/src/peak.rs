@@ -1,6 +1,7 @@
-//! A small FMA-throughput loop that measures this machine's fp32 peak, so GEMM figures can be
-//! read as a fraction of it. Each thread runs independent chains of fused multiply-adds on
-//! registers (no memory traffic); the result is FLOP/s over all threads.
+//! Small throughput loops that measure this machine's fp32 FMA peak and, where the CPU has
+//! AVX512-BF16, its `vdpbf16ps` peak, so GEMM figures can be read as a fraction of them. Each
+//! thread runs independent chains on registers (no memory traffic); the result is FLOP/s over
+//! all threads.
 
 use crate::Isa;
 use std::time::Instant;
@@ -22,6 +23,32 @@ pub fn fma_peak_gflops(isa: Isa, iters: u64) -> f64 {
     .sum();
     let secs = start.elapsed().as_secs_f64();
     flops / secs / 1e9
+}
+
+/// Measures the bf16 dot-product peak (`vdpbf16ps zmm`, 32 lanes x 2 products = 64 FLOP per
+/// instruction) on the current rayon pool, in GFLOP/s; `None` without AVX512-BF16.
+pub fn bf16_dot_peak_gflops(iters: u64) -> Option<f64> {
+    if !crate::gemm::Bf16Kernel::Dot.is_available(Isa::Avx512) {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let start = Instant::now();
+        let flops: f64 = rayon::broadcast(|_| {
+            // SAFETY: AVX-512F and AVX512-BF16 were detected above.
+            let sink = unsafe { x86::dot_loop_avx512bf16(iters) };
+            std::hint::black_box(sink);
+            20.0 * 64.0 * iters as f64
+        })
+        .into_iter()
+        .sum();
+        Some(flops / start.elapsed().as_secs_f64() / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = iters;
+        None
+    }
 }
 
 /// Runs the loop; returns (FLOP per iteration, a value that depends on the work).
@@ -61,6 +88,36 @@ mod x86 {
         for _ in 0..iters {
             for v in acc.iter_mut() {
                 *v = _mm512_fmadd_ps(*v, m, a);
+            }
+        }
+        let mut s = _mm512_setzero_ps();
+        for v in acc {
+            s = _mm512_add_ps(s, v);
+        }
+        _mm512_reduce_add_ps(s)
+    }
+
+    /// 20 independent zmm `vdpbf16ps` chains per iteration (as many as the dot micro-kernel
+    /// keeps), on values that stay normal.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512F and AVX512-BF16.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn dot_loop_avx512bf16(iters: u64) -> f32 {
+        // Pairs (1.0, 1.0) and (2^-7, 2^-7) in bf16.
+        let a = _mm512_set1_epi32(std::hint::black_box(0x3F80_3F80u32) as i32);
+        let b = _mm512_set1_epi32(std::hint::black_box(0x3C00_3C00u32) as i32);
+        // SAFETY: `__m512i` and `__m512bh` are both 64 bytes of plain bits.
+        let (a, b) = unsafe {
+            (
+                core::mem::transmute::<__m512i, __m512bh>(a),
+                core::mem::transmute::<__m512i, __m512bh>(b),
+            )
+        };
+        let mut acc = [_mm512_setzero_ps(); 20];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm512_dpbf16_ps(*v, a, b);
             }
         }
         let mut s = _mm512_setzero_ps();

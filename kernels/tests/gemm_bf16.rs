@@ -579,7 +579,7 @@ fn packing_sources_agree_and_conversion_equals_f32_on_rounded_b() {
     let w_f16: Vec<u16> = (0..n * k)
         .map(|_| {
             let e = 5 + rng.next_u64() % 20;
-            ((rng.next_u64() % 2) << 15 | e << 10 | (rng.next_u64() % 1024)) as u16
+            (((rng.next_u64() % 2) << 15) | (e << 10) | (rng.next_u64() % 1024)) as u16
         })
         .collect();
     let w_f16_f32: Vec<f32> = w_f16.iter().map(|&h| f16_bits_to_f32(h)).collect();

@@ -6,7 +6,7 @@
 
 use crate::{Error, Result, Tensor};
 use clip_kernels::{
-    rows, Activation, AttentionShape, Epilogue, Isa, MatMut, MatRef, PackedB, SoftmaxMask,
+    rows, Activation, AttentionShape, ElemType, Epilogue, Isa, MatMut, MatRef, PackedB, SoftmaxMask,
 };
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -68,6 +68,17 @@ impl Threads {
     }
 }
 
+/// The element type a [`Linear`] keeps its packed weight in. Activations, the bias and the
+/// accumulation are f32 either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Precision {
+    #[default]
+    F32,
+    /// bf16 weights (half the bytes), widened in the GEMM's micro-kernel (or multiplied by
+    /// `vdpbf16ps` when `CLIP_BF16=dot`); see `clip_kernels::Bf16Kernel`.
+    Bf16,
+}
+
 /// A Linear layer's weight pre-packed for the GEMM, and its bias: `y = x W^T + b`.
 #[derive(Clone, Debug)]
 pub struct Linear {
@@ -76,8 +87,25 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// Packs `weight` (`[out, in]`, as PyTorch stores it) once; `bias` is `[out]`.
+    /// Packs `weight` (`[out, in]`, as PyTorch stores it) once, as f32; `bias` is `[out]`.
     pub fn new(weight: &Tensor, bias: Option<&Tensor>, threads: &Threads) -> Result<Linear> {
+        Self::new_with(weight, bias, Precision::F32, threads)
+    }
+
+    /// Packs `weight` as bf16: a bf16 tensor (owned or memory-mapped, any strides) is packed
+    /// from its bits as stored, an f16 one is rounded from its bits, an f32 one is rounded; no
+    /// f32 copy of the weight is made.
+    pub fn new_bf16(weight: &Tensor, bias: Option<&Tensor>, threads: &Threads) -> Result<Linear> {
+        Self::new_with(weight, bias, Precision::Bf16, threads)
+    }
+
+    /// Packs `weight` (`[out, in]`) in `precision`; `bias` is `[out]`.
+    pub fn new_with(
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        precision: Precision,
+        threads: &Threads,
+    ) -> Result<Linear> {
         if weight.rank() != 2 {
             return Err(Error::BadShape {
                 op: "Linear::new",
@@ -95,14 +123,29 @@ impl Linear {
                 });
             }
         }
-        let w = weight.to_f32()?;
-        Self::from_rows(
-            w.as_f32_slice()?,
-            out,
-            inp,
-            bias.map(Tensor::to_vec_f32),
-            threads,
-        )
+        let bias = bias.map(Tensor::to_vec_f32);
+        if precision == Precision::Bf16 {
+            if let Some((bits, dtype)) = weight.storage_bits16() {
+                // B = W^T: B(i, o) = W(o, i) at o*s0 + i*s1 of the view's storage.
+                let s = weight.strides();
+                let (rs, cs) = (s[1], s[0]);
+                check_bias(bias.as_deref(), out)?;
+                let isa = threads.isa;
+                let packed = threads.install(|| match dtype {
+                    crate::DType::BF16 => PackedB::from_bf16_bits(isa, bits, inp, out, rs, cs),
+                    _ => PackedB::from_f16_bits(isa, bits, inp, out, rs, cs),
+                });
+                return Ok(Linear { packed, bias });
+            }
+        }
+        let w = if weight.dtype() == crate::DType::F32 {
+            weight.clone()
+        } else {
+            weight.to_f32()?
+        };
+        let (data, [s0, s1]) = w.strided_f32()?;
+        let b = MatRef::strided(data, out, inp, s0, s1).t();
+        Self::pack(b, bias, precision, threads)
     }
 
     /// Packs a row-major `[out, in]` weight given as a slice (PyTorch's `Linear.weight`).
@@ -113,10 +156,23 @@ impl Linear {
         bias: Option<Vec<f32>>,
         threads: &Threads,
     ) -> Result<Linear> {
-        Self::from_view(
+        Self::from_rows_with(weight, out, inp, bias, Precision::F32, threads)
+    }
+
+    /// [`Linear::from_rows`] in `precision`.
+    pub fn from_rows_with(
+        weight: &[f32],
+        out: usize,
+        inp: usize,
+        bias: Option<Vec<f32>>,
+        precision: Precision,
+        threads: &Threads,
+    ) -> Result<Linear> {
+        check_len(weight.len(), inp, out)?;
+        Self::pack(
             MatRef::row_major(weight, out, inp).t(),
-            weight.len(),
             bias,
+            precision,
             threads,
         )
     }
@@ -129,34 +185,44 @@ impl Linear {
         bias: Option<Vec<f32>>,
         threads: &Threads,
     ) -> Result<Linear> {
-        Self::from_view(MatRef::row_major(b, inp, out), b.len(), bias, threads)
+        Self::from_in_out_with(b, inp, out, bias, Precision::F32, threads)
     }
 
-    fn from_view(
-        b: MatRef<'_>,
-        len: usize,
+    /// [`Linear::from_in_out`] in `precision`.
+    pub fn from_in_out_with(
+        b: &[f32],
+        inp: usize,
+        out: usize,
         bias: Option<Vec<f32>>,
+        precision: Precision,
         threads: &Threads,
     ) -> Result<Linear> {
-        let (k, n) = (b.rows, b.cols);
-        if len != k * n {
-            return Err(Error::ElementCount {
-                op: "Linear",
-                expected: k * n,
-                found: len,
-            });
-        }
-        if let Some(bias) = &bias {
-            if bias.len() != n {
-                return Err(Error::ShapeMismatch {
-                    op: "Linear (bias)",
-                    expected: vec![n],
-                    found: vec![bias.len()],
-                });
-            }
-        }
-        let packed = threads.install(|| PackedB::new(threads.isa, b));
+        check_len(b.len(), inp, out)?;
+        Self::pack(MatRef::row_major(b, inp, out), bias, precision, threads)
+    }
+
+    /// Packs `b` (`[in, out]`, any strides, its extent already checked).
+    fn pack(
+        b: MatRef<'_>,
+        bias: Option<Vec<f32>>,
+        precision: Precision,
+        threads: &Threads,
+    ) -> Result<Linear> {
+        check_bias(bias.as_deref(), b.cols)?;
+        let isa = threads.isa;
+        let packed = threads.install(|| match precision {
+            Precision::F32 => PackedB::new(isa, b),
+            Precision::Bf16 => PackedB::new_bf16(isa, b),
+        });
         Ok(Linear { packed, bias })
+    }
+
+    /// The element type of the packed weight.
+    pub fn precision(&self) -> Precision {
+        match self.packed.dtype() {
+            ElemType::F32 => Precision::F32,
+            ElemType::Bf16 => Precision::Bf16,
+        }
     }
 
     /// `out <- act(x W^T + b)`, or with `accumulate`, `out <- out + x W^T + b` (a fused
@@ -212,6 +278,30 @@ impl Linear {
                 epi,
             )
         });
+    }
+}
+
+/// `Linear`'s weight slice must hold `inp*out` values.
+fn check_len(len: usize, inp: usize, out: usize) -> Result<()> {
+    if len != inp * out {
+        return Err(Error::ElementCount {
+            op: "Linear",
+            expected: inp * out,
+            found: len,
+        });
+    }
+    Ok(())
+}
+
+/// `Linear`'s bias, if any, has one value per output.
+fn check_bias(bias: Option<&[f32]>, out: usize) -> Result<()> {
+    match bias {
+        Some(b) if b.len() != out => Err(Error::ShapeMismatch {
+            op: "Linear (bias)",
+            expected: vec![out],
+            found: vec![b.len()],
+        }),
+        _ => Ok(()),
     }
 }
 

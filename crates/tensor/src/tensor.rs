@@ -251,6 +251,19 @@ impl Tensor {
         }
     }
 
+    /// The 16-bit storage (f16 or bf16 bits) from this view's offset to the end, and the
+    /// dtype; `None` for f32 storage. No copy: a memory-mapped tensor stays mapped.
+    pub(crate) fn storage_bits16(&self) -> Option<(&[u16], DType)> {
+        let (bits, dtype): (&[u16], DType) = if let Some(s) = self.storage_bf16() {
+            (bytemuck::cast_slice(s), DType::BF16)
+        } else if let Some(s) = self.storage_f16() {
+            (bytemuck::cast_slice(s), DType::F16)
+        } else {
+            return None;
+        };
+        Some((&bits[self.offset..], dtype))
+    }
+
     /// The elements of a contiguous f32 tensor, in place (no copy).
     pub fn as_f32_slice(&self) -> Result<&[f32]> {
         if !self.is_contiguous() {

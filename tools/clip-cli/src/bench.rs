@@ -1,15 +1,18 @@
 //! `clip bench`: the encoders' latency and throughput (`clip bench [--tower ...]`), GEMM
-//! throughput (`clip bench gemm`) and the machine's FMA peak (`clip bench peak`), as a
-//! readable line or one JSON line per case. Medians of repeated runs after a warm-up.
+//! throughput (`clip bench gemm`, f32 or bf16 B) and the machine's FMA and bf16 dot peaks
+//! (`clip bench peak`), as a readable line or one JSON line per case. Medians of repeated runs
+//! after a warm-up.
 
 use clap::{Args, Subcommand};
-use clip_kernels::{peak, sgemm, sgemm_prepacked, Epilogue, Isa, MatMut, MatRef, PackedB};
+use clip_kernels::{
+    peak, sgemm, sgemm_prepacked, Bf16Kernel, Epilogue, Isa, MatMut, MatRef, PackedB,
+};
 use std::time::Instant;
 
 #[derive(Args)]
 #[command(
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  clip bench --random-weights --tower image --batch 8 --json\n  clip bench --model DIR --tower text --tokens 77\n  clip bench gemm --m 50 --k 768 --n 3072 --threads 2 --prepacked --json\n  clip bench peak --threads 2"
+    after_help = "Examples:\n  clip bench --random-weights --tower image --batch 8 --json\n  clip bench --model DIR --tower text --tokens 77\n  clip bench gemm --m 50 --k 768 --n 3072 --threads 2 --prepacked --json\n  clip bench gemm --m 400 --k 768 --n 3072 --threads 2 --prepacked --dtype bf16\n  clip bench peak --threads 2"
 )]
 pub struct BenchArgs {
     #[command(subcommand)]
@@ -51,7 +54,7 @@ struct ModelArgs {
 enum BenchWhat {
     /// GEMM GFLOP/s for one M x K x N shape (C = A*B, A row-major, B a [N, K] weight).
     Gemm(GemmArgs),
-    /// The fp32 FMA peak of this machine, in GFLOP/s.
+    /// The fp32 FMA peak of this machine (and its bf16 dot-product peak), in GFLOP/s.
     Peak(PeakArgs),
 }
 
@@ -72,6 +75,12 @@ struct GemmArgs {
     /// Pack B once before timing, as model weights are.
     #[arg(long)]
     prepacked: bool,
+    /// Element type of B: f32, or bf16 (rounded when packed; needs --prepacked).
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// The bf16 kernel: convert or dot (default: CLIP_BF16, else convert).
+    #[arg(long)]
+    bf16_kernel: Option<String>,
     /// Timed repetitions (the median is reported).
     #[arg(long, default_value_t = 0)]
     reps: usize,
@@ -300,7 +309,30 @@ fn bench_gemm(g: &GemmArgs) -> Result<(), String> {
         .collect();
     let mut c = vec![0.0f32; m * n];
     let b = MatRef::row_major(&w, n, k).t();
-    let packed = g.prepacked.then(|| pool.install(|| PackedB::new(isa, b)));
+    let bf16 = match g.dtype.as_str() {
+        "f32" => None,
+        "bf16" if !g.prepacked => return Err("--dtype bf16 needs --prepacked".into()),
+        "bf16" => Some(match g.bf16_kernel.as_deref() {
+            None => Bf16Kernel::default_for(isa),
+            Some("convert") => Bf16Kernel::Convert,
+            Some("dot") => Bf16Kernel::Dot,
+            Some(s) => return Err(format!("--bf16-kernel {s}: expected convert or dot")),
+        }),
+        s => return Err(format!("--dtype {s}: expected f32 or bf16")),
+    };
+    if let Some(kind) = bf16 {
+        if !kind.is_available(isa) {
+            return Err(format!(
+                "--bf16-kernel {kind}: not available for {isa} on this CPU"
+            ));
+        }
+    }
+    let packed = g.prepacked.then(|| {
+        pool.install(|| match bf16 {
+            None => PackedB::new(isa, b),
+            Some(kind) => PackedB::new_bf16(isa, b).with_bf16_kernel(kind),
+        })
+    });
     let flop = 2.0 * m as f64 * k as f64 * n as f64;
     let mut once = || {
         let t = Instant::now();
@@ -338,14 +370,22 @@ fn bench_gemm(g: &GemmArgs) -> Result<(), String> {
     }
     let gflops = flop / median(times) / 1e9;
     let threads = pool.current_num_threads();
+    let (dtype, kernel_json, kernel_text) = match bf16 {
+        None => ("f32", String::new(), String::new()),
+        Some(kind) => (
+            "bf16",
+            format!(",\"bf16_kernel\":\"{kind}\""),
+            format!(" ({kind})"),
+        ),
+    };
     if g.json {
         println!(
-            "{{\"op\":\"gemm\",\"m\":{m},\"k\":{k},\"n\":{n},\"threads\":{threads},\"isa\":\"{isa}\",\"prepacked\":{},\"gflops\":{gflops:.2}}}",
+            "{{\"op\":\"gemm\",\"m\":{m},\"k\":{k},\"n\":{n},\"threads\":{threads},\"isa\":\"{isa}\",\"prepacked\":{},\"gflops\":{gflops:.2},\"dtype\":\"{dtype}\"{kernel_json}}}",
             g.prepacked
         );
     } else {
         println!(
-            "gemm {m}x{k}x{n} threads={threads} isa={isa} prepacked={}: {gflops:.1} GFLOP/s",
+            "gemm {m}x{k}x{n} threads={threads} isa={isa} prepacked={} dtype={dtype}{kernel_text}: {gflops:.1} GFLOP/s",
             g.prepacked
         );
     }
@@ -366,6 +406,22 @@ fn bench_peak(p: &PeakArgs) -> Result<(), String> {
         );
     } else {
         println!("fma peak threads={threads} isa={isa}: {g:.1} GFLOP/s");
+    }
+    // vdpbf16ps: 64 FLOP per zmm instruction; whether it issues at the FMA rate decides
+    // whether the bf16 dot kernel can beat the f32 one.
+    let dot: Vec<f64> = (0..7)
+        .filter_map(|_| pool.install(|| peak::bf16_dot_peak_gflops(5_000_000)))
+        .collect();
+    if !dot.is_empty() {
+        let d = median(dot);
+        if p.json {
+            println!("{{\"op\":\"bf16_dot_peak\",\"threads\":{threads},\"isa\":\"avx512bf16\",\"gflops\":{d:.2}}}");
+        } else {
+            println!(
+                "bf16 dot peak threads={threads} isa=avx512bf16: {d:.1} GFLOP/s ({:.2}x the fma peak)",
+                d / g
+            );
+        }
     }
     Ok(())
 }

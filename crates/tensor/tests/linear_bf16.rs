@@ -1,0 +1,215 @@
+//! `Linear` with bf16 weights: against an f64 reference over the bf16-rounded weight (rounded
+//! by the `half` crate, independently of the kernels), every weight source (f32, bf16 owned,
+//! bf16 memory-mapped, transposed views, f16, slices) packing to the same bits, and results
+//! bitwise identical across thread counts.
+
+use clip_tensor::{bf16, f16, Activation, ByteStorage, DType, Linear, Precision, Tensor, Threads};
+use std::sync::Arc;
+
+fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn forward(lin: &Linear, x: &[f32], rows: usize, th: &Threads) -> Vec<u32> {
+    let mut y = vec![f32::NAN; rows * lin.out_features()];
+    lin.forward_slices(x, &mut y, Activation::None, th);
+    y.iter().map(|v| v.to_bits()).collect()
+}
+
+struct Bytes(Vec<u8>);
+impl ByteStorage for Bytes {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+#[test]
+fn bf16_linear_matches_f64_over_rounded_weight() {
+    let th = Threads::new(2).unwrap();
+    let (rows, inp, out) = (37, 300, 130);
+    let x = rand_vec(rows * inp, 1);
+    let w = rand_vec(out * inp, 2);
+    let b = rand_vec(out, 3);
+    let lin = Linear::new_bf16(
+        &Tensor::from_vec(w.clone(), &[out, inp]).unwrap(),
+        Some(&Tensor::from_vec(b.clone(), &[out]).unwrap()),
+        &th,
+    )
+    .unwrap();
+    assert_eq!(lin.precision(), Precision::Bf16);
+    let f32_lin = Linear::new(
+        &Tensor::from_vec(w.clone(), &[out, inp]).unwrap(),
+        None,
+        &th,
+    )
+    .unwrap();
+    assert_eq!(f32_lin.precision(), Precision::F32);
+    assert!(lin.size_bytes() * 2 <= f32_lin.size_bytes() + 4096);
+    let mut y = vec![0.0f32; rows * out];
+    lin.forward_into(&x, &mut y, Activation::None, false, &th);
+    let u = f32::EPSILON as f64;
+    for r in 0..rows {
+        for o in 0..out {
+            let (mut s, mut mag) = (b[o] as f64, b[o].abs() as f64);
+            for i in 0..inp {
+                let wr = bf16::from_f32(w[o * inp + i]).to_f64();
+                s += x[r * inp + i] as f64 * wr;
+                mag += (x[r * inp + i] as f64 * wr).abs();
+            }
+            let got = y[r * out + o] as f64;
+            let bound = 2.0 * (inp + 1) as f64 * u * mag + u * s.abs();
+            assert!(
+                (got - s).abs() <= bound,
+                "y[{r},{o}] = {got}, want {s} (bound {bound})"
+            );
+        }
+    }
+    // The rounding of the weight is visible: the bf16 layer is not the f32 one.
+    let yf = forward(&f32_lin, &x, rows, &th);
+    let mut lin_nb = vec![0.0f32; rows * out];
+    Linear::new_bf16(&Tensor::from_vec(w, &[out, inp]).unwrap(), None, &th)
+        .unwrap()
+        .forward_slices(&x, &mut lin_nb, Activation::None, &th);
+    assert_ne!(yf, lin_nb.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+}
+
+#[test]
+fn every_weight_source_packs_the_same_bf16() {
+    let th = Threads::new(2).unwrap();
+    let (rows, inp, out) = (11, 77, 45);
+    let x = rand_vec(rows * inp, 4);
+    let w = rand_vec(out * inp, 5);
+    let wb: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
+    let wr: Vec<f32> = wb.iter().map(|v| v.to_f32()).collect();
+    let bias = rand_vec(out, 6);
+    let bias_t = Tensor::from_vec(bias.clone(), &[out]).unwrap();
+    let want = forward(
+        &Linear::new_bf16(
+            &Tensor::from_vec(w.clone(), &[out, inp]).unwrap(),
+            Some(&bias_t),
+            &th,
+        )
+        .unwrap(),
+        &x,
+        rows,
+        &th,
+    );
+    let check = |what: &str, lin: Linear| {
+        assert_eq!(lin.precision(), Precision::Bf16, "{what}");
+        assert_eq!(forward(&lin, &x, rows, &th), want, "{what}");
+    };
+    // Owned bf16, as stored.
+    let owned = Tensor::from_bf16(wb.clone(), &[out, inp]).unwrap();
+    check(
+        "bf16 owned",
+        Linear::new_bf16(&owned, Some(&bias_t), &th).unwrap(),
+    );
+    // Borrowed bf16 bytes (a memory map), at an offset.
+    let mut raw = vec![0u8; 2];
+    for v in &wb {
+        raw.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+    let store: Arc<dyn ByteStorage> = Arc::new(Bytes(raw));
+    let mapped = Tensor::from_bytes(store, 2, DType::BF16, &[out, inp]).unwrap();
+    check(
+        "bf16 mapped",
+        Linear::new_bf16(&mapped, Some(&bias_t), &th).unwrap(),
+    );
+    // A transposed view of the [in, out] matrix (strided, no copy).
+    let wt: Vec<bf16> = (0..inp * out)
+        .map(|idx| wb[(idx % out) * inp + idx / out])
+        .collect();
+    let view = Tensor::from_bf16(wt, &[inp, out])
+        .unwrap()
+        .transpose(0, 1)
+        .unwrap();
+    assert!(!view.is_contiguous());
+    check(
+        "bf16 transposed view",
+        Linear::new_bf16(&view, Some(&bias_t), &th).unwrap(),
+    );
+    // A narrowed view: rows of a taller weight.
+    let mut tall = wb.clone();
+    tall.extend(wb.iter().take(3 * inp));
+    let narrow = Tensor::from_bf16(tall, &[out + 3, inp])
+        .unwrap()
+        .narrow(0, 0, out)
+        .unwrap();
+    check(
+        "bf16 narrowed",
+        Linear::new_bf16(&narrow, Some(&bias_t), &th).unwrap(),
+    );
+    // f32 slices, already rounded, [out, in] and [in, out].
+    check(
+        "from_rows_with",
+        Linear::from_rows_with(&wr, out, inp, Some(bias.clone()), Precision::Bf16, &th).unwrap(),
+    );
+    let wrt: Vec<f32> = (0..inp * out)
+        .map(|idx| wr[(idx % out) * inp + idx / out])
+        .collect();
+    check(
+        "from_in_out_with",
+        Linear::from_in_out_with(&wrt, inp, out, Some(bias.clone()), Precision::Bf16, &th).unwrap(),
+    );
+    check(
+        "new_with",
+        Linear::new_with(
+            &Tensor::from_vec(w.clone(), &[out, inp]).unwrap(),
+            Some(&bias_t),
+            Precision::Bf16,
+            &th,
+        )
+        .unwrap(),
+    );
+    // f16 storage is rounded to bf16 from its bits: the same as rounding its f32 values.
+    let wh: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+    let wh32: Vec<f32> = wh.iter().map(|v| v.to_f32()).collect();
+    let from_f16 =
+        Linear::new_bf16(&Tensor::from_f16(wh, &[out, inp]).unwrap(), None, &th).unwrap();
+    let from_f32 =
+        Linear::new_bf16(&Tensor::from_vec(wh32, &[out, inp]).unwrap(), None, &th).unwrap();
+    assert_eq!(
+        forward(&from_f16, &x, rows, &th),
+        forward(&from_f32, &x, rows, &th)
+    );
+    // Errors are reported as for f32.
+    assert!(Linear::new_bf16(&Tensor::zeros(&[3]), None, &th).is_err());
+    assert!(Linear::new_bf16(&owned, Some(&Tensor::zeros(&[out + 1])), &th).is_err());
+    assert!(Linear::from_rows_with(&wr[1..], out, inp, None, Precision::Bf16, &th).is_err());
+}
+
+#[test]
+fn bf16_linear_is_bitwise_identical_across_thread_counts() {
+    let (rows, inp, out) = (50, 768, 96);
+    let x = rand_vec(rows * inp, 7);
+    let w = Tensor::from_bf16(
+        rand_vec(out * inp, 8)
+            .iter()
+            .map(|&v| bf16::from_f32(v))
+            .collect(),
+        &[out, inp],
+    )
+    .unwrap();
+    let b = Tensor::from_vec(rand_vec(out, 9), &[out]).unwrap();
+    let run = |n: usize| -> Vec<u32> {
+        let th = Threads::new(n).unwrap();
+        let lin = Linear::new_bf16(&w, Some(&b), &th).unwrap();
+        let mut y = rand_vec(rows * out, 10);
+        lin.forward_into(&x, &mut y, Activation::None, true, &th);
+        let mut z = vec![0.0; rows * out];
+        lin.forward_into(&x, &mut z, Activation::QuickGelu, false, &th);
+        y.iter().chain(&z).map(|v| v.to_bits()).collect()
+    };
+    let one = run(1);
+    for n in [2, 3] {
+        assert_eq!(one, run(n), "bf16 Linear differs between 1 and {n} threads");
+    }
+}
