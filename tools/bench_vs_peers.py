@@ -6,6 +6,8 @@ same input shapes; PyTorch and ONNX Runtime also get the very same input values.
 
 Contenders
   ours        `clip bench --model DIR --tower .. --json`, one subprocess per case
+  ours-bf16   the same with `--precision bf16` (weights rounded to bf16 at load,
+              f32 accumulation)
   torch-fp32  transformers.CLIPModel, fp32, torch.set_num_threads(T), inference_mode
   torch-bf16  the same model after .to(torch.bfloat16)
   ort         both towers (with projection) exported to ONNX opset 17, run by
@@ -46,10 +48,14 @@ CASES = [
     ("text_short", "text", 1, "short", False),
     ("text_short_pad77", "text", 1, "short", True),
     ("text_77", "text", 1, 77, False),
+    ("text_short_b8", "text", 8, "short", False),
+    ("text_short_b8_pad77", "text", 8, "short", True),
 ]
+OURS = ["ours", "ours-bf16"]
 PEERS = ["torch-fp32", "torch-bf16", "ort"]
 LABELS = {
     "ours": "clip-rs f32",
+    "ours-bf16": "clip-rs bf16",
     "torch-fp32": "PyTorch fp32",
     "torch-bf16": "PyTorch bf16",
     "ort": "ONNX Runtime fp32",
@@ -167,8 +173,8 @@ def worker(args) -> None:
         def prep_image(b):
             return np.ascontiguousarray(pixels[:b])
 
-        def prep_text(ids):
-            return np.asarray([ids], dtype=np.int64)
+        def prep_text(ids, b):
+            return np.asarray([ids] * b, dtype=np.int64)
     else:
         check = {}
         dtype = torch.bfloat16 if kind == "torch-bf16" else torch.float32
@@ -185,8 +191,8 @@ def worker(args) -> None:
         def prep_image(b):
             return torch.from_numpy(pixels[:b].copy()).to(dtype)
 
-        def prep_text(ids):
-            return torch.tensor([ids], dtype=torch.int64)
+        def prep_text(ids, b):
+            return torch.tensor([ids] * b, dtype=torch.int64)
 
     warmed = set()
     print(json.dumps({"ready": True, **(check if kind == "ort" else {})}), flush=True)
@@ -197,7 +203,7 @@ def worker(args) -> None:
         if req["tower"] == "image":
             fn, x, items = image, prep_image(req["batch"]), req["batch"]
         else:
-            fn, x, items = text, prep_text(req["ids"]), 1
+            fn, x, items = text, prep_text(req["ids"], req["batch"]), req["batch"]
         key = (req["case"],)
         if key not in warmed:
             for _ in range(2):
@@ -249,11 +255,12 @@ class Peer:
         self.proc.wait(timeout=60)
 
 
-def run_ours_rss(args, tower: str, batch: int, tokens) -> tuple[dict, int]:
+def run_ours_rss(args, tower: str, batch: int, tokens, precision: str) -> tuple[dict, int]:
     """Run one engine case, returning its JSON line and the child's peak RSS in KiB."""
     cmd = [args.clip, "bench", "--model", args.model, "--tower", tower, "--threads",
-           str(args.threads), "--json"]
-    cmd += ["--batch", str(batch)] if tower == "image" else ["--tokens", str(tokens)]
+           str(args.threads), "--precision", precision, "--json", "--batch", str(batch)]
+    if tower == "text":
+        cmd += ["--tokens", str(tokens)]
     r, w = os.pipe()
     pid = os.posix_spawn(cmd[0], cmd, os.environ,
                          file_actions=[(os.POSIX_SPAWN_DUP2, w, 1), (os.POSIX_SPAWN_CLOSE, r)])
@@ -303,20 +310,27 @@ def markdown(res: dict) -> str:
         (f"text \"{PROMPT}\", {n_short} ids; all at equal length (ms)", "text_short",
          "text_short"),
         ("text, 77 ids (ms)", "text_77", "text_77"),
+        (f"text, batch 8 of {n_short} ids; peers padded to 77 (ms per text)", "text_short_b8",
+         "text_short_b8_pad77"),
+        (f"text, batch 8 of {n_short} ids; all at equal length (ms per text)", "text_short_b8",
+         "text_short_b8"),
     ]
-    head = ["case"] + [LABELS[c] for c in ["ours"] + PEERS] + [
-        "speed-up vs faster fp32 peer", "speed-up vs PyTorch bf16"]
+    head = ["case"] + [LABELS[c] for c in OURS + PEERS] + [
+        "f32 vs faster fp32 peer", "bf16 vs PyTorch bf16", "bf16 vs f32"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def ratio(a, b):
+        return f"{a / b:.2f}x" if a and b else "-"
+
     for label, ours_case, peer_case in rows:
-        ours = med.get(ours_case, {}).get("ours")
+        ours = {o: med.get(ours_case, {}).get(o) for o in OURS}
         peers = {p: med.get(peer_case, {}).get(p) for p in PEERS}
         fp32 = [v for k, v in peers.items() if k != "torch-bf16" and v is not None]
         best = min(fp32) if fp32 else None
-        bf = peers["torch-bf16"]
-        sp = f"{best / ours:.2f}x" if ours and best else "-"
-        spb = f"{bf / ours:.2f}x" if ours and bf else "-"
-        lines.append("| " + " | ".join([label, fmt(ours)] + [fmt(peers[p]) for p in PEERS]
-                                       + [sp, spb]) + " |")
+        cells = [fmt(ours[o]) for o in OURS] + [fmt(peers[p]) for p in PEERS]
+        cells += [ratio(best, ours["ours"]), ratio(peers["torch-bf16"], ours["ours-bf16"]),
+                  ratio(ours["ours"], ours["ours-bf16"])]
+        lines.append("| " + " | ".join([label] + cells) + " |")
     rss = res.get("peak_rss_mb", {})
     if rss:
         lines.append("")
@@ -373,7 +387,7 @@ def main() -> None:
     ap.add_argument("--min-time", type=float, default=1.0,
                     help="seconds of timed runs per peer call (at least --min-iters runs)")
     ap.add_argument("--min-iters", type=int, default=3)
-    ap.add_argument("--contenders", default="ours,torch-fp32,torch-bf16,ort")
+    ap.add_argument("--contenders", default="ours,ours-bf16,torch-fp32,torch-bf16,ort")
     ap.add_argument("--out", default=str(ROOT / "tools" / "out" / "bench_vs_peers.json"))
     ap.add_argument("--write-doc", help="rewrite the peers section of this Markdown file")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -400,13 +414,14 @@ def main() -> None:
     for rnd in range(args.rounds):
         for case, tower, batch, n, pad in CASES:
             for who in contenders:
-                if who == "ours":
+                if who in OURS:
                     if pad:
                         continue  # the engine never pads; its short case is text_short
                     tokens = len(short) if n == "short" else n
-                    rec, rss = run_ours_rss(args, tower, batch, tokens)
+                    prec = "bf16" if who == "ours-bf16" else "f32"
+                    rec, rss = run_ours_rss(args, tower, batch, tokens, prec)
                     ms = rec["ms_per_item"]
-                    rss_kb["ours"] = max(rss_kb.get("ours", 0), rss)
+                    rss_kb[who] = max(rss_kb.get(who, 0), rss)
                 else:
                     req = {"case": case, "tower": tower, "batch": batch,
                            "min_time": args.min_time, "min_iters": args.min_iters}

@@ -83,25 +83,27 @@ def plot_peers(json_path: Path, out: Path) -> None:
     res = json.loads(json_path.read_text())
     med = res["median_ms_per_item"]
     n = res.get("short_ids", "?")
-    contenders = [("ours", "clip-rs f32", "#3182bd"), ("torch-fp32", "PyTorch fp32", "#e6550d"),
+    contenders = [("ours", "clip-rs f32", "#3182bd"), ("ours-bf16", "clip-rs bf16", "#9ecae1"),
+                  ("torch-fp32", "PyTorch fp32", "#e6550d"),
                   ("torch-bf16", "PyTorch bf16", "#fdae6b"), ("ort", "ONNX Runtime fp32", "#31a354")]
     panels = [
         ("Image encoder (images/s)", [("batch 1", "image_b1", "image_b1"),
                                       ("batch 8", "image_b8", "image_b8")]),
-        ("Text encoder (texts/s, batch 1)", [
+        ("Text encoder (texts/s; batch 1 unless said)", [
             (f"\"a photo of a cat.\"\n{n} ids; peers padded to 77", "text_short",
              "text_short_pad77"),
             (f"\"a photo of a cat.\"\n{n} ids, equal length", "text_short", "text_short"),
-            ("77 ids", "text_77", "text_77")]),
+            ("77 ids", "text_77", "text_77"),
+            (f"batch 8 x {n} ids;\npeers padded to 77", "text_short_b8", "text_short_b8_pad77")]),
     ]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=90,
-                             gridspec_kw={"width_ratios": [2, 3]})
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.4), dpi=90,
+                             gridspec_kw={"width_ratios": [2, 4]})
     width = 0.8 / len(contenders)
     for ax, (title, groups) in zip(axes, panels):
         for j, (key, label, color) in enumerate(contenders):
             xs, ys = [], []
             for i, (_, ours_case, peer_case) in enumerate(groups):
-                case = ours_case if key == "ours" else peer_case
+                case = ours_case if key.startswith("ours") else peer_case
                 ms = med.get(case, {}).get(key)
                 if ms:
                     xs.append(i + (j - (len(contenders) - 1) / 2) * width)

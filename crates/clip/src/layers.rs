@@ -8,7 +8,7 @@
 use crate::weights::WeightFile;
 use crate::Result;
 use clip_kernels::{rows, Activation, AttentionShape};
-use clip_tensor::{Linear, Threads};
+use clip_tensor::{Linear, Precision, Tensor, Threads};
 use rayon::prelude::*;
 
 /// How the checkpoint names its tensors.
@@ -18,6 +18,13 @@ pub enum Layout {
     HuggingFace,
     /// `visual.transformer.resblocks.N.attn.in_proj_weight`, ...
     OpenAi,
+}
+
+/// How loaded weights are packed: the pool that packs them and the precision they keep.
+#[derive(Clone, Copy, Debug)]
+pub struct Packing<'a> {
+    pub th: &'a Threads,
+    pub precision: Precision,
 }
 
 /// Reads an f32 copy of `key` (converting f16/bf16), checking its shape.
@@ -33,11 +40,21 @@ pub(crate) fn linear(
     bias: Option<&str>,
     out: usize,
     inp: usize,
-    th: &Threads,
+    pk: &Packing<'_>,
 ) -> Result<Linear> {
-    let w = wf.get(key, &[out, inp])?.to_f32()?;
+    let w = wf.get(key, &[out, inp])?;
     let b = bias.map(|b| read(wf, b, &[out])).transpose()?;
-    let lin = Linear::from_rows(w.as_f32_slice()?, out, inp, b, th)?;
+    // bf16 packs straight from the stored bits (or rounds f32/f16); f32 from an f32 view.
+    let lin = match pk.precision {
+        Precision::Bf16 => {
+            let b = b.map(|b| Tensor::from_vec(b, &[out])).transpose()?;
+            Linear::new_with(&w, b.as_ref(), Precision::Bf16, pk.th)?
+        }
+        Precision::F32 => {
+            let w = w.to_f32()?;
+            Linear::from_rows(w.as_f32_slice()?, out, inp, b, pk.th)?
+        }
+    };
     drop(w);
     wf.release(key);
     Ok(lin)
@@ -52,16 +69,17 @@ pub(crate) fn projection(
     openai_key: &str,
     width: usize,
     dim: usize,
-    th: &Threads,
+    pk: &Packing<'_>,
 ) -> Result<Linear> {
     match layout {
-        Layout::HuggingFace => linear(wf, hf_key, None, dim, width, th),
-        Layout::OpenAi => Ok(Linear::from_in_out(
+        Layout::HuggingFace => linear(wf, hf_key, None, dim, width, pk),
+        Layout::OpenAi => Ok(Linear::from_in_out_with(
             &read(wf, openai_key, &[width, dim])?,
             width,
             dim,
             None,
-            th,
+            pk.precision,
+            pk.th,
         )?),
     }
 }
@@ -145,7 +163,7 @@ impl EncoderLayer {
         layout: Layout,
         prefix: &str,
         dims: LayerDims,
-        th: &Threads,
+        pk: &Packing<'_>,
     ) -> Result<EncoderLayer> {
         let (c, m) = (dims.width, dims.mlp);
         let k = |s: &str| format!("{prefix}.{s}");
@@ -160,18 +178,18 @@ impl EncoderLayer {
                 }
                 EncoderLayer {
                     layer_norm1: LayerNorm::load(wf, &k("layer_norm1"), c, dims.eps)?,
-                    qkv_proj: Linear::from_rows(&w, 3 * c, c, Some(b), th)?,
+                    qkv_proj: Linear::from_rows_with(&w, 3 * c, c, Some(b), pk.precision, pk.th)?,
                     out_proj: linear(
                         wf,
                         &k("self_attn.out_proj.weight"),
                         Some(&k("self_attn.out_proj.bias")),
                         c,
                         c,
-                        th,
+                        pk,
                     )?,
                     layer_norm2: LayerNorm::load(wf, &k("layer_norm2"), c, dims.eps)?,
-                    fc1: linear(wf, &k("mlp.fc1.weight"), Some(&k("mlp.fc1.bias")), m, c, th)?,
-                    fc2: linear(wf, &k("mlp.fc2.weight"), Some(&k("mlp.fc2.bias")), c, m, th)?,
+                    fc1: linear(wf, &k("mlp.fc1.weight"), Some(&k("mlp.fc1.bias")), m, c, pk)?,
+                    fc2: linear(wf, &k("mlp.fc2.weight"), Some(&k("mlp.fc2.bias")), c, m, pk)?,
                     dims,
                 }
             }
@@ -183,7 +201,7 @@ impl EncoderLayer {
                     Some(&k("attn.in_proj_bias")),
                     3 * c,
                     c,
-                    th,
+                    pk,
                 )?,
                 out_proj: linear(
                     wf,
@@ -191,7 +209,7 @@ impl EncoderLayer {
                     Some(&k("attn.out_proj.bias")),
                     c,
                     c,
-                    th,
+                    pk,
                 )?,
                 layer_norm2: LayerNorm::load(wf, &k("ln_2"), c, dims.eps)?,
                 fc1: linear(
@@ -200,7 +218,7 @@ impl EncoderLayer {
                     Some(&k("mlp.c_fc.bias")),
                     m,
                     c,
-                    th,
+                    pk,
                 )?,
                 fc2: linear(
                     wf,
@@ -208,7 +226,7 @@ impl EncoderLayer {
                     Some(&k("mlp.c_proj.bias")),
                     c,
                     m,
-                    th,
+                    pk,
                 )?,
                 dims,
             },
@@ -223,10 +241,10 @@ impl EncoderLayer {
         prefix: &str,
         count: usize,
         dims: LayerDims,
-        th: &Threads,
+        pk: &Packing<'_>,
     ) -> Result<Vec<EncoderLayer>> {
         (0..count)
-            .map(|i| EncoderLayer::load(wf, layout, &format!("{prefix}.{i}"), dims, th))
+            .map(|i| EncoderLayer::load(wf, layout, &format!("{prefix}.{i}"), dims, pk))
             .collect()
     }
 

@@ -19,6 +19,7 @@ pub mod text;
 pub mod vision;
 pub mod weights;
 
+pub use clip_tensor::Precision;
 pub use config::{ClipConfig, TextConfig, VisionConfig};
 pub use error::{Error, Result};
 pub use layers::Layout;

@@ -3,13 +3,13 @@
 //! classification. Send + Sync: share one model between threads.
 
 use crate::config::{ClipConfig, TextConfig, VisionConfig};
-use crate::layers::Layout;
+use crate::layers::{Layout, Packing};
 use crate::text::{TextOutput, TextTower};
 use crate::vision::{VisionOutput, VisionTower};
 use crate::weights::WeightFile;
 use crate::{Error, Result};
 use clip_kernels::{rows, Isa, SoftmaxMask};
-use clip_tensor::{DType, Threads};
+use clip_tensor::{DType, Precision, Threads};
 use clip_tokenizer::Tokenizer;
 use std::path::{Path, PathBuf};
 
@@ -22,6 +22,9 @@ pub struct LoadOptions {
     pub isa: Option<Isa>,
     /// Refuse tensors the model does not use (default: accept and list them).
     pub strict: bool,
+    /// The precision the linear-layer weights are kept in (default: bf16 for a bf16 weight
+    /// file, f32 otherwise). Activations and accumulation are f32 either way.
+    pub precision: Option<Precision>,
 }
 
 /// Rows of embeddings, `[rows, dim]` row-major.
@@ -84,6 +87,7 @@ pub struct ClipModel {
     weights_path: PathBuf,
     weights_size: usize,
     weights_dtype: Option<DType>,
+    precision: Precision,
     unused: Vec<String>,
 }
 
@@ -291,9 +295,16 @@ impl ClipModel {
             None => infer_config(&wf, layout, None)?,
         };
         let threads = Threads::with_isa(opts.threads, opts.isa.unwrap_or_else(Isa::active))?;
-        let vision =
-            VisionTower::load(&wf, layout, &config.vision, config.projection_dim, &threads)?;
-        let text = TextTower::load(&wf, layout, &config.text, config.projection_dim, &threads)?;
+        let precision = opts.precision.unwrap_or(match wf.dtype() {
+            Some(DType::BF16) => Precision::Bf16,
+            _ => Precision::F32,
+        });
+        let pk = Packing {
+            th: &threads,
+            precision,
+        };
+        let vision = VisionTower::load(&wf, layout, &config.vision, config.projection_dim, &pk)?;
+        let text = TextTower::load(&wf, layout, &config.text, config.projection_dim, &pk)?;
         let scale = wf.get_f32("logit_scale", &[])?;
         let unused: Vec<String> = wf.unused().into_iter().filter(|k| !ignorable(k)).collect();
         if opts.strict {
@@ -315,6 +326,7 @@ impl ClipModel {
             weights_path: wf.path().to_path_buf(),
             weights_size: wf.size(),
             weights_dtype: wf.dtype(),
+            precision,
             unused,
         })
     }
@@ -341,6 +353,11 @@ impl ClipModel {
         self.weights_size
     }
 
+    /// The precision the linear-layer weights are kept in.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
     /// The storage dtype of the weight file.
     pub fn weights_dtype(&self) -> Option<DType> {
         self.weights_dtype
@@ -353,7 +370,10 @@ impl ClipModel {
         n: usize,
         hidden_states: bool,
     ) -> Result<VisionOutput> {
-        self.vision.forward(pixels, n, hidden_states, &self.threads)
+        // One entry into the pool for the whole pass: its parallel regions then start from a
+        // worker instead of each blocking this thread on a hand-off.
+        let th = &self.threads;
+        th.install(|| self.vision.forward(pixels, n, hidden_states, th))
     }
 
     /// The full text pass on id sequences (see [`TextTower::forward`]).
@@ -363,8 +383,8 @@ impl ClipModel {
         full_context: bool,
         hidden_states: bool,
     ) -> Result<TextOutput> {
-        self.text
-            .forward(seqs, full_context, hidden_states, &self.threads)
+        let th = &self.threads;
+        th.install(|| self.text.forward(seqs, full_context, hidden_states, th))
     }
 
     /// Projected image features (not normalised), `[n, D]`.

@@ -9,7 +9,9 @@
 //! Upstream: transformers `models/clip/modeling_clip.py`, OpenAI `clip/model.py`.
 
 use crate::config::TextConfig;
-use crate::layers::{projection, read, EncoderLayer, LayerDims, LayerNorm, Layout, Scratch};
+use crate::layers::{
+    projection, read, EncoderLayer, LayerDims, LayerNorm, Layout, Packing, Scratch,
+};
 use crate::weights::WeightFile;
 use crate::{Error, Result};
 use clip_kernels::Activation;
@@ -52,7 +54,7 @@ impl TextTower {
         layout: Layout,
         cfg: &TextConfig,
         projection_dim: usize,
-        th: &Threads,
+        pk: &Packing<'_>,
     ) -> Result<TextTower> {
         let (c, ctx) = (cfg.hidden_size, cfg.max_position_embeddings);
         let (tok, pos, fin, layer_prefix) = match layout {
@@ -78,7 +80,7 @@ impl TextTower {
             causal: true,
         };
         let layers =
-            EncoderLayer::load_stack(wf, layout, layer_prefix, cfg.num_hidden_layers, dims, th)?;
+            EncoderLayer::load_stack(wf, layout, layer_prefix, cfg.num_hidden_layers, dims, pk)?;
         let text_projection = projection(
             wf,
             layout,
@@ -86,7 +88,7 @@ impl TextTower {
             "text_projection",
             c,
             projection_dim,
-            th,
+            pk,
         )?;
         Ok(TextTower {
             config: cfg.clone(),

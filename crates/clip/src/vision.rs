@@ -6,7 +6,9 @@
 //! Upstream: transformers `models/clip/modeling_clip.py`, OpenAI `clip/model.py`.
 
 use crate::config::VisionConfig;
-use crate::layers::{projection, read, EncoderLayer, LayerDims, LayerNorm, Layout, Scratch};
+use crate::layers::{
+    projection, read, EncoderLayer, LayerDims, LayerNorm, Layout, Packing, Scratch,
+};
 use crate::weights::WeightFile;
 use crate::{Error, Result};
 use clip_kernels::Activation;
@@ -45,7 +47,7 @@ impl VisionTower {
         layout: Layout,
         cfg: &VisionConfig,
         projection_dim: usize,
-        th: &Threads,
+        pk: &Packing<'_>,
     ) -> Result<VisionTower> {
         let (c, p, t) = (cfg.hidden_size, cfg.patch_size, cfg.num_positions());
         let (pre, post, conv, cls, pos, layer_prefix) = match layout {
@@ -67,7 +69,8 @@ impl VisionTower {
             ),
         };
         let conv_w = read(wf, conv, &[c, 3, p, p])?;
-        let patch_embedding = Linear::from_rows(&conv_w, c, 3 * p * p, None, th)?;
+        let patch_embedding =
+            Linear::from_rows_with(&conv_w, c, 3 * p * p, None, pk.precision, pk.th)?;
         let dims = LayerDims {
             width: c,
             heads: cfg.num_attention_heads,
@@ -77,7 +80,7 @@ impl VisionTower {
             causal: false,
         };
         let layers =
-            EncoderLayer::load_stack(wf, layout, layer_prefix, cfg.num_hidden_layers, dims, th)?;
+            EncoderLayer::load_stack(wf, layout, layer_prefix, cfg.num_hidden_layers, dims, pk)?;
         let visual_projection = projection(
             wf,
             layout,
@@ -85,7 +88,7 @@ impl VisionTower {
             "visual.proj",
             c,
             projection_dim,
-            th,
+            pk,
         )?;
         Ok(VisionTower {
             config: cfg.clone(),

@@ -84,6 +84,30 @@ pub(crate) trait MicroKernel: Sync + 'static {
         beta: f32,
         bias: *const f32,
     );
+
+    /// As [`MicroKernel::ukernel`], and prefetches `pf_bytes` bytes from `pf` into L2 spread
+    /// over the k loop (the next B micro-panel's share for this tile). A hint only: `pf` need
+    /// not be dereferenceable.
+    ///
+    /// # Safety
+    /// As [`MicroKernel::ukernel`].
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn ukernel_pf(
+        kc: usize,
+        a: *const Self::A,
+        b: *const Self::B,
+        c: *mut f32,
+        rs_c: usize,
+        alpha: f32,
+        beta: f32,
+        bias: *const f32,
+        _pf: *const u8,
+        _pf_bytes: usize,
+    ) {
+        // SAFETY: forwarded contract.
+        unsafe { Self::ukernel(kc, a, b, c, rs_c, alpha, beta, bias) }
+    }
 }
 
 /// The largest `MR x NR` of any micro-kernel, for the edge-tile scratch.

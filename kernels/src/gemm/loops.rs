@@ -324,11 +324,39 @@ fn task<K: MicroKernel>(job: &Job<'_, K>, i0: usize, mc: usize, p0: usize, p1: u
         let (a0, asteps) = (k0 / K::A::K_PER, kc_pad / K::A::K_PER);
         let (b0, bsteps) = (k0 / K::B::K_PER, kc_pad / K::B::K_PER);
         // Loop 2 (JR).
+        let tiles = mc.div_ceil(K::MR);
         for j in p0..p1 {
             let off = pack::packed_offset(b0, bsteps, j, job.panels, K::NR);
             let bpanel = &job.bpack[off..off + bsteps * K::NR];
+            // The B micro-panel this task reads next, prefetched into L2 in shares spread
+            // over this panel's tiles so its load from memory overlaps their arithmetic.
+            let next = if j + 1 < p1 {
+                Some((off + bsteps * K::NR, bsteps))
+            } else if k0 + kc < k {
+                let kc2 = job.kc_block.min(k - k0 - kc);
+                let steps2 = kc2.next_multiple_of(K::KSTEP) / K::B::K_PER;
+                let b2 = (k0 + kc) / K::B::K_PER;
+                Some((
+                    pack::packed_offset(b2, steps2, p0, job.panels, K::NR),
+                    steps2,
+                ))
+            } else {
+                None
+            };
+            let (pf_base, share) = match next {
+                Some((o, steps2)) => (
+                    job.bpack[o..].as_ptr().cast::<u8>(),
+                    (steps2 * K::NR * std::mem::size_of::<K::B>()).div_ceil(tiles),
+                ),
+                None => (std::ptr::null(), 0),
+            };
             // Loop 1 (IR).
-            for ir in 0..mc.div_ceil(K::MR) {
+            for ir in 0..tiles {
+                let pf = if pf_base.is_null() {
+                    pf_base
+                } else {
+                    pf_base.wrapping_add(ir * share)
+                };
                 let aoff = pack::packed_offset(a0, asteps, i0 / K::MR + ir, job.a_panels, K::MR);
                 let apanel = &job.apack[aoff..aoff + asteps * K::MR];
                 tile::<K>(
@@ -341,6 +369,8 @@ fn task<K: MicroKernel>(job: &Job<'_, K>, i0: usize, mc: usize, p0: usize, p1: u
                     j,
                     beta,
                     last,
+                    pf,
+                    share,
                 );
             }
         }
@@ -364,6 +394,8 @@ fn tile<K: MicroKernel>(
     j: usize,
     beta: f32,
     last: bool,
+    pf: *const u8,
+    pf_bytes: usize,
 ) {
     let col0 = job.n0 + j * K::NR;
     let mr = row1 - row0;
@@ -387,7 +419,7 @@ fn tile<K: MicroKernel>(
         // SAFETY: the panels hold kc*MR and kc*NR k (sliced above); the full tile
         // rows row0..row0+MR, columns col0..col0+NR lie in C and belong to this task alone.
         unsafe {
-            K::ukernel(
+            K::ukernel_pf(
                 kc,
                 apanel.as_ptr(),
                 bpanel.as_ptr(),
@@ -396,6 +428,8 @@ fn tile<K: MicroKernel>(
                 job.alpha,
                 beta,
                 bias,
+                pf,
+                pf_bytes,
             )
         };
         if act != Activation::None {

@@ -42,9 +42,9 @@ struct ModelArgs {
     /// Threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// f32 (bf16 is planned).
-    #[arg(long, default_value = "f32")]
-    precision: String,
+    /// Weight precision, f32 or bf16 (default: bf16 for a bf16 weight file, else f32).
+    #[arg(long, value_parser = crate::model_dir::parse_precision)]
+    precision: Option<clip::Precision>,
     /// One JSON line per case.
     #[arg(long)]
     json: bool,
@@ -132,12 +132,6 @@ fn time_median(mut f: impl FnMut() -> Result<(), String>) -> Result<f64, String>
 }
 
 fn bench_model(a: &ModelArgs) -> Result<(), String> {
-    if a.precision != "f32" {
-        return Err(format!(
-            "--precision {}: only f32 is available in this version",
-            a.precision
-        ));
-    }
     let towers: Vec<&str> = match a.tower.as_deref() {
         None => vec!["image", "text"],
         Some(t @ ("image" | "text")) => vec![t],
@@ -147,7 +141,9 @@ fn bench_model(a: &ModelArgs) -> Result<(), String> {
     // No folder given or found: the benchmark falls back to random weights (timings are real).
     let random = a.random_weights || crate::model_dir::find(a.model.as_deref())?.is_none();
     let t0 = Instant::now();
-    let (model, dir) = crate::model_dir::load_model(a.model.as_deref(), random, threads)?;
+    let (model, dir) =
+        crate::model_dir::load_model(a.model.as_deref(), random, threads, a.precision)?;
+    let precision = crate::model_dir::precision_name(model.precision());
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let threads = model.threads().count();
     if !a.json {
@@ -255,13 +251,12 @@ fn bench_model(a: &ModelArgs) -> Result<(), String> {
             if a.json {
                 let tok = tokens.map_or("null".to_string(), |t| t.to_string());
                 println!(
-                    "{{\"tower\":\"{tower}\",\"batch\":{batch},\"tokens\":{tok},\"threads\":{threads},\"precision\":\"{}\",\"ms_per_item\":{ms_per_item:.3},\"items_per_s\":{items_per_s:.2},\"gflops\":{gflops:.1},\"load_ms\":{load_ms:.0},\"random_weights\":{random}}}",
-                    a.precision
+                    "{{\"tower\":\"{tower}\",\"batch\":{batch},\"tokens\":{tok},\"threads\":{threads},\"precision\":\"{precision}\",\"ms_per_item\":{ms_per_item:.3},\"items_per_s\":{items_per_s:.2},\"gflops\":{gflops:.1},\"load_ms\":{load_ms:.0},\"random_weights\":{random}}}"
                 );
             } else {
                 let tok = tokens.map_or(String::new(), |t| format!(" tokens={t}"));
                 println!(
-                    "{tower} batch={batch}{tok} threads={threads}: {ms_per_item:.2} ms/item, {items_per_s:.1} items/s, {gflops:.1} GFLOP/s"
+                    "{tower} batch={batch}{tok} threads={threads} {precision}: {ms_per_item:.2} ms/item, {items_per_s:.1} items/s, {gflops:.1} GFLOP/s"
                 );
             }
         }

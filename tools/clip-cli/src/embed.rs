@@ -41,6 +41,9 @@ struct Common {
     /// Threads (default: all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Weight precision, f32 or bf16 (default: bf16 for a bf16 weight file, else f32).
+    #[arg(long, value_parser = model_dir::parse_precision)]
+    precision: Option<clip::Precision>,
 }
 
 #[derive(Args)]
@@ -74,7 +77,7 @@ pub fn run(args: &EmbedArgs) -> Result<(), String> {
 }
 
 fn load(c: &Common) -> Result<(ClipModel, Option<PathBuf>), String> {
-    model_dir::load_model(c.model.as_deref(), c.random_weights, c.threads)
+    model_dir::load_model(c.model.as_deref(), c.random_weights, c.threads, c.precision)
 }
 
 fn write(c: &Common, e: Embeddings) -> Result<(), String> {

@@ -5,7 +5,7 @@
 //! This module does not parse images or texts; commands do that with the model it returns.
 
 use clip::image::Preprocessor;
-use clip::{ClipConfig, ClipModel, LoadOptions};
+use clip::{ClipConfig, ClipModel, LoadOptions, Precision};
 use std::path::{Path, PathBuf};
 
 const REPO: &str = "openai/clip-vit-base-patch32";
@@ -85,6 +85,26 @@ pub struct ModelArgs {
     /// Threads (default: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Weight precision, f32 or bf16 (default: bf16 for a bf16 weight file, else f32).
+    #[arg(long, value_parser = parse_precision)]
+    pub precision: Option<Precision>,
+}
+
+/// Parses `--precision`.
+pub fn parse_precision(s: &str) -> Result<Precision, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "f32" | "fp32" => Ok(Precision::F32),
+        "bf16" => Ok(Precision::Bf16),
+        _ => Err(format!("expected f32 or bf16, got {s:?}")),
+    }
+}
+
+/// The name `--precision` takes for `p`.
+pub fn precision_name(p: Precision) -> &'static str {
+    match p {
+        Precision::F32 => "f32",
+        Precision::Bf16 => "bf16",
+    }
 }
 
 /// Loads the model: random weights when `random`, else the folder found by [`find`]. Prints
@@ -93,9 +113,11 @@ pub fn load_model(
     model: Option<&Path>,
     random: bool,
     threads: usize,
+    precision: Option<Precision>,
 ) -> Result<(ClipModel, Option<PathBuf>), String> {
     let opts = LoadOptions {
         threads,
+        precision,
         ..Default::default()
     };
     if random {
@@ -111,7 +133,12 @@ pub fn load_model(
 
 /// [`load_model`] from the shared options.
 pub fn load(args: &ModelArgs) -> Result<Loaded, String> {
-    let (model, dir) = load_model(args.model.as_deref(), args.random_weights, args.threads)?;
+    let (model, dir) = load_model(
+        args.model.as_deref(),
+        args.random_weights,
+        args.threads,
+        args.precision,
+    )?;
     Ok(Loaded { model, dir })
 }
 

@@ -54,7 +54,38 @@ impl MicroKernel for Avx512Bf16Dot {
     ) {
         // SAFETY: forwarded contract; this kernel is only chosen on a CPU with AVX512-BF16
         // (`Bf16Kernel::is_available`).
-        unsafe { bf16gemm_ukernel_avx512bf16_10x32(kc, a, b, c, rs_c, alpha, beta, bias) }
+        unsafe {
+            bf16gemm_ukernel_avx512bf16_10x32(
+                kc,
+                a,
+                b,
+                c,
+                rs_c,
+                alpha,
+                beta,
+                bias,
+                core::ptr::null(),
+                0,
+            )
+        }
+    }
+
+    unsafe fn ukernel_pf(
+        kc: usize,
+        a: *const u32,
+        b: *const u32,
+        c: *mut f32,
+        rs_c: usize,
+        alpha: f32,
+        beta: f32,
+        bias: *const f32,
+        pf: *const u8,
+        pf_bytes: usize,
+    ) {
+        // SAFETY: as in `ukernel`; prefetches never fault.
+        unsafe {
+            bf16gemm_ukernel_avx512bf16_10x32(kc, a, b, c, rs_c, alpha, beta, bias, pf, pf_bytes)
+        }
     }
 }
 
@@ -72,13 +103,27 @@ unsafe fn bf16gemm_ukernel_avx512bf16_10x32(
     alpha: f32,
     beta: f32,
     bias: *const f32,
+    pf: *const u8,
+    pf_bytes: usize,
 ) {
     // SAFETY: every pointer access stays within the caller-guaranteed panels (kc/2 x MR and
     // kc/2 x NR pairs) and tile; `__m512i` and `__m512bh` are both 64 bytes of plain bits.
     unsafe {
         let mut acc0 = [_mm512_setzero_ps(); MR];
         let mut acc1 = [_mm512_setzero_ps(); MR];
-        for _ in 0..kc / 2 {
+        // One prefetch per pair walks the next B panel's share (see the f32 kernel).
+        let steps = kc / 2;
+        let step = if steps == 0 {
+            0
+        } else {
+            pf_bytes.div_ceil(steps)
+        };
+        let mut pf = if step == 0 { core::ptr::null() } else { pf };
+        for _ in 0..steps {
+            if !pf.is_null() {
+                _mm_prefetch::<_MM_HINT_T1>(pf.cast());
+                pf = pf.wrapping_add(step);
+            }
             let b0: __m512bh = core::mem::transmute(_mm512_loadu_si512(b.cast()));
             let b1: __m512bh = core::mem::transmute(_mm512_loadu_si512(b.add(16).cast()));
             for r in 0..MR {
