@@ -215,7 +215,36 @@ impl MicroKernel for Avx512Bf16 {
         bias: *const f32,
     ) {
         // SAFETY: forwarded contract; the trait requires a CPU with AVX-512F.
-        unsafe { bf16gemm_ukernel_avx512_10x32(kc, a, b, c, rs_c, alpha, beta, bias) }
+        unsafe {
+            bf16gemm_ukernel_avx512_10x32(
+                kc,
+                a,
+                b,
+                c,
+                rs_c,
+                alpha,
+                beta,
+                bias,
+                core::ptr::null(),
+                0,
+            )
+        }
+    }
+
+    unsafe fn ukernel_pf(
+        kc: usize,
+        a: *const f32,
+        b: *const u32,
+        c: *mut f32,
+        rs_c: usize,
+        alpha: f32,
+        beta: f32,
+        bias: *const f32,
+        pf: *const u8,
+        pf_bytes: usize,
+    ) {
+        // SAFETY: forwarded contract; prefetches never fault.
+        unsafe { bf16gemm_ukernel_avx512_10x32(kc, a, b, c, rs_c, alpha, beta, bias, pf, pf_bytes) }
     }
 }
 
@@ -232,13 +261,27 @@ unsafe fn bf16gemm_ukernel_avx512_10x32(
     alpha: f32,
     beta: f32,
     bias: *const f32,
+    pf: *const u8,
+    pf_bytes: usize,
 ) {
     // SAFETY: every pointer access stays within the caller-guaranteed panels and tile.
     unsafe {
         let hi = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
         let mut acc0 = [_mm512_setzero_ps(); MR];
         let mut acc1 = [_mm512_setzero_ps(); MR];
-        for _ in 0..kc / 2 {
+        // One prefetch per pair walks the next B panel's share (see the f32 kernel).
+        let steps = kc / 2;
+        let step = if steps == 0 {
+            0
+        } else {
+            pf_bytes.div_ceil(steps)
+        };
+        let mut pf = if step == 0 { core::ptr::null() } else { pf };
+        for _ in 0..steps {
+            if !pf.is_null() {
+                _mm_prefetch::<_MM_HINT_T1>(pf.cast());
+                pf = pf.wrapping_add(step);
+            }
             let x0 = _mm512_loadu_si512(b.cast());
             let x1 = _mm512_loadu_si512(b.add(16).cast());
             let e0 = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(x0));
