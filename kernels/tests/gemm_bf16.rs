@@ -524,10 +524,13 @@ fn clip_shapes_real_bound() {
 }
 
 /// 1, 2 and 3 threads give the same bits; so does a row computed alone or in a taller A.
+/// With 250 rows the AVX2/AVX-512 conversion kernels widen B panels once per task on 1 and 2
+/// threads (25 and 13 tiles of 10 rows) and inside each tile on 3 threads and for the rows
+/// computed alone: the two ways must agree.
 #[test]
 fn bitwise_independent_of_threads_and_m() {
     let mut rng = Rng::new(5);
-    let (m, k, n) = (77, 301, 517);
+    let (m, k, n) = (250, 301, 517);
     let a = Mat::new(m, k, Layout::RowMajor, 0.0, || rng.uniform(-1.0, 1.0));
     let b = Mat::new(k, n, Layout::ColMajor, 0.0, || rng.uniform(-1.0, 1.0));
     let bias: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect();
@@ -569,7 +572,14 @@ fn bitwise_independent_of_threads_and_m() {
 #[test]
 fn packing_sources_agree_and_conversion_equals_f32_on_rounded_b() {
     let mut rng = Rng::new(77);
-    let (m, k, n) = (23, 515, 70);
+    // 250 rows: the AVX2/AVX-512 conversion kernels widen each B panel once (one task).
+    for m in [23, 250] {
+        sources_and_conversion(&mut rng, m);
+    }
+}
+
+fn sources_and_conversion(rng: &mut Rng, m: usize) {
+    let (k, n) = (515, 70);
     let a = Mat::new(m, k, Layout::RowMajor, 0.0, || rng.uniform(-1.0, 1.0));
     // W is [n, k] row-major, B = W^T.
     let w: Vec<f32> = (0..n * k).map(|_| rng.uniform(-2.0, 2.0)).collect();

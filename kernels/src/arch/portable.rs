@@ -25,6 +25,7 @@ fn load(s: &[f32]) -> f32x8 {
 impl MicroKernel for Portable {
     type A = f32;
     type B = f32;
+    type Wide = Self;
     const ISA: Isa = Isa::Portable;
     const MR: usize = MR;
     const NR: usize = NR;
@@ -114,6 +115,7 @@ fn load_u32(s: &[u32]) -> u32x8 {
 impl MicroKernel for PortableBf16 {
     type A = f32;
     type B = u32;
+    type Wide = Self;
     const ISA: Isa = Isa::Portable;
     const MR: usize = MR;
     const NR: usize = NR;

@@ -15,6 +15,7 @@ const NR: usize = 8;
 impl MicroKernel for Scalar {
     type A = f32;
     type B = f32;
+    type Wide = Self;
     const ISA: Isa = Isa::Scalar;
     const MR: usize = MR;
     const NR: usize = NR;
@@ -100,6 +101,7 @@ pub(crate) struct ScalarBf16;
 impl MicroKernel for ScalarBf16 {
     type A = f32;
     type B = u32;
+    type Wide = Self;
     const ISA: Isa = Isa::Scalar;
     const MR: usize = MR;
     const NR: usize = NR;
@@ -174,6 +176,7 @@ pub(crate) struct ScalarBf16Dot;
 impl MicroKernel for ScalarBf16Dot {
     type A = u32;
     type B = u32;
+    type Wide = Self;
     const ISA: Isa = Isa::Scalar;
     const MR: usize = MR;
     const NR: usize = NR;

@@ -59,6 +59,14 @@ pub(crate) trait MicroKernel: Sync + 'static {
     const MC: usize;
     /// Columns of B packed per JC step when B is not pre-packed (loop 5); a multiple of `NR`.
     const NC: usize;
+    /// The kernel the loops run on a B micro-panel widened by [`MicroKernel::widen_b`]: the f32
+    /// twin of a bf16 conversion kernel (same A, tile and arithmetic), `Self` otherwise.
+    type Wide: MicroKernel<A = Self::A>;
+    /// Whether the loops widen each B micro-panel once per task and panel and run `Wide` on
+    /// it, when the task has at least [`WIDEN_MIN_TILES`] row tiles (the in-kernel widening is
+    /// then repeated per tile). Either way the FMAs are the same, so the result does not
+    /// depend on the choice.
+    const WIDEN: bool = false;
     /// The depth granularity: 1 for f32 kernels, 2 when either panel holds bf16 pairs.
     const KSTEP: usize = if <Self::A as PanelElem>::K_PER > <Self::B as PanelElem>::K_PER {
         <Self::A as PanelElem>::K_PER
@@ -85,6 +93,16 @@ pub(crate) trait MicroKernel: Sync + 'static {
         bias: *const f32,
     );
 
+    /// Widens a packed B micro-panel of padded depth `kc` into `Wide`'s layout (`dst` holds
+    /// `kc*NR` elements). Only called when `WIDEN`.
+    ///
+    /// # Safety
+    /// `src` holds `kc/B::K_PER*NR` elements, `dst` `kc*NR`; the CPU supports the kernel set.
+    unsafe fn widen_b(src: &[Self::B], dst: &mut [<Self::Wide as MicroKernel>::B], kc: usize) {
+        let _ = (src, dst, kc);
+        unreachable!("widen_b of a kernel that does not widen");
+    }
+
     /// As [`MicroKernel::ukernel`], and prefetches `pf_bytes` bytes from `pf` into L2 spread
     /// over the k loop (the next B micro-panel's share for this tile). A hint only: `pf` need
     /// not be dereferenceable.
@@ -109,6 +127,13 @@ pub(crate) trait MicroKernel: Sync + 'static {
         unsafe { Self::ukernel(kc, a, b, c, rs_c, alpha, beta, bias) }
     }
 }
+
+/// Row tiles of a task from which a `WIDEN` kernel's B panels are widened once by the loops.
+/// Measured on AVX-512 (GFLOP per CPU-second, 1 thread, against widening in every tile):
+/// 0.94-0.97x at 5 tiles (50 rows), 1.00x at 8 and 10, 1.06-1.08x at 20 or more (400 rows
+/// on 2 threads, 1024): storing the widened panel costs about as much as widening it in 8-10
+/// tiles.
+pub(crate) const WIDEN_MIN_TILES: usize = 12;
 
 /// The largest `MR x NR` of any micro-kernel, for the edge-tile scratch.
 pub(crate) const MAX_TILE: usize = 16 * 32;

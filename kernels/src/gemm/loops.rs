@@ -14,7 +14,7 @@
 //! count. The bias and activation are applied to each tile after its last KC block.
 
 use super::bf16::Bf16Kernel;
-use super::kernel::{MicroKernel, MAX_NR, MAX_TILE};
+use super::kernel::{MicroKernel, MAX_NR, MAX_TILE, WIDEN_MIN_TILES};
 use super::pack::{self, AlignedBuf, PanelElem};
 use super::{Activation, Epilogue, MatMut, MatRef, PackedB};
 use crate::Isa;
@@ -148,6 +148,8 @@ unsafe impl Sync for CPtr {}
 thread_local! {
     static A_PACK: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
     static B_PACK: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
+    /// One B micro-panel widened to f32 (`MicroKernel::WIDEN`).
+    static W_PACK: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
 }
 
 /// Takes a thread's scratch buffer (an empty one if it is in use higher up this thread's
@@ -311,6 +313,14 @@ fn run_tasks<K: MicroKernel>(job: &Job<'_, K>) {
 fn task<K: MicroKernel>(job: &Job<'_, K>, i0: usize, mc: usize, p0: usize, p1: usize) {
     let k = job.a.cols;
     debug_assert_eq!(i0 % K::MR, 0);
+    let tiles = mc.div_ceil(K::MR);
+    // A bf16 conversion kernel's B micro-panels are widened here once for all the task's
+    // tiles (then multiplied by the f32 twin) rather than in every tile.
+    let mut wbuf = (K::WIDEN && tiles >= WIDEN_MIN_TILES).then(|| {
+        let mut w = take(&W_PACK);
+        w.ensure(job.kc_block.next_multiple_of(K::KSTEP) * K::NR);
+        w
+    });
     // Loop 4 (PC). k == 0 still runs once, so beta, bias and activation are applied.
     let mut k0 = 0;
     loop {
@@ -324,10 +334,15 @@ fn task<K: MicroKernel>(job: &Job<'_, K>, i0: usize, mc: usize, p0: usize, p1: u
         let (a0, asteps) = (k0 / K::A::K_PER, kc_pad / K::A::K_PER);
         let (b0, bsteps) = (k0 / K::B::K_PER, kc_pad / K::B::K_PER);
         // Loop 2 (JR).
-        let tiles = mc.div_ceil(K::MR);
         for j in p0..p1 {
             let off = pack::packed_offset(b0, bsteps, j, job.panels, K::NR);
             let bpanel = &job.bpack[off..off + bsteps * K::NR];
+            if let Some(w) = wbuf.as_mut() {
+                let wide = &mut w.view_mut::<<K::Wide as MicroKernel>::B>()[..kc_pad * K::NR];
+                // SAFETY: the packed panel holds bsteps*NR elements and `wide` kc_pad*NR;
+                // the caller checked that the CPU runs K's kernel set.
+                unsafe { K::widen_b(bpanel, wide, kc_pad) };
+            }
             // The B micro-panel this task reads next, prefetched into L2 in shares spread
             // over this panel's tiles so its load from memory overlaps their arithmetic.
             let next = if j + 1 < p1 {
@@ -359,19 +374,31 @@ fn task<K: MicroKernel>(job: &Job<'_, K>, i0: usize, mc: usize, p0: usize, p1: u
                 };
                 let aoff = pack::packed_offset(a0, asteps, i0 / K::MR + ir, job.a_panels, K::MR);
                 let apanel = &job.apack[aoff..aoff + asteps * K::MR];
-                tile::<K>(
-                    job,
-                    apanel,
-                    bpanel,
-                    kc_pad,
-                    i0 + ir * K::MR,
-                    (i0 + mc).min(i0 + (ir + 1) * K::MR),
-                    j,
-                    beta,
-                    last,
-                    pf,
-                    share,
-                );
+                let rows = (i0 + ir * K::MR, (i0 + mc).min(i0 + (ir + 1) * K::MR));
+                match &wbuf {
+                    Some(w) => tile::<K, K::Wide>(
+                        job,
+                        apanel,
+                        &w.view()[..kc_pad * K::NR],
+                        kc_pad,
+                        rows,
+                        j,
+                        beta,
+                        last,
+                        (pf, share),
+                    ),
+                    None => tile::<K, K>(
+                        job,
+                        apanel,
+                        bpanel,
+                        kc_pad,
+                        rows,
+                        j,
+                        beta,
+                        last,
+                        (pf, share),
+                    ),
+                }
             }
         }
         k0 += kc;
@@ -379,24 +406,27 @@ fn task<K: MicroKernel>(job: &Job<'_, K>, i0: usize, mc: usize, p0: usize, p1: u
             break;
         }
     }
+    if let Some(w) = wbuf {
+        give_back(&W_PACK, w);
+    }
 }
 
-/// One `MR x NR` tile: rows `row0..row1`, panel `j`; `kc` is the padded depth.
+/// One `MR x NR` tile: rows `row0..row1`, panel `j`; `kc` is the padded depth. The
+/// micro-kernel is `U`: `K` itself, or its f32 twin on a widened B panel (same tile shape).
 #[allow(clippy::too_many_arguments)]
 #[inline]
-fn tile<K: MicroKernel>(
+fn tile<K: MicroKernel, U: MicroKernel<A = K::A>>(
     job: &Job<'_, K>,
     apanel: &[K::A],
-    bpanel: &[K::B],
+    bpanel: &[U::B],
     kc: usize,
-    row0: usize,
-    row1: usize,
+    (row0, row1): (usize, usize),
     j: usize,
     beta: f32,
     last: bool,
-    pf: *const u8,
-    pf_bytes: usize,
+    (pf, pf_bytes): (*const u8, usize),
 ) {
+    debug_assert_eq!((U::MR, U::NR), (K::MR, K::NR));
     let col0 = job.n0 + j * K::NR;
     let mr = row1 - row0;
     let nr = K::NR.min(job.n0 + job.nc - col0);
@@ -419,7 +449,7 @@ fn tile<K: MicroKernel>(
         // SAFETY: the panels hold kc*MR and kc*NR k (sliced above); the full tile
         // rows row0..row0+MR, columns col0..col0+NR lie in C and belong to this task alone.
         unsafe {
-            K::ukernel_pf(
+            U::ukernel_pf(
                 kc,
                 apanel.as_ptr(),
                 bpanel.as_ptr(),
@@ -457,7 +487,7 @@ fn tile<K: MicroKernel>(
     }
     // SAFETY: the scratch tile is MR x NR with row stride NR; panels and bias as above.
     unsafe {
-        K::ukernel(
+        U::ukernel(
             kc,
             apanel.as_ptr(),
             bpanel.as_ptr(),

@@ -26,6 +26,7 @@ const NR: usize = 16;
 impl MicroKernel for Neon {
     type A = f32;
     type B = f32;
+    type Wide = Self;
     const ISA: Isa = Isa::Neon;
     const MR: usize = MR;
     const NR: usize = NR;

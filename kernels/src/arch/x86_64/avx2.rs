@@ -25,6 +25,7 @@ const NR: usize = 16;
 impl MicroKernel for Avx2 {
     type A = f32;
     type B = f32;
+    type Wide = Self;
     const ISA: Isa = Isa::Avx2;
     const MR: usize = MR;
     const NR: usize = NR;
@@ -125,6 +126,14 @@ pub(crate) struct Avx2Bf16;
 impl MicroKernel for Avx2Bf16 {
     type A = f32;
     type B = u32;
+    type Wide = Avx2;
+    const WIDEN: bool = true;
+
+    unsafe fn widen_b(src: &[u32], dst: &mut [f32], kc: usize) {
+        assert!(src.len() >= kc / 2 * NR && dst.len() >= kc * NR);
+        // SAFETY: lengths checked above; the trait requires a CPU with AVX2.
+        unsafe { widen_panel_avx2(src.as_ptr(), dst.as_mut_ptr(), kc / 2) }
+    }
     const ISA: Isa = Isa::Avx2;
     const MR: usize = MR;
     const NR: usize = NR;
@@ -144,6 +153,29 @@ impl MicroKernel for Avx2Bf16 {
     ) {
         // SAFETY: forwarded contract; the trait requires a CPU with AVX2 and FMA.
         unsafe { bf16gemm_ukernel_avx2_6x16(kc, a, b, c, rs_c, alpha, beta, bias) }
+    }
+}
+
+/// Widens `pairs` rows of 16 bf16 pairs into `2*pairs` rows of 16 f32 (the f32 kernel's
+/// packed B micro-panel): row `2p` from the low halves, row `2p+1` from the high halves.
+///
+/// # Safety
+/// `src` holds `pairs*16` pairs, `dst` `pairs*32` floats; the CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn widen_panel_avx2(mut src: *const u32, mut dst: *mut f32, pairs: usize) {
+    // SAFETY: each step reads 16 pairs and writes 32 floats inside the caller's buffers.
+    unsafe {
+        let hi = _mm256_set1_epi32(0xFFFF_0000u32 as i32);
+        for _ in 0..pairs {
+            let x0 = _mm256_loadu_si256(src.cast());
+            let x1 = _mm256_loadu_si256(src.add(8).cast());
+            _mm256_storeu_ps(dst, _mm256_castsi256_ps(_mm256_slli_epi32::<16>(x0)));
+            _mm256_storeu_ps(dst.add(8), _mm256_castsi256_ps(_mm256_slli_epi32::<16>(x1)));
+            _mm256_storeu_ps(dst.add(16), _mm256_castsi256_ps(_mm256_and_si256(x0, hi)));
+            _mm256_storeu_ps(dst.add(24), _mm256_castsi256_ps(_mm256_and_si256(x1, hi)));
+            src = src.add(NR);
+            dst = dst.add(2 * NR);
+        }
     }
 }
 

@@ -33,6 +33,7 @@ const NR: usize = 32;
 impl MicroKernel for Avx512 {
     type A = f32;
     type B = f32;
+    type Wide = Self;
     const ISA: Isa = Isa::Avx512;
     const MR: usize = MR;
     const NR: usize = NR;
@@ -197,6 +198,8 @@ pub(crate) struct Avx512Bf16;
 impl MicroKernel for Avx512Bf16 {
     type A = f32;
     type B = u32;
+    type Wide = Avx512;
+    const WIDEN: bool = true;
     const ISA: Isa = Isa::Avx512;
     const MR: usize = MR;
     const NR: usize = NR;
@@ -231,6 +234,12 @@ impl MicroKernel for Avx512Bf16 {
         }
     }
 
+    unsafe fn widen_b(src: &[u32], dst: &mut [f32], kc: usize) {
+        assert!(src.len() >= kc / 2 * NR && dst.len() >= kc * NR);
+        // SAFETY: lengths checked above; the trait requires a CPU with AVX-512F.
+        unsafe { widen_panel_avx512(src.as_ptr(), dst.as_mut_ptr(), kc / 2) }
+    }
+
     unsafe fn ukernel_pf(
         kc: usize,
         a: *const f32,
@@ -245,6 +254,32 @@ impl MicroKernel for Avx512Bf16 {
     ) {
         // SAFETY: forwarded contract; prefetches never fault.
         unsafe { bf16gemm_ukernel_avx512_10x32(kc, a, b, c, rs_c, alpha, beta, bias, pf, pf_bytes) }
+    }
+}
+
+/// Widens `pairs` rows of 32 bf16 pairs into `2*pairs` rows of 32 f32 (the f32 kernel's
+/// packed B micro-panel): row `2p` from the low halves, row `2p+1` from the high halves.
+///
+/// # Safety
+/// `src` holds `pairs*32` pairs, `dst` `pairs*64` floats; the CPU supports AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn widen_panel_avx512(mut src: *const u32, mut dst: *mut f32, pairs: usize) {
+    // SAFETY: each step reads 32 pairs and writes 64 floats inside the caller's buffers.
+    unsafe {
+        let hi = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
+        for _ in 0..pairs {
+            let x0 = _mm512_loadu_si512(src.cast());
+            let x1 = _mm512_loadu_si512(src.add(16).cast());
+            _mm512_storeu_ps(dst, _mm512_castsi512_ps(_mm512_slli_epi32::<16>(x0)));
+            _mm512_storeu_ps(
+                dst.add(16),
+                _mm512_castsi512_ps(_mm512_slli_epi32::<16>(x1)),
+            );
+            _mm512_storeu_ps(dst.add(32), _mm512_castsi512_ps(_mm512_and_si512(x0, hi)));
+            _mm512_storeu_ps(dst.add(48), _mm512_castsi512_ps(_mm512_and_si512(x1, hi)));
+            src = src.add(NR);
+            dst = dst.add(2 * NR);
+        }
     }
 }
 

@@ -35,6 +35,7 @@ const NR: usize = 32;
 impl MicroKernel for Avx512Bf16Dot {
     type A = u32;
     type B = u32;
+    type Wide = Self;
     const ISA: Isa = Isa::Avx512;
     const MR: usize = MR;
     const NR: usize = NR;
