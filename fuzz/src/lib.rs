@@ -203,12 +203,12 @@ fn image_once(data: &[u8]) {
     // Options vary with the input, so each is covered.
     let opts = DecodeOptions {
         max_pixels: FUZZ_MAX_PIXELS,
-        alpha: if data.len() % 2 == 0 {
+        alpha: if data.len().is_multiple_of(2) {
             AlphaMode::CompositeOverWhite
         } else {
             AlphaMode::Drop
         },
-        apply_exif_orientation: data.len() % 3 == 0,
+        apply_exif_orientation: data.len().is_multiple_of(3),
     };
     let img = match decode_bytes(data, name, &opts) {
         Ok(img) => img,
@@ -226,7 +226,11 @@ fn image_once(data: &[u8]) {
     assert!((img.width * img.height) as u64 <= FUZZ_MAX_PIXELS);
     assert_eq!(img.data.len(), img.width * img.height * 3);
     // The CLIP pipeline at a small size (same code as 224, faster), and now and then 224.
-    let n = if data.len() % 8 == 0 { 224 } else { 24 };
+    let n = if data.len().is_multiple_of(8) {
+        224
+    } else {
+        24
+    };
     let pre = Preprocessor {
         config: PreprocessConfig {
             size: ResizeTarget::ShortestEdge(n),
