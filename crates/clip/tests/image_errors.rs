@@ -341,3 +341,53 @@ fn one_pixel_and_thin_images_are_accepted() {
         .expect("1x1 JPEG");
     assert_eq!(pv.shape, [1, 3, 224, 224]);
 }
+
+/// Output sizes come from a config file and the aspect ratio: they are bounded by the pixel
+/// limit, and a crop of a huge resize costs the crop (no table over the whole resize).
+#[test]
+fn preprocessing_output_is_bounded() {
+    let thin = clip::image::RgbImage::new(5000, 1, vec![128; 5000 * 3]).expect("5000x1");
+    // Without center crop, 5000x1 resizes to 1,120,000 x 224: over 100 M pixels, refused.
+    let no_crop = Preprocessor {
+        config: PreprocessConfig {
+            do_center_crop: false,
+            ..PreprocessConfig::default()
+        },
+        ..Preprocessor::default()
+    };
+    let e = no_crop.preprocess_rgb(&thin).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument { reason } if reason.contains("1120000x224")),
+        "{e:?}"
+    );
+    assert!(matches!(
+        no_crop.resize(&thin),
+        Err(Error::InvalidArgument { .. })
+    ));
+    // A hostile preprocessor_config.json: huge crop, refused; huge resize with a normal
+    // crop, computed through the window (2^40 columns would not fit in memory).
+    let cfg = PreprocessConfig::from_json(
+        br#"{"crop_size": 1000000000, "size": {"shortest_edge": 224}}"#,
+        Path::new("preprocessor_config.json"),
+    )
+    .expect("parses");
+    let huge_crop = Preprocessor {
+        config: cfg,
+        ..Preprocessor::default()
+    };
+    assert!(matches!(
+        huge_crop.preprocess_rgb(&thin),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let huge_resize = Preprocessor {
+        config: PreprocessConfig {
+            size: clip::image::ResizeTarget::ShortestEdge(1 << 28),
+            ..PreprocessConfig::default()
+        },
+        ..Preprocessor::default()
+    };
+    let pv = huge_resize
+        .preprocess_rgb(&thin)
+        .expect("a window of a huge resize");
+    assert_eq!(pv.shape, [1, 3, 224, 224]);
+}
