@@ -307,10 +307,12 @@ fn hostile_texts_through_tokenize_and_embed_text() {
         assert!(rows[0].len() > 1000, "{what}");
         // --context and embed: too long for 77 tokens, said in one line.
         let o = with_stdin(&d, &["tokenize", "--context"], text.as_bytes());
-        assert!(one_line_failure(&o, what).contains("too long"));
+        let err = one_line_failure(&o, what);
+        assert!(err.contains("stdin") && err.contains("too long"), "{err}");
         let line = serde_json::to_string(text).unwrap();
         let o = with_stdin(&d, &embed, line.as_bytes());
-        assert!(one_line_failure(&o, what).contains("too long"));
+        let err = one_line_failure(&o, what);
+        assert!(err.contains("stdin") && err.contains("too long"), "{err}");
     }
     // Invalid UTF-8 on stdin: refused with the line and offset; --lossy replaces.
     let bad = b"fine\ncaf\xe9\n";
