@@ -248,7 +248,10 @@ fn check_bf16_precision(dir: &Path, label: &str) -> (f64, f64) {
     let ci = min_cosine(&img, &r.get("image_embeds").1);
     let ct = min_cosine(&txt, &r.get("text_embeds").1);
     eprintln!("{label} bf16 weights: min cosine to PyTorch fp32: image {ci:.6}, text {ct:.6}");
-    assert!(ci >= 0.999 && ct >= 0.999, "{label}: bf16 cosine image {ci} text {ct}");
+    assert!(
+        ci >= 0.999 && ct >= 0.999,
+        "{label}: bf16 cosine image {ci} text {ct}"
+    );
     let f32_img = load_in(dir, 2, Some(Precision::F32))
         .encode_pixels(pixels, pshape[0])
         .unwrap();
