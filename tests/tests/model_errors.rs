@@ -84,6 +84,136 @@ fn empty_truncated_and_garbage_files() {
     ));
 }
 
+/// The reason of an `InvalidWeights` error.
+fn invalid_reason(e: Error) -> String {
+    match e {
+        Error::InvalidWeights { reason, .. } => reason,
+        e => panic!("expected InvalidWeights, got {e:?}"),
+    }
+}
+
+#[test]
+fn header_length_beyond_the_file_or_near_2_64() {
+    let bytes = original();
+    // Larger than the file by a little, by a lot, and the largest values: refused from the
+    // length field alone, before anything that size is allocated or read.
+    for len in [
+        bytes.len() as u64,
+        bytes.len() as u64 * 1000,
+        (1u64 << 63) + 5,
+        u64::MAX - 7,
+        u64::MAX,
+    ] {
+        let mut b = bytes.clone();
+        b[..8].copy_from_slice(&len.to_le_bytes());
+        let reason = invalid_reason(load_err(&folder_with("header-len", &b, None)));
+        assert!(
+            reason.contains("header length"),
+            "length {len}: reason {reason:?}"
+        );
+    }
+    // A header length that fits the file but whose header is cut short of its JSON.
+    let reason = invalid_reason(load_err(&folder_with("header-cut", &bytes[..100], None)));
+    assert!(
+        reason.contains("header length exceeds the file"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn offsets_not_matching_shape_times_dtype() {
+    // 4 bytes short of what the shape needs.
+    let (mut h, data) = split(&original());
+    let off = h[KEY]["data_offsets"].clone();
+    let (a, b) = (off[0].as_u64().unwrap(), off[1].as_u64().unwrap());
+    h.get_mut(KEY).unwrap()["data_offsets"] = serde_json::json!([a, b - 4]);
+    let reason = invalid_reason(load_err(&folder_with("short", &join(&h, &data), None)));
+    assert!(reason.contains("shape"), "{reason}");
+    // The same bytes declared F16: half the elements the shape says.
+    let (mut h, data) = split(&original());
+    h.get_mut(KEY).unwrap()["dtype"] = serde_json::json!("F16");
+    let reason = invalid_reason(load_err(&folder_with("f16-size", &join(&h, &data), None)));
+    assert!(reason.contains("shape"), "{reason}");
+    // A shape whose element count overflows.
+    let (mut h, data) = split(&original());
+    h.get_mut(KEY).unwrap()["shape"] = serde_json::json!([u64::MAX / 2, 4, 3]);
+    let reason = invalid_reason(load_err(&folder_with("overflow", &join(&h, &data), None)));
+    assert!(
+        reason.contains("overflow") || reason.contains("shape"),
+        "{reason}"
+    );
+}
+
+/// NaN and Inf load (they are the model's values), and validation names the tensors.
+#[test]
+fn nan_and_inf_load_and_validation_names_them() {
+    const OTHER: &str = "text_model.final_layer_norm.bias";
+    let (h, mut data) = split(&original());
+    let start = |k: &str| h[k]["data_offsets"][0].as_u64().unwrap() as usize;
+    for (i, v) in [f32::NAN, f32::NAN, f32::INFINITY].into_iter().enumerate() {
+        let at = start(KEY) + 4 * (3 + i);
+        data[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    let at = start(OTHER);
+    data[at..at + 4].copy_from_slice(&f32::NEG_INFINITY.to_le_bytes());
+    let dir = folder_with("nan", &join(&h, &data), None);
+    ClipModel::load(&dir).expect("NaN and Inf load without validation");
+    let wf = clip::WeightFile::open(&dir.join("model.safetensors")).unwrap();
+    let found = wf.non_finite();
+    assert_eq!(
+        found,
+        [
+            clip::NonFinite {
+                key: OTHER.into(),
+                nan: 0,
+                inf: 1
+            },
+            clip::NonFinite {
+                key: KEY.into(),
+                nan: 2,
+                inf: 1
+            },
+        ]
+    );
+    let validate = clip::LoadOptions {
+        validate: true,
+        ..Default::default()
+    };
+    match ClipModel::load_with(&dir, &validate) {
+        Err(e @ Error::NonFiniteWeights { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains(KEY) && text.contains(OTHER), "{text}");
+            assert!(text.contains("model.safetensors"), "{text}");
+        }
+        Err(e) => panic!("expected NonFiniteWeights, got {e:?}"),
+        Ok(_) => panic!("validation passed NaN weights"),
+    }
+    // The fixture itself is finite, and validates.
+    ClipModel::load_with(fixture("clip-tiny"), &validate).expect("finite weights validate");
+    // f16 and bf16 bit patterns are recognised without conversion.
+    let mut h16 = serde_json::Map::new();
+    let mut d16 = Vec::new();
+    for (name, dtype, bits) in [
+        ("h", "F16", [0x3c00u16, 0x7c00, 0xfe00, 0x7bff]),
+        ("b", "BF16", [0x3f80u16, 0xff80, 0x7fc1, 0x7f7f]),
+    ] {
+        let s = d16.len();
+        bits.iter()
+            .for_each(|b| d16.extend_from_slice(&b.to_le_bytes()));
+        h16.insert(
+            name.into(),
+            serde_json::json!({"dtype": dtype, "shape": [4], "data_offsets": [s, s + 8]}),
+        );
+    }
+    let wf = clip::WeightFile::from_bytes(Path::new("mem"), join(&h16, &d16)).unwrap();
+    let got: Vec<(String, usize, usize)> = wf
+        .non_finite()
+        .into_iter()
+        .map(|n| (n.key, n.nan, n.inf))
+        .collect();
+    assert_eq!(got, [("b".into(), 1, 1), ("h".into(), 1, 1)]);
+}
+
 #[test]
 fn offsets_out_of_range_or_overlapping() {
     let (mut h, data) = split(&original());

@@ -125,15 +125,20 @@ impl ClipConfig {
 
     /// Reads a Hugging Face `config.json`. Missing fields take `CLIPConfig`'s defaults.
     pub fn from_hf_json(path: &Path) -> Result<ClipConfig> {
+        let bytes = std::fs::read(path).map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        Self::from_hf_json_bytes(&bytes, path)
+    }
+
+    /// [`ClipConfig::from_hf_json`] on the file's bytes; `path` names it in errors.
+    pub fn from_hf_json_bytes(bytes: &[u8], path: &Path) -> Result<ClipConfig> {
         let bad = |reason: String| Error::InvalidConfig {
             path: path.to_path_buf(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let v: Value = serde_json::from_slice(bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
         if !v.is_object() {
             return Err(bad("not a JSON object".into()));
         }

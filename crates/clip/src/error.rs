@@ -2,7 +2,7 @@
 //!
 //! Every variant carries structured fields; image variants name the file (or the
 //! label given for in-memory bytes) and the reason. Display and `std::error::Error`
-//! are written by hand. Model-loading variants are added next to these later.
+//! are written by hand.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -78,6 +78,11 @@ pub enum Error {
         key: String,
         expected: &'static str,
         found: String,
+    },
+    /// Validation was asked for and tensors hold NaN or Inf (see `WeightFile::non_finite`).
+    NonFiniteWeights {
+        path: PathBuf,
+        tensors: Vec<crate::weights::NonFinite>,
     },
     /// `config.json` is unreadable, or inconsistent with itself or with the tensors.
     InvalidConfig { path: PathBuf, reason: String },
@@ -175,6 +180,22 @@ impl fmt::Display for Error {
                 found,
             } => {
                 write!(f, "tensor {key}: expected dtype {expected}, found {found}")
+            }
+            Error::NonFiniteWeights { path, tensors } => {
+                write!(
+                    f,
+                    "{}: {} tensor(s) hold NaN or Inf:",
+                    path.display(),
+                    tensors.len()
+                )?;
+                for (i, t) in tensors.iter().enumerate() {
+                    if i == 3 {
+                        return write!(f, " and {} more", tensors.len() - 3);
+                    }
+                    let sep = if i == 0 { "" } else { "," };
+                    write!(f, "{sep} {} ({} NaN, {} Inf)", t.key, t.nan, t.inf)?;
+                }
+                Ok(())
             }
             Error::InvalidConfig { path, reason } => {
                 write!(f, "{}: invalid model config: {reason}", path.display())

@@ -24,4 +24,4 @@ pub use config::{ClipConfig, TextConfig, VisionConfig};
 pub use error::{Error, Result};
 pub use layers::Layout;
 pub use model::{ClipModel, Embeddings, LoadOptions, Logits};
-pub use weights::WeightFile;
+pub use weights::{NonFinite, WeightFile};

@@ -25,6 +25,9 @@ pub struct LoadOptions {
     /// The precision the linear-layer weights are kept in (default: bf16 for a bf16 weight
     /// file, f32 otherwise). Activations and accumulation are f32 either way.
     pub precision: Option<Precision>,
+    /// Read every tensor once at load and refuse NaN or Inf with
+    /// [`Error::NonFiniteWeights`] naming the tensors (default: load them as they are).
+    pub validate: bool,
 }
 
 /// Rows of embeddings, `[rows, dim]` row-major.
@@ -294,6 +297,9 @@ impl ClipModel {
             Some(c) => c,
             None => infer_config(&wf, layout, None)?,
         };
+        if opts.validate {
+            wf.check_finite()?;
+        }
         let threads = Threads::with_isa(opts.threads, opts.isa.unwrap_or_else(Isa::active))?;
         let precision = opts.precision.unwrap_or(match wf.dtype() {
             Some(DType::BF16) => Precision::Bf16,

@@ -6,9 +6,11 @@
 //! [`WeightFile::release`] tells the kernel its mapped pages are no longer needed, so the
 //! packed copy does not double the resident memory.
 //!
-//! Caveat: a file that is truncated by another process while mapped makes later reads of the
-//! lost pages fault (SIGBUS). The loader reads every weight it needs during `open`/load, so the
-//! window is load time; do not rewrite weight files in place while a model loads.
+//! NaN and Inf are not looked for at load (the values are the model's business);
+//! [`WeightFile::non_finite`] lists the tensors that hold any, and
+//! `LoadOptions::validate` makes loading refuse them.
+//!
+//! See [`WeightFile::open`] for what happens when a mapped file is truncated.
 
 use crate::{Error, Result};
 use clip_tensor::{ByteStorage, DType, Tensor};
@@ -32,6 +34,16 @@ struct Entry {
     shape: Vec<usize>,
     start: usize,
     len: usize,
+}
+
+/// A tensor holding NaN or Inf values, from [`WeightFile::non_finite`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NonFinite {
+    pub key: String,
+    /// How many elements are NaN.
+    pub nan: usize,
+    /// How many elements are +Inf or -Inf.
+    pub inf: usize,
 }
 
 /// An open, validated safetensors file.
@@ -58,6 +70,26 @@ impl std::fmt::Debug for WeightFile {
 impl WeightFile {
     /// Maps and validates `path`: the header, and every tensor's offsets against the file
     /// size and its shape x dtype (by the `safetensors` crate).
+    ///
+    /// # The memory-map caveat
+    ///
+    /// The file is memory-mapped, not read. If another process truncates it while it is
+    /// mapped, a later read of a page past the new end raises SIGBUS and kills the process;
+    /// no Rust code can turn that into an error. What the loader does about it:
+    ///
+    /// - at open, the file's size is checked against the header, so a file that is already
+    ///   short is a typed [`Error::InvalidWeights`], never a fault;
+    /// - while a model loads, every tensor but the token-embedding table is read once: the
+    ///   linear weights are packed into owned memory (and their pages released), the others
+    ///   (biases, norms, positions, patch and class embeddings) are copied;
+    /// - after load, only the text token-embedding table is still read from the map (the
+    ///   rows of each text's ids, at every text encoding); f16/bf16 files convert those rows
+    ///   on the fly.
+    ///
+    /// So the exposure is load time, plus the token-embedding rows afterwards. Replace a
+    /// weight file by writing a new file and renaming it over the old one (the map keeps the
+    /// old file alive), never by rewriting or truncating it in place. Callers who cannot
+    /// rule that out can read the file themselves and use [`WeightFile::from_bytes`].
     pub fn open(path: &Path) -> Result<WeightFile> {
         let invalid = |reason: String| Error::InvalidWeights {
             path: path.to_path_buf(),
@@ -81,7 +113,7 @@ impl WeightFile {
         }
         // SAFETY: the map is read-only and private to this process; the bytes are only read
         // through slices whose bounds safetensors checked against the map's length. A file
-        // truncated by another process while mapped is the documented caveat above.
+        // truncated by another process while mapped is the caveat documented on this fn.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::Io {
             path: path.to_path_buf(),
             source: e,
@@ -223,7 +255,63 @@ impl WeightFile {
         }
     }
 
-    /// Tensors never read by the model (for `--debug` listings).
+    /// The float tensors that hold NaN or Inf, by name (sorted), with their counts. Reads
+    /// every tensor once; the bit patterns are tested in place, so f16 and bf16 are not
+    /// converted.
+    pub fn non_finite(&self) -> Vec<NonFinite> {
+        let data = self.bytes.bytes();
+        let mut out = Vec::new();
+        for (key, e) in &self.entries {
+            let Ok(dtype) = &e.dtype else { continue };
+            let raw = &data[e.start..e.start + e.len];
+            let (mut nan, mut inf) = (0usize, 0usize);
+            let mut count = |exp_all_ones: bool, mantissa_zero: bool| {
+                if exp_all_ones {
+                    if mantissa_zero {
+                        inf += 1;
+                    } else {
+                        nan += 1;
+                    }
+                }
+            };
+            match dtype {
+                DType::F32 => raw.chunks_exact(4).for_each(|b| {
+                    let v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    count(v & 0x7f80_0000 == 0x7f80_0000, v & 0x007f_ffff == 0);
+                }),
+                DType::F16 => raw.chunks_exact(2).for_each(|b| {
+                    let v = u16::from_le_bytes([b[0], b[1]]);
+                    count(v & 0x7c00 == 0x7c00, v & 0x03ff == 0);
+                }),
+                DType::BF16 => raw.chunks_exact(2).for_each(|b| {
+                    let v = u16::from_le_bytes([b[0], b[1]]);
+                    count(v & 0x7f80 == 0x7f80, v & 0x007f == 0);
+                }),
+            }
+            if nan + inf > 0 {
+                out.push(NonFinite {
+                    key: key.clone(),
+                    nan,
+                    inf,
+                });
+            }
+        }
+        out
+    }
+
+    /// `Err(Error::NonFiniteWeights)` naming every tensor with NaN or Inf, else `Ok`.
+    pub fn check_finite(&self) -> Result<()> {
+        let bad = self.non_finite();
+        if bad.is_empty() {
+            return Ok(());
+        }
+        Err(Error::NonFiniteWeights {
+            path: self.path.clone(),
+            tensors: bad,
+        })
+    }
+
+    /// Tensors never read by the model (listed by the CLI with `CLIP_LOG=debug`).
     pub fn unused(&self) -> Vec<String> {
         let used = self.used.lock().map(|u| u.clone()).unwrap_or_default();
         self.entries

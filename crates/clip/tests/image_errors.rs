@@ -223,3 +223,171 @@ fn no_panic_on_damaged_inputs() {
         "a decoder panicked on damaged input"
     );
 }
+
+/// A PNG of `w x h` RGB pixels, encoded in memory.
+fn png_of(w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let data: Vec<u8> = (0..w * h * 3).map(|i| (i * 31 % 251) as u8).collect();
+    enc.write_header()
+        .expect("header")
+        .write_image_data(&data)
+        .expect("data");
+    out
+}
+
+/// 100000 x 100000 declared by a PNG header (and the JPEG maximum, 65535 x 65535, as
+/// JPEG sizes are 16-bit): refused from the header, before the decoder allocates.
+#[test]
+fn huge_declared_sizes_refused_from_the_header() {
+    let mut png = png_of(2, 2);
+    png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+    png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+    let e = decode(&png).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::TooManyPixels {
+                width: 100_000,
+                height: 100_000,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_names_file(&e);
+    // The same through preprocessing.
+    let e = Preprocessor::default()
+        .preprocess_bytes(&png, Path::new("test-input"))
+        .unwrap_err();
+    assert!(matches!(e, Error::TooManyPixels { .. }), "{e:?}");
+    let mut jpg = fixture("jpeg_444.jpg");
+    let sof = jpg
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0])
+        .expect("SOF0");
+    jpg[sof + 5..sof + 9].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+    let e = decode(&jpg).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::TooManyPixels {
+                width: 65535,
+                height: 65535,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_names_file(&e);
+}
+
+#[test]
+fn text_named_jpg_is_unsupported_and_named() {
+    let path = std::env::temp_dir().join(format!("clip-text-{}.jpg", std::process::id()));
+    std::fs::write(&path, "this is a text file, not a JPEG\n").unwrap();
+    let e = decode_file(&path, &DecodeOptions::default()).unwrap_err();
+    assert!(matches!(e, Error::UnsupportedFormat { .. }), "{e:?}");
+    assert!(
+        e.to_string().starts_with(&path.display().to_string()),
+        "{e}"
+    );
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// Bytes that are not markers right after the start-of-image marker.
+#[test]
+fn garbage_after_jpeg_soi() {
+    let garbage: [&[u8]; 5] = [
+        b"\xFF\xD8hello, world",
+        b"\xFF\xD8\x00\x00\x00\x00\x00\x00\x00\x00",
+        b"\xFF\xD8\xFF",
+        b"\xFF\xD8\xFF\xFF\xFF\xFF\xFF\xFF",
+        b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\x17\x42\x99",
+    ];
+    for g in garbage {
+        let e = decode(g).unwrap_err();
+        assert!(
+            matches!(e, Error::CorruptImage { .. } | Error::TruncatedImage { .. }),
+            "{g:?}: {e:?}"
+        );
+        assert_names_file(&e);
+    }
+    // Garbage after SOI followed by a whole valid file is still refused, not searched.
+    let mut jpg = b"\xFF\xD8garbage".to_vec();
+    jpg.extend_from_slice(&fixture("jpeg_444.jpg"));
+    let e = decode(&jpg).unwrap_err();
+    assert!(matches!(e, Error::CorruptImage { .. }), "{e:?}");
+}
+
+/// Extreme aspect ratios and a single pixel decode and preprocess to finite 224 x 224.
+#[test]
+fn one_pixel_and_thin_images_are_accepted() {
+    let pre = Preprocessor::default();
+    for (w, h) in [(1, 1), (5000, 1), (1, 5000)] {
+        let png = png_of(w, h);
+        let img = decode(&png).unwrap_or_else(|e| panic!("{w}x{h}: {e}"));
+        assert_eq!((img.width, img.height), (w as usize, h as usize));
+        let pv = pre
+            .preprocess_bytes(&png, Path::new("test-input"))
+            .unwrap_or_else(|e| panic!("{w}x{h}: {e}"));
+        assert_eq!(pv.shape, [1, 3, 224, 224], "{w}x{h}");
+        assert!(pv.data.iter().all(|v| v.is_finite()), "{w}x{h}");
+    }
+    let pv = pre
+        .preprocess_bytes(&fixture("jpeg_1x1.jpg"), Path::new("test-input"))
+        .expect("1x1 JPEG");
+    assert_eq!(pv.shape, [1, 3, 224, 224]);
+}
+
+/// Output sizes come from a config file and the aspect ratio: they are bounded by the pixel
+/// limit, and a crop of a huge resize costs the crop (no table over the whole resize).
+#[test]
+fn preprocessing_output_is_bounded() {
+    let thin = clip::image::RgbImage::new(5000, 1, vec![128; 5000 * 3]).expect("5000x1");
+    // Without center crop, 5000x1 resizes to 1,120,000 x 224: over 100 M pixels, refused.
+    let no_crop = Preprocessor {
+        config: PreprocessConfig {
+            do_center_crop: false,
+            ..PreprocessConfig::default()
+        },
+        ..Preprocessor::default()
+    };
+    let e = no_crop.preprocess_rgb(&thin).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidArgument { reason } if reason.contains("1120000x224")),
+        "{e:?}"
+    );
+    assert!(matches!(
+        no_crop.resize(&thin),
+        Err(Error::InvalidArgument { .. })
+    ));
+    // A hostile preprocessor_config.json: huge crop, refused; huge resize with a normal
+    // crop, computed through the window (2^40 columns would not fit in memory).
+    let cfg = PreprocessConfig::from_json(
+        br#"{"crop_size": 1000000000, "size": {"shortest_edge": 224}}"#,
+        Path::new("preprocessor_config.json"),
+    )
+    .expect("parses");
+    let huge_crop = Preprocessor {
+        config: cfg,
+        ..Preprocessor::default()
+    };
+    assert!(matches!(
+        huge_crop.preprocess_rgb(&thin),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let huge_resize = Preprocessor {
+        config: PreprocessConfig {
+            size: clip::image::ResizeTarget::ShortestEdge(1 << 28),
+            ..PreprocessConfig::default()
+        },
+        ..Preprocessor::default()
+    };
+    let pv = huge_resize
+        .preprocess_rgb(&thin)
+        .expect("a window of a huge resize");
+    assert_eq!(pv.shape, [1, 3, 224, 224]);
+}

@@ -19,7 +19,7 @@ impl MicroKernel for Scalar {
     const ISA: Isa = Isa::Scalar;
     const MR: usize = MR;
     const NR: usize = NR;
-    const KC: usize = 256;
+    const KC: usize = 1024;
     const MC: usize = 64;
     const NC: usize = 1024;
 
@@ -105,7 +105,7 @@ impl MicroKernel for ScalarBf16 {
     const ISA: Isa = Isa::Scalar;
     const MR: usize = MR;
     const NR: usize = NR;
-    const KC: usize = 256;
+    const KC: usize = 1024;
     const MC: usize = 64;
     const NC: usize = 1024;
 
@@ -180,7 +180,7 @@ impl MicroKernel for ScalarBf16Dot {
     const ISA: Isa = Isa::Scalar;
     const MR: usize = MR;
     const NR: usize = NR;
-    const KC: usize = 256;
+    const KC: usize = 1024;
     const MC: usize = 64;
     const NC: usize = 1024;
 

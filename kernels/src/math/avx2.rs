@@ -42,8 +42,8 @@ impl SimdF32 for Avx2F32 {
     #[inline(always)]
     fn load_padded(s: &[f32], pad: f32) -> Self {
         let m = tail_mask(s.len());
-        // SAFETY: the mask enables only the first `s.len() < 8` lanes, which are in bounds;
-        // masked-off lanes are not accessed. AVX2 available (module invariant).
+        // SAFETY: the mask enables the first min(s.len(), 8) lanes, all in bounds; masked-off
+        // lanes are not accessed (no fault). AVX2 available (module invariant).
         unsafe {
             let v = _mm256_maskload_ps(s.as_ptr(), m);
             Self(_mm256_blendv_ps(
@@ -56,7 +56,7 @@ impl SimdF32 for Avx2F32 {
     #[inline(always)]
     fn store_partial(self, d: &mut [f32]) {
         let m = tail_mask(d.len());
-        // SAFETY: as in `load_padded`: only the first `d.len() < 8` lanes are written.
+        // SAFETY: as in `load_padded`: only the first min(d.len(), 8) lanes are written.
         unsafe { _mm256_maskstore_ps(d.as_mut_ptr(), m, self.0) }
     }
     #[inline(always)]

@@ -42,14 +42,15 @@ impl SimdF32 for Avx512F32 {
     #[inline(always)]
     fn load_padded(s: &[f32], pad: f32) -> Self {
         let k: __mmask16 = (1u32 << s.len().min(15)) as u16 - 1;
-        // SAFETY: the mask enables only the first `s.len() < 16` lanes, which are in bounds;
-        // masked-off lanes are not accessed. AVX-512F available (module invariant).
+        // SAFETY: the mask enables the first min(s.len(), 15) lanes, all in bounds (callers pass
+        // tails shorter than 16); masked-off lanes are not accessed (no fault). AVX-512F
+        // available (module invariant).
         Self(unsafe { _mm512_mask_loadu_ps(_mm512_set1_ps(pad), k, s.as_ptr()) })
     }
     #[inline(always)]
     fn store_partial(self, d: &mut [f32]) {
         let k: __mmask16 = (1u32 << d.len().min(15)) as u16 - 1;
-        // SAFETY: as in `load_padded`: only the first `d.len() < 16` lanes are written.
+        // SAFETY: as in `load_padded`: only the first min(d.len(), 15) lanes are written.
         unsafe { _mm512_mask_storeu_ps(d.as_mut_ptr(), k, self.0) }
     }
     #[inline(always)]

@@ -177,6 +177,12 @@ fn token_rows(path: &Path) -> Result<Vec<Vec<u32>>, String> {
     }
 }
 
+/// A tokenizer error naming where the texts came from (their index counts texts, not lines).
+fn text_source(stdin: bool, e: clip_tokenizer::Error) -> String {
+    let from = if stdin { "stdin" } else { "arguments" };
+    format!("texts from {from}: {e}")
+}
+
 fn text(a: &TextArgs) -> Result<(), String> {
     let texts = if a.jsonl {
         read_jsonl()?
@@ -200,7 +206,7 @@ fn text(a: &TextArgs) -> Result<(), String> {
             let rows = model
                 .tokenizer()
                 .tokenize(&texts, ctx, false)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| text_source(a.jsonl, e))?;
             let seqs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
             model.text_features(&seqs)
         }

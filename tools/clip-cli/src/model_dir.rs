@@ -127,8 +127,32 @@ pub fn load_model(
         return Ok((m, None));
     }
     let dir = find(model)?.ok_or_else(not_found)?;
-    let m = ClipModel::load_with(&dir, &opts).map_err(|e| e.to_string())?;
+    let m = ClipModel::load_with(&dir, &opts).map_err(|e| load_error(&dir, e))?;
+    if debug_log() && !m.unused_tensors().is_empty() {
+        eprintln!(
+            "debug: {}: {} tensor(s) not used by the model: {}",
+            m.weights_path().display(),
+            m.unused_tensors().len(),
+            m.unused_tensors().join(", ")
+        );
+    }
     Ok((m, Some(dir)))
+}
+
+/// `CLIP_LOG=debug`: extra lines on stderr (tensors of the file the model does not use).
+fn debug_log() -> bool {
+    std::env::var("CLIP_LOG").is_ok_and(|v| v.eq_ignore_ascii_case("debug"))
+}
+
+/// One line naming the file and the problem: errors about one tensor name the weights file.
+fn load_error(dir: &Path, e: clip::Error) -> String {
+    use clip::Error as E;
+    match e {
+        E::MissingTensor { .. } | E::WrongShape { .. } | E::WrongDType { .. } | E::Tensor(_) => {
+            format!("{}: {e}", dir.join("model.safetensors").display())
+        }
+        e => e.to_string(),
+    }
 }
 
 /// [`load_model`] from the shared options.

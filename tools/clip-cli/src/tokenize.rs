@@ -81,14 +81,18 @@ pub fn run(args: &TokenizeArgs) -> Result<(), String> {
         Some(p) => Tokenizer::from_openai_merges_file(p),
     }
     .map_err(|e| e.to_string())?;
-    let texts = if args.texts.is_empty() {
+    let from_stdin = args.texts.is_empty();
+    let texts = if from_stdin {
         read_stdin_texts(args)?
     } else {
         args.texts.clone()
     };
     let rows = if args.context {
         tok.tokenize(&texts, args.context_length, args.truncate)
-            .map_err(|e| e.to_string())?
+            .map_err(|e| {
+                let from = if from_stdin { "stdin" } else { "arguments" };
+                format!("texts from {from}: {e}")
+            })?
     } else {
         tok.encode_batch(&texts)
     };

@@ -154,9 +154,12 @@ impl Preprocessor {
             return Ok(img.clone());
         }
         let (h, w) = self.config.resize_size(img.height, img.width);
-        if h == 0 || w == 0 {
+        if h == 0 || w == 0 || (h as u64).saturating_mul(w as u64) > self.decode.max_pixels {
             return Err(Error::InvalidArgument {
-                reason: format!("{}x{} image resizes to {w}x{h}", img.width, img.height),
+                reason: format!(
+                    "{}x{} image resizes to {w}x{h} (limit {} pixels)",
+                    img.width, img.height, self.decode.max_pixels
+                ),
             });
         }
         let data = resize_bicubic(&img.data, img.width, img.height, w, h);
@@ -186,6 +189,17 @@ impl Preprocessor {
         } else {
             (rh, rw)
         };
+        // The output is allocated from sizes in a config file and the image's aspect ratio
+        // (a 5000x1 image without center crop resizes to 1,120,000 x 224): bound it by the
+        // same pixel limit as decoding.
+        if (ch as u64).saturating_mul(cw as u64) > self.decode.max_pixels {
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "{}x{} image preprocesses to {cw}x{ch}, more than the limit of {} pixels",
+                    img.width, img.height, self.decode.max_pixels
+                ),
+            });
+        }
         // HF: top = (H - ch) // 2 when the image is large enough; otherwise the
         // image sits at ceil((ch - H) / 2) inside a zero canvas.
         let (src_y, dst_y, rows) = crop_span(rh, ch);

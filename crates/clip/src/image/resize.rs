@@ -40,6 +40,12 @@ pub struct Coeffs {
 
 /// Pillow's `precompute_coeffs` for the box `[0, in_size)` and bicubic support 2.
 pub fn precompute_coeffs(in_size: usize, out_size: usize) -> Coeffs {
+    precompute_coeffs_window(in_size, out_size, 0, out_size)
+}
+
+/// [`precompute_coeffs`] for outputs `first..first + n` only (each output's taps depend on
+/// its index alone), so a crop window of a huge resize costs the window, not the resize.
+pub fn precompute_coeffs_window(in_size: usize, out_size: usize, first: usize, n: usize) -> Coeffs {
     let in0 = 0.0f32;
     let in1 = in_size as f32;
     let scale = f64::from(in1 - in0) / out_size as f64;
@@ -48,18 +54,18 @@ pub fn precompute_coeffs(in_size: usize, out_size: usize) -> Coeffs {
     let ksize = support.ceil() as usize * 2 + 1;
     let mut c = Coeffs {
         ksize,
-        start: Vec::with_capacity(out_size),
-        len: Vec::with_capacity(out_size),
-        weights: vec![0.0; out_size * ksize],
+        start: Vec::with_capacity(n),
+        len: Vec::with_capacity(n),
+        weights: vec![0.0; n * ksize],
     };
     let ss = 1.0 / filterscale;
-    for xx in 0..out_size {
+    for (i, xx) in (first..first + n).enumerate() {
         let center = f64::from(in0) + (xx as f64 + 0.5) * scale;
         // C's `(int)` truncates toward zero; `as` does too.
         let xmin = ((center - support + 0.5) as i64).max(0);
         let xmax = ((center + support + 0.5) as i64).min(in_size as i64);
         let n = (xmax - xmin).max(0) as usize;
-        let k = &mut c.weights[xx * ksize..xx * ksize + n.min(ksize)];
+        let k = &mut c.weights[i * ksize..i * ksize + n.min(ksize)];
         let mut ww = 0.0;
         for (x, kx) in k.iter_mut().enumerate() {
             let w = bicubic(((x as i64 + xmin) as f64 - center + 0.5) * ss);
@@ -171,18 +177,6 @@ pub struct Window {
     pub height: usize,
 }
 
-impl Coeffs {
-    /// The taps of outputs `first..first + n` only.
-    fn window(&self, first: usize, n: usize) -> Coeffs {
-        Coeffs {
-            ksize: self.ksize,
-            start: self.start[first..first + n].to_vec(),
-            len: self.len[first..first + n].to_vec(),
-            weights: self.weights[first * self.ksize..(first + n) * self.ksize].to_vec(),
-        }
-    }
-}
-
 /// Copies a window out of an interleaved RGB image of the given width.
 fn crop(src: &[u8], width: usize, win: Window) -> Vec<u8> {
     let mut out = Vec::with_capacity(win.width * win.height * 3);
@@ -235,17 +229,17 @@ pub fn resize_bicubic_window(
     match (need_h, need_v) {
         (false, false) => crop(src, width, win),
         (true, false) => {
-            let ch = precompute_coeffs(width, out_w).window(win.x0, wn);
+            let ch = precompute_coeffs_window(width, out_w, win.x0, wn);
             horizontal(src, width, win.y0, hn, &ch, wn)
         }
         (false, true) => {
-            let cv = precompute_coeffs(height, out_h).window(win.y0, hn);
+            let cv = precompute_coeffs_window(height, out_h, win.y0, hn);
             let tmp = vertical(src, width, &cv, 0, hn);
             crop(&tmp, width, Window { y0: 0, ..win })
         }
         (true, true) => {
-            let ch = precompute_coeffs(width, out_w).window(win.x0, wn);
-            let cv = precompute_coeffs(height, out_h).window(win.y0, hn);
+            let ch = precompute_coeffs_window(width, out_w, win.x0, wn);
+            let cv = precompute_coeffs_window(height, out_h, win.y0, hn);
             if horizontal_first(width, height, out_w, out_h) {
                 let first = cv.start[0];
                 let last = cv.start[hn - 1] + cv.len[hn - 1];

@@ -10,9 +10,12 @@
 //! 20 accumulators + 2 B vectors + 1 broadcast = 23 of 32 zmm registers; per k, 20 FMAs
 //! against 2 vector loads and 10 broadcasts. MR = 10 tiles ViT-B/32's 50 tokens exactly.
 //!
-//! Block sizes: KC = 256 keeps a 256 x 32 B micro-panel (32 KiB) in L1 with the streamed A
-//! micro-panel; MC = 480 keeps the 480 x 256 A block (480 KiB) in a 1 MiB L2; NC = 3072 bounds
-//! the per-call packed B.
+//! Block sizes: KC = 1024 makes one depth block of CLIP's K = 768 and at most three of its
+//! K = 3072, so C is read and rewritten at most twice; the 1024 x 32 B micro-panel (128 KiB)
+//! lives in L2 and streams through L1 next to the A micro-panel (the L1 streamer keeps up:
+//! 168 bytes per 10 cycles). MC = 240 keeps the 240 x 1024 A block (960 KiB) in the 2 MiB L2
+//! beside it. NC = 3072 bounds the per-call packed B. Against KC = 256 / MC = 480 (B panel in
+//! L1), one thread's CPU time on 400 x 768 x 3072 fell 9-12 % and on 1024^3 4-8 %.
 //!
 //! Prefetch: the loops pass each tile a share of the *next* B micro-panel; the kernel issues
 //! one `prefetcht1` per k step across that share, so the next panel streams from memory into
@@ -37,8 +40,8 @@ impl MicroKernel for Avx512 {
     const ISA: Isa = Isa::Avx512;
     const MR: usize = MR;
     const NR: usize = NR;
-    const KC: usize = 256;
-    const MC: usize = 480;
+    const KC: usize = 1024;
+    const MC: usize = 240;
     const NC: usize = 3072;
 
     unsafe fn ukernel(
@@ -192,7 +195,7 @@ pub(super) unsafe fn store_tile<const R: usize>(
 /// 20 accumulators + 4 B vectors + 1 broadcast + the mask = 26 zmm. Per pair 40 FMAs, 4
 /// integer ops (on the FMA ports), 2 B loads (half the f32 kernel's bytes) and 20 broadcasts.
 /// The FMAs are the f32 kernel's in k order, so the result is bitwise [`Avx512`]'s on the
-/// bf16-rounded B; so are the block sizes (KC = 256 pairs-padded k, a 16 KiB B micro-panel).
+/// bf16-rounded B; so are the block sizes (KC = 1024 pairs-padded k, a 64 KiB B micro-panel).
 pub(crate) struct Avx512Bf16;
 
 impl MicroKernel for Avx512Bf16 {
@@ -203,8 +206,8 @@ impl MicroKernel for Avx512Bf16 {
     const ISA: Isa = Isa::Avx512;
     const MR: usize = MR;
     const NR: usize = NR;
-    const KC: usize = 256;
-    const MC: usize = 480;
+    const KC: usize = 1024;
+    const MC: usize = 240;
     const NC: usize = 3072;
 
     unsafe fn ukernel(

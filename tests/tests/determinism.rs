@@ -1,0 +1,142 @@
+//! Concurrency and batch determinism, bitwise, on a small random-weights model (fast in CI):
+//! one model shared by 8 threads gives what one thread gives doing the inputs in turn, and
+//! an input's embedding is the same alone or in a batch of 7 or 32, on 1 or 2 threads.
+
+use clip::{ClipConfig, ClipModel, LoadOptions};
+
+/// Big enough that the GEMMs split across threads and batches change the blocking.
+fn config() -> ClipConfig {
+    let mut c = ClipConfig::vit_base_patch32();
+    c.vision.hidden_size = 128;
+    c.vision.intermediate_size = 512;
+    c.vision.num_hidden_layers = 2;
+    c.vision.num_attention_heads = 2;
+    c.vision.image_size = 64;
+    c.vision.patch_size = 16;
+    c.text.hidden_size = 128;
+    c.text.intermediate_size = 512;
+    c.text.num_hidden_layers = 2;
+    c.text.num_attention_heads = 2;
+    c.projection_dim = 64;
+    c
+}
+
+fn model(threads: usize) -> ClipModel {
+    let opts = LoadOptions {
+        threads,
+        ..Default::default()
+    };
+    ClipModel::random(&config(), 11, &opts).expect("random model")
+}
+
+/// `n` different images, `[3, S, S]` each.
+fn images(n: usize) -> Vec<Vec<f32>> {
+    let s = config().vision.image_size;
+    (0..n)
+        .map(|i| {
+            (0..3 * s * s)
+                .map(|j| ((j * 31 + i * 977) % 255) as f32 / 127.0 - 1.0)
+                .collect()
+        })
+        .collect()
+}
+
+/// `n` different texts of different lengths.
+fn texts(n: usize) -> Vec<String> {
+    let words = [
+        "cat",
+        "dog",
+        "a photo of",
+        "red",
+        "the",
+        "diagram",
+        "at night",
+    ];
+    (0..n)
+        .map(|i| {
+            (0..=i % 9)
+                .map(|j| words[(i + j * 3) % words.len()])
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+fn flat(imgs: &[Vec<f32>]) -> Vec<f32> {
+    imgs.concat()
+}
+
+#[test]
+fn eight_threads_sharing_one_model_match_one_thread_in_turn() {
+    let m = model(2);
+    let (imgs, txts) = (images(8), texts(8));
+    let alone_img: Vec<Vec<f32>> = imgs
+        .iter()
+        .map(|p| m.encode_pixels(p, 1).unwrap().data)
+        .collect();
+    let alone_txt: Vec<Vec<f32>> = txts
+        .iter()
+        .map(|t| m.encode_texts(&[t]).unwrap().data)
+        .collect();
+    for round in 0..3 {
+        let results: Vec<(Vec<f32>, Vec<f32>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let (m, p, t) = (&m, &imgs[i], &txts[i]);
+                    s.spawn(move || {
+                        let img = m.encode_pixels(p, 1).unwrap().data;
+                        let txt = m.encode_texts(&[t]).unwrap().data;
+                        (img, txt)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (i, (img, txt)) in results.iter().enumerate() {
+            assert_eq!(img, &alone_img[i], "round {round}: image {i} differs");
+            assert_eq!(txt, &alone_txt[i], "round {round}: text {i} differs");
+        }
+    }
+    // The inputs are different, so equal results are not trivially equal.
+    assert_ne!(alone_img[0], alone_img[1]);
+    assert_ne!(alone_txt[0], alone_txt[1]);
+}
+
+#[test]
+fn embeddings_alone_or_in_batches_of_7_and_32_on_1_or_2_threads() {
+    let (imgs, txts) = (images(32), texts(32));
+    let m1 = model(1);
+    let reference_img: Vec<Vec<f32>> = imgs
+        .iter()
+        .map(|p| m1.encode_pixels(p, 1).unwrap().data)
+        .collect();
+    let reference_txt: Vec<Vec<f32>> = txts
+        .iter()
+        .map(|t| m1.encode_texts(&[t]).unwrap().data)
+        .collect();
+    for threads in [1, 2] {
+        let m = if threads == 1 { model(1) } else { model(2) };
+        for batch in [1, 7, 32] {
+            for start in (0..32).step_by(batch) {
+                let end = (start + batch).min(32);
+                let e = m
+                    .encode_pixels(&flat(&imgs[start..end]), end - start)
+                    .unwrap();
+                let t = m.encode_texts(&txts[start..end]).unwrap();
+                for i in start..end {
+                    assert_eq!(
+                        e.row(i - start),
+                        &reference_img[i][..],
+                        "image {i}: batch of {batch} on {threads} thread(s) != alone on 1"
+                    );
+                    assert_eq!(
+                        t.row(i - start),
+                        &reference_txt[i][..],
+                        "text {i}: batch of {batch} on {threads} thread(s) != alone on 1"
+                    );
+                }
+            }
+        }
+    }
+    assert_ne!(reference_img[0], reference_img[31]);
+}
