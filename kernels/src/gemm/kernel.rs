@@ -130,9 +130,9 @@ pub(crate) trait MicroKernel: Sync + 'static {
 
 /// Row tiles of a task from which a `WIDEN` kernel's B panels are widened once by the loops.
 /// Measured on AVX-512 (GFLOP per CPU-second, 1 thread, against widening in every tile):
-/// 0.94-0.97x at 5 tiles (50 rows), 1.00x at 8 and 10, 1.06-1.08x at 20 or more (400 rows
-/// on 2 threads, 1024): storing the widened panel costs about as much as widening it in 8-10
-/// tiles.
+/// with KC = 256, 0.94-0.97x at 5 tiles (50 rows), 1.00x at 8 and 10, 1.06-1.08x at 20 or
+/// more (400 rows on 2 threads, 1024): storing the widened panel costs about as much as
+/// widening it in 8-10 tiles; with KC = 1024, 1.03-1.07x at 20 tiles.
 pub(crate) const WIDEN_MIN_TILES: usize = 12;
 
 /// The largest `MR x NR` of any micro-kernel, for the edge-tile scratch.
