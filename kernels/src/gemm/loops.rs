@@ -288,15 +288,19 @@ fn run_tasks<K: MicroKernel>(job: &Job<'_, K>) {
     if m >= 8 * K::MR * balanced {
         m_blocks = balanced;
     }
-    let mc = m.div_ceil(m_blocks).div_ceil(K::MR) * K::MR;
-    let m_blocks = m.div_ceil(mc);
+    // The MR-high micro-panels of A are dealt out evenly (block sizes differ by at most one
+    // micro-panel), so no thread is left with a long last block: 1024 rows in 6 blocks are
+    // 17-18 micro-panels each, not five of 18 and one of 13.
+    let a_panels = m.div_ceil(K::MR);
+    let m_blocks = m_blocks.min(a_panels).max(1);
     let n_chunks = threads.div_ceil(m_blocks).min(job.panels).max(1);
     let per_chunk = job.panels.div_ceil(n_chunks);
     let mut tasks = Vec::with_capacity(m_blocks * n_chunks);
     for ib in 0..m_blocks {
-        let i0 = ib * mc;
+        let i0 = ib * a_panels / m_blocks * K::MR;
+        let i1 = ((ib + 1) * a_panels / m_blocks * K::MR).min(m);
         for p0 in (0..job.panels).step_by(per_chunk) {
-            tasks.push((i0, mc.min(m - i0), p0, (p0 + per_chunk).min(job.panels)));
+            tasks.push((i0, i1 - i0, p0, (p0 + per_chunk).min(job.panels)));
         }
     }
     if tasks.len() == 1 {
