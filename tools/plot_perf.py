@@ -116,7 +116,8 @@ def plot_peers(json_path: Path, out: Path) -> None:
         ax.grid(axis="y", alpha=0.3)
         ax.margins(y=0.12)
     axes[0].set_ylabel("items per second (higher is better)")
-    axes[0].legend(fontsize=8, loc="upper left")
+    axes[0].set_ylim(0, axes[0].get_ylim()[1] * 1.6)  # room for the legend above the bars
+    axes[0].legend(fontsize=8, loc="upper left", ncol=2)
     fig.suptitle(f"ViT-B/32 encoders, {res['threads']} threads, medians of {res['rounds']} "
                  f"interleaved rounds ({res['date']})", fontsize=10)
     fig.tight_layout()
