@@ -359,3 +359,18 @@ fn model_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<ClipModel>();
 }
+
+/// A tensor name from the file with a newline (found by AFL++) still gives a one-line error:
+/// control characters in messages are escaped.
+#[test]
+fn control_characters_in_tensor_names_are_escaped() {
+    let (mut header, data) = split(&original());
+    header.insert(
+        "bad\nname\r".to_string(),
+        serde_json::json!({"dtype": "F32", "shape": [1], "data_offsets": [0, 99_999_999]}),
+    );
+    let dir = folder_with("control-chars", &join(&header, &data), None);
+    let text = load_err(&dir).to_string();
+    assert!(!text.chars().any(char::is_control), "{text:?}");
+    assert!(text.contains("bad\\nname\\r"), "{text:?}");
+}

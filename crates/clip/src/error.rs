@@ -96,7 +96,29 @@ pub enum Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        // Names and reasons can come from the file itself (tensor keys in a safetensors
+        // header, JSON): control characters are escaped so an error stays one printable line.
+        let raw = Raw(self).to_string();
+        if !raw.chars().any(char::is_control) {
+            return f.write_str(&raw);
+        }
+        for c in raw.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The message as the variant builds it, before escaping.
+struct Raw<'a>(&'a Error);
+
+impl fmt::Display for Raw<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
             Error::Io { path, source } => {
                 write!(f, "{}: cannot read file: {source}", path.display())
             }
