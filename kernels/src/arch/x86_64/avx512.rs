@@ -119,18 +119,9 @@ unsafe fn body<const R: usize>(
     unsafe {
         let mut acc0 = [_mm512_setzero_ps(); R];
         let mut acc1 = [_mm512_setzero_ps(); R];
-        // One prefetch per k step walks the `pf_bytes` window (a hint: any address is fine).
-        let step = if kc == 0 { 0 } else { pf_bytes.div_ceil(kc) };
-        let mut pf = if pf.is_null() || step == 0 {
-            core::ptr::null()
-        } else {
-            pf
-        };
+        let mut pf = PanelPrefetch::new(pf, pf_bytes, kc);
         for _ in 0..kc {
-            if !pf.is_null() {
-                _mm_prefetch::<_MM_HINT_T1>(pf.cast());
-                pf = pf.wrapping_add(step);
-            }
+            pf.next();
             let b0 = _mm512_loadu_ps(b);
             let b1 = _mm512_loadu_ps(b.add(16));
             for r in 0..R {
@@ -142,6 +133,36 @@ unsafe fn body<const R: usize>(
             b = b.add(NR);
         }
         store_tile::<R>(&acc0, &acc1, c, rs_c, alpha, beta, bias);
+    }
+}
+
+/// Walks `bytes` from `start` in `steps` equal strides, one `prefetcht1` per step: the share
+/// of the next B micro-panel one tile brings into L2 while it multiplies (a hint only: any
+/// address is fine, and a null `start` prefetches nothing).
+pub(super) struct PanelPrefetch {
+    at: *const u8,
+    step: usize,
+}
+
+impl PanelPrefetch {
+    #[inline(always)]
+    pub(super) fn new(start: *const u8, bytes: usize, steps: usize) -> Self {
+        let step = if steps == 0 { 0 } else { bytes.div_ceil(steps) };
+        let at = if step == 0 { core::ptr::null() } else { start };
+        PanelPrefetch { at, step }
+    }
+
+    /// Issues this step's prefetch and moves on.
+    #[inline(always)]
+    pub(super) fn next(&mut self) {
+        if !self.at.is_null() {
+            // SAFETY: a prefetch never faults, whatever the address.
+            #[allow(unused_unsafe)]
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T1>(self.at.cast())
+            };
+            self.at = self.at.wrapping_add(self.step);
+        }
     }
 }
 
@@ -307,19 +328,9 @@ unsafe fn bf16gemm_ukernel_avx512_10x32(
         let hi = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
         let mut acc0 = [_mm512_setzero_ps(); MR];
         let mut acc1 = [_mm512_setzero_ps(); MR];
-        // One prefetch per pair walks the next B panel's share (see the f32 kernel).
-        let steps = kc / 2;
-        let step = if steps == 0 {
-            0
-        } else {
-            pf_bytes.div_ceil(steps)
-        };
-        let mut pf = if step == 0 { core::ptr::null() } else { pf };
-        for _ in 0..steps {
-            if !pf.is_null() {
-                _mm_prefetch::<_MM_HINT_T1>(pf.cast());
-                pf = pf.wrapping_add(step);
-            }
+        let mut pf = PanelPrefetch::new(pf, pf_bytes, kc / 2);
+        for _ in 0..kc / 2 {
+            pf.next();
             let x0 = _mm512_loadu_si512(b.cast());
             let x1 = _mm512_loadu_si512(b.add(16).cast());
             let e0 = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(x0));

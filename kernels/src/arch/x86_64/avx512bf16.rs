@@ -21,7 +21,7 @@
 //! so this kernel is slower than the conversion kernel wherever the GEMM is compute-bound;
 //! it is kept for CPUs where the instruction is fast (AMD Zen 4/5) and as an option.
 
-use super::avx512::store_tile;
+use super::avx512::{store_tile, PanelPrefetch};
 use crate::gemm::MicroKernel;
 use crate::Isa;
 use core::arch::x86_64::*;
@@ -112,19 +112,9 @@ unsafe fn bf16gemm_ukernel_avx512bf16_10x32(
     unsafe {
         let mut acc0 = [_mm512_setzero_ps(); MR];
         let mut acc1 = [_mm512_setzero_ps(); MR];
-        // One prefetch per pair walks the next B panel's share (see the f32 kernel).
-        let steps = kc / 2;
-        let step = if steps == 0 {
-            0
-        } else {
-            pf_bytes.div_ceil(steps)
-        };
-        let mut pf = if step == 0 { core::ptr::null() } else { pf };
-        for _ in 0..steps {
-            if !pf.is_null() {
-                _mm_prefetch::<_MM_HINT_T1>(pf.cast());
-                pf = pf.wrapping_add(step);
-            }
+        let mut pf = PanelPrefetch::new(pf, pf_bytes, kc / 2);
+        for _ in 0..kc / 2 {
+            pf.next();
             let b0: __m512bh = core::mem::transmute(_mm512_loadu_si512(b.cast()));
             let b1: __m512bh = core::mem::transmute(_mm512_loadu_si512(b.add(16).cast()));
             for r in 0..MR {
