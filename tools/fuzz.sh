@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Runs one fuzz target under AFL++ for a set time, then prints the executions reached and
-# the findings:   tools/fuzz.sh TARGET SECONDS      (TARGET: weights | image | tokenizer)
+# the findings:   tools/fuzz.sh TARGET SECONDS [JOBS]   (TARGET: weights | image | tokenizer)
+#
+# JOBS (default 1) runs that many AFL++ instances of the target side by side, one per core:
+# the first is the main instance (`-M default`), the others secondaries (`-S sN`) that share
+# its queue; the executions reported are the sum over the instances.
 #
 # AFL++ comes from afl.rs on stable Rust: `cargo install cargo-afl` (done here if missing)
 # builds AFL++ once with `cargo afl config --build`. The instrumented build goes to
@@ -14,14 +18,16 @@ cd "$(dirname "$0")/.."
 
 target=${1:-}
 secs=${2:-}
+jobs=${3:-1}
 case "$target" in
 weights | image | tokenizer) ;;
 *)
-    echo "usage: tools/fuzz.sh weights|image|tokenizer SECONDS" >&2
+    echo "usage: tools/fuzz.sh weights|image|tokenizer SECONDS [JOBS]" >&2
     exit 2
     ;;
 esac
 [[ "$secs" =~ ^[0-9]+$ ]] || { echo "SECONDS must be a whole number" >&2; exit 2; }
+[[ "$jobs" =~ ^[1-9][0-9]*$ ]] || { echo "JOBS must be a whole number >= 1" >&2; exit 2; }
 
 if ! cargo afl --version >/dev/null 2>&1; then
     cargo install cargo-afl --locked
@@ -34,19 +40,47 @@ RUSTFLAGS="-C debug-assertions -C overflow-checks" \
     cargo afl build --release -p clip-fuzz --features afl --bin clip-fuzz-afl
 
 out=fuzz/out/$target
-input=fuzz/corpus/$target
-if [[ -f $out/default/fuzzer_stats ]]; then input=-; fi # resume
 mkdir -p "$out"
-# -t: a hang is an input taking over 2 s; -m: 4 GB of address space per run, so an
-# unbounded allocation is a crash, not a stall of the machine.
-AFL_NO_AFFINITY=1 AFL_SKIP_CPUFREQ=1 AFL_NO_UI=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
-    cargo afl fuzz -V "$secs" -t 2000 -m 4096 -i "$input" -o "$out" \
-    target/afl/release/clip-fuzz-afl "$target" >"$out/afl.log" 2>&1 || {
-    tail -30 "$out/afl.log" >&2
-    exit 1
+# One instance: AFL++'s plain mode, as the earlier runs were (its folder is `default`).
+# Several: `-M default` plus secondaries, all syncing through $out.
+run_instance() { # NAME MODE...
+    local name=$1 input=fuzz/corpus/$target
+    shift
+    if [[ -f $out/$name/fuzzer_stats ]]; then input=-; fi # resume
+    # -t: a hang is an input taking over 2 s; -m: 4 GB of address space per run, so an
+    # unbounded allocation is a crash, not a stall of the machine.
+    AFL_NO_AFFINITY=1 AFL_SKIP_CPUFREQ=1 AFL_NO_UI=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
+        cargo afl fuzz "$@" -V "$secs" -t 2000 -m 4096 -i "$input" -o "$out" \
+        target/afl/release/clip-fuzz-afl "$target" >"$out/afl-$name.log" 2>&1 || {
+        tail -30 "$out/afl-$name.log" >&2
+        return 1
+    }
 }
+pids=()
+if ((jobs == 1)); then
+    run_instance default &
+    pids+=($!)
+else
+    run_instance default -M default &
+    pids+=($!)
+    for ((j = 1; j < jobs; j++)); do
+        run_instance "s$j" -S "s$j" &
+        pids+=($!)
+    done
+fi
+failed=0
+for p in "${pids[@]}"; do wait "$p" || failed=1; done
 
-stats=$out/default/fuzzer_stats
-field() { awk -F' *: *' -v k="$1" '$1 == k { print $2 }' "$stats"; }
-echo "$target: $(field execs_done) executions in $(field run_time) s ($(field execs_per_sec)/s)," \
-    "$(field corpus_count) corpus entries, $(field saved_crashes) crashes, $(field saved_hangs) hangs"
+# Totals over every instance that ever ran for this target.
+field() { awk -F' *: *' -v k="$2" '$1 == k { print $2 }' "$1"; }
+execs=0 crashes=0 hangs=0 secs_run=0
+for stats in "$out"/*/fuzzer_stats; do
+    execs=$((execs + $(field "$stats" execs_done)))
+    crashes=$((crashes + $(field "$stats" saved_crashes)))
+    hangs=$((hangs + $(field "$stats" saved_hangs)))
+    secs_run=$((secs_run + $(field "$stats" run_time)))
+done
+echo "$target: $execs executions in $secs_run instance-seconds," \
+    "$(field "$out/default/fuzzer_stats" corpus_count) corpus entries (main instance)," \
+    "$crashes crashes, $hangs hangs"
+exit $failed
