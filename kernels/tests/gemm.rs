@@ -418,3 +418,66 @@ fn bitwise_independent_of_threads_and_m() {
         }
     }
 }
+
+/// `PackedB::new_stacked` over parts stored as `[out_i, in]` weights (B_i = W_i^T) gives
+/// bitwise the products of packing their concatenation, including panels that straddle two
+/// parts and depths past one KC block, in f32 and bf16.
+#[test]
+fn stacked_packing_equals_concatenated() {
+    let mut rng = Rng(0x5eed_57ac);
+    for isa in isas() {
+        for k in [37, 1030] {
+            for widths in [&[5, 40, 17][..], &[32, 32, 32], &[0, 33, 0, 64]] {
+                let weights: Vec<Vec<f32>> = widths
+                    .iter()
+                    .map(|&w| (0..w * k).map(|_| rng.real()).collect())
+                    .collect();
+                let parts: Vec<MatRef<'_>> = weights
+                    .iter()
+                    .zip(widths)
+                    .map(|(w, &cols)| MatRef::row_major(w, cols, k).t())
+                    .collect();
+                let n: usize = widths.iter().sum();
+                let mut concat = vec![0.0f32; k * n];
+                let mut j0 = 0;
+                for p in &parts {
+                    for i in 0..k {
+                        for j in 0..p.cols {
+                            concat[i * n + j0 + j] = p.data[i * p.rs + j * p.cs];
+                        }
+                    }
+                    j0 += p.cols;
+                }
+                let m = 7;
+                let a: Vec<f32> = (0..m * k).map(|_| rng.real()).collect();
+                for bf16 in [false, true] {
+                    let whole = MatRef::row_major(&concat, k, n);
+                    let want_b = if bf16 {
+                        PackedB::new_bf16(isa, whole)
+                    } else {
+                        PackedB::new(isa, whole)
+                    };
+                    let got_b = PackedB::new_stacked(isa, &parts, bf16);
+                    let mut want = vec![0.0f32; m * n];
+                    let mut got = vec![1.0f32; m * n];
+                    let av = MatRef::row_major(&a, m, k);
+                    let epi = Epilogue::none();
+                    sgemm_prepacked(
+                        1.0,
+                        av,
+                        &want_b,
+                        0.0,
+                        MatMut::row_major(&mut want, m, n),
+                        epi,
+                    );
+                    sgemm_prepacked(1.0, av, &got_b, 0.0, MatMut::row_major(&mut got, m, n), epi);
+                    let same = want
+                        .iter()
+                        .zip(&got)
+                        .all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "{isa} k={k} widths={widths:?} bf16={bf16}");
+                }
+            }
+        }
+    }
+}

@@ -258,6 +258,40 @@ impl PackedB {
         }
     }
 
+    /// Packs the columns of several B side by side, as [`PackedB::new`] (or, with `bf16`,
+    /// [`PackedB::new_bf16`]) would pack their concatenation `[parts[0] | parts[1] | ...]`,
+    /// without making it: e.g. q, k and v projections stored as three tensors, packed into
+    /// one weight. Every part must have the same number of rows (panics otherwise).
+    pub fn new_stacked(isa: Isa, parts: &[MatRef<'_>], bf16: bool) -> Self {
+        let k = parts.first().map_or(0, |p| p.rows);
+        for p in parts {
+            p.check("B");
+            assert_eq!(p.rows, k, "stacked parts of B must have the same depth");
+        }
+        assert_runnable(isa);
+        let n = parts.iter().map(|p| p.cols).sum();
+        let kernel = if bf16 {
+            Kernel::Bf16(isa, Bf16Kernel::default_for(isa))
+        } else {
+            Kernel::F32(isa)
+        };
+        let Blocking { kc, nr, .. } = loops::blocking(kernel);
+        let buf = if bf16 {
+            pack::pack_b_stacked::<u32>(parts, (k, n), kc, 2, nr)
+        } else {
+            pack::pack_b_stacked::<f32>(parts, (k, n), kc, 1, nr)
+        };
+        PackedB {
+            isa,
+            kernel,
+            k,
+            n,
+            kc,
+            nr,
+            buf,
+        }
+    }
+
     /// Packs `b` for [`Isa::active`].
     pub fn pack(b: MatRef<'_>) -> Self {
         PackedB::new(Isa::active(), b)

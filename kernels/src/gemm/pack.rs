@@ -14,31 +14,46 @@ use super::bf16::{f32_to_bf16_bits, pair};
 use super::kernel::MAX_NR;
 use super::MatRef;
 
-/// 64 bytes of f32, so a `Vec` of them is cache-line aligned.
-#[derive(Clone, Copy)]
-#[repr(C, align(64))]
-struct Line([f32; 16]);
+/// Floats per 64-byte cache line.
+const LINE: usize = 16;
 
-/// A growable, 64-byte aligned f32 buffer.
-#[derive(Clone, Default)]
+/// A growable, 64-byte aligned f32 buffer: a zeroed `Vec<f32>` with up to one line of slack,
+/// used from its first 64-byte boundary. `vec![0.0; n]` allocates with `calloc`, which takes
+/// fresh pages from the OS without writing them, so a large buffer costs no memset and its
+/// pages are first touched by whoever fills it (in parallel, when packing weights).
+#[derive(Default)]
 pub(crate) struct AlignedBuf {
-    lines: Vec<Line>,
+    data: Vec<f32>,
+    /// Index of the first 64-byte aligned float in `data`.
+    start: usize,
     len: usize,
+}
+
+impl Clone for AlignedBuf {
+    fn clone(&self) -> Self {
+        // A new allocation has its own alignment offset.
+        let mut c = AlignedBuf::zeroed(self.len);
+        c.as_mut_slice().copy_from_slice(self.as_slice());
+        c
+    }
 }
 
 impl AlignedBuf {
     /// A zeroed buffer of `len` floats.
     pub(crate) fn zeroed(len: usize) -> Self {
+        let data = vec![0.0f32; len + LINE - 1];
+        let misalign = (data.as_ptr() as usize / 4) % LINE;
         AlignedBuf {
-            lines: vec![Line([0.0; 16]); len.div_ceil(16)],
+            start: (LINE - misalign) % LINE,
+            data,
             len,
         }
     }
 
     /// Resizes to at least `len` floats; contents are unspecified afterwards.
     pub(crate) fn ensure(&mut self, len: usize) {
-        if self.lines.len() * 16 < len {
-            self.lines = vec![Line([0.0; 16]); len.div_ceil(16)];
+        if self.data.len() < self.start + len {
+            *self = AlignedBuf::zeroed(len);
         }
         self.len = len;
     }
@@ -53,21 +68,16 @@ impl AlignedBuf {
     }
 
     pub(crate) fn as_slice(&self) -> &[f32] {
-        let ptr = self.lines.as_ptr().cast::<f32>();
-        // SAFETY: `Line` is `repr(C)` over `[f32; 16]` with no padding, so the lines are
-        // `lines.len()*16 >= len` initialised, contiguous f32s.
-        unsafe { std::slice::from_raw_parts(ptr, self.len) }
+        &self.data[self.start..self.start + self.len]
     }
 
     pub(crate) fn as_mut_slice(&mut self) -> &mut [f32] {
-        let ptr = self.lines.as_mut_ptr().cast::<f32>();
-        // SAFETY: as in `as_slice`, and `&mut self` makes the borrow unique.
-        unsafe { std::slice::from_raw_parts_mut(ptr, self.len) }
+        &mut self.data[self.start..self.start + self.len]
     }
 
     /// Bytes held (for memory accounting).
     pub(crate) fn capacity_bytes(&self) -> usize {
-        self.lines.len() * 64
+        self.data.capacity() * 4
     }
 }
 
@@ -459,4 +469,77 @@ pub(crate) fn pack_b_all<E: PanelElem>(
         nr,
         |dst, k0, kc, kc_pad, j0| E::pack_b_panel(dst, b, k0, kc, kc_pad, j0, nr),
     );
+}
+
+/// Packs the column-wise concatenation of `parts` (a `k x n` B) into a new buffer. A panel
+/// inside one part packs straight from it; a panel straddling parts (only when a part's
+/// width is not a multiple of `nr`) is gathered into a small `kc x nr` matrix first.
+pub(crate) fn pack_b_stacked<E: PanelElem>(
+    parts: &[MatRef<'_>],
+    (k, n): (usize, usize),
+    kc_block: usize,
+    kstep: usize,
+    nr: usize,
+) -> AlignedBuf {
+    let mut buf = AlignedBuf::zeroed(packed_len::<E>(k, kstep, n.div_ceil(nr), nr));
+    // First column of each part.
+    let starts: Vec<usize> = parts
+        .iter()
+        .scan(0, |c, p| {
+            let s = *c;
+            *c += p.cols;
+            Some(s)
+        })
+        .collect();
+    pack_b_all_with(
+        buf.view_mut::<E>(),
+        (k, n),
+        kc_block,
+        kstep,
+        nr,
+        |dst, k0, kc, kc_pad, j0| {
+            let i = starts.partition_point(|&s| s <= j0) - 1;
+            let (part, local) = (&parts[i], j0 - starts[i]);
+            if local + nr.min(n - j0) <= part.cols {
+                return E::pack_b_panel(dst, part, k0, kc, kc_pad, local, nr);
+            }
+            let cols = nr.min(n - j0);
+            let mut tmp = vec![0.0f32; kc * cols];
+            for (j, col) in (j0..j0 + cols).enumerate() {
+                let i = starts.partition_point(|&s| s <= col) - 1;
+                let (p, c) = (&parts[i], col - starts[i]);
+                for kk in 0..kc {
+                    tmp[kk * cols + j] = p.data[(k0 + kk) * p.rs + c * p.cs];
+                }
+            }
+            let gathered = MatRef::row_major(&tmp, kc, cols);
+            E::pack_b_panel(dst, &gathered, 0, kc, kc_pad, 0, nr)
+        },
+    );
+    buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AlignedBuf;
+
+    #[test]
+    fn aligned_buf_is_aligned_zeroed_and_sized() {
+        for len in [0, 1, 15, 16, 17, 1000, 1 << 20] {
+            let mut b = AlignedBuf::zeroed(len);
+            assert_eq!(b.as_slice().as_ptr() as usize % 64, 0, "len {len}");
+            assert_eq!(b.as_slice().len(), len);
+            assert!(b.as_slice().iter().all(|&v| v == 0.0));
+            b.as_mut_slice()
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = i as f32);
+            let c = b.clone();
+            assert_eq!(c.as_slice().as_ptr() as usize % 64, 0);
+            assert_eq!(c.as_slice(), b.as_slice());
+            b.ensure(len * 2 + 3);
+            assert_eq!(b.as_slice().as_ptr() as usize % 64, 0);
+            assert_eq!(b.as_slice().len(), len * 2 + 3);
+        }
+    }
 }
