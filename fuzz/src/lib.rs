@@ -317,23 +317,30 @@ pub fn tokenizer(data: &[u8]) {
     let words: String = clip_tokenizer::text::pre_tokens(&cleaned).collect();
     let strip = |s: &str| s.replace(' ', "");
     assert_eq!(strip(&decoded), strip(&words), "round trip of {text:?}");
-    // clip.tokenize: SOT, ids, EOT, zero padding; cut with EOT last when asked.
+    // clip.tokenize: SOT, ids, EOT, zero padding; cut with EOT last when asked. It encodes
+    // again (cleaning is most of an execution's time), so only one input in four checks the
+    // truncating form and one in four the refusing form: the fuzzer varies lengths anyway.
     let ctx = 77;
-    let row = tok
-        .tokenize_one(&text, 0, ctx, true)
-        .expect("truncating tokenize cannot fail");
-    assert_eq!(row.len(), ctx);
-    assert_eq!(row[0], tok.sot());
     let fits = ids.len() + 2 <= ctx;
-    if fits {
-        assert_eq!(&row[1..=ids.len()], &ids[..]);
-        assert_eq!(row[ids.len() + 1], tok.eot());
-        assert!(row[ids.len() + 2..].iter().all(|&v| v == 0));
-    } else {
-        assert_eq!(&row[1..ctx - 1], &ids[..ctx - 2]);
-        assert_eq!(row[ctx - 1], tok.eot());
+    match data.len() % 4 {
+        0 => {
+            let row = tok
+                .tokenize_one(&text, 0, ctx, true)
+                .expect("truncating tokenize cannot fail");
+            assert_eq!(row.len(), ctx);
+            assert_eq!(row[0], tok.sot());
+            if fits {
+                assert_eq!(&row[1..=ids.len()], &ids[..]);
+                assert_eq!(row[ids.len() + 1], tok.eot());
+                assert!(row[ids.len() + 2..].iter().all(|&v| v == 0));
+            } else {
+                assert_eq!(&row[1..ctx - 1], &ids[..ctx - 2]);
+                assert_eq!(row[ctx - 1], tok.eot());
+            }
+        }
+        1 => assert_eq!(tok.tokenize_one(&text, 0, ctx, false).is_ok(), fits),
+        _ => {}
     }
-    assert_eq!(tok.tokenize_one(&text, 0, ctx, false).is_ok(), fits);
     // Any ids: decode succeeds exactly when all are in the vocabulary.
     let raw: Vec<u32> = data
         .chunks_exact(2)
