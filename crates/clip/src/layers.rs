@@ -169,16 +169,23 @@ impl EncoderLayer {
         let k = |s: &str| format!("{prefix}.{s}");
         let layer = match layout {
             Layout::HuggingFace => {
-                let mut w = Vec::with_capacity(3 * c * c);
+                // q, k and v packed side by side into one weight, straight from the file.
+                let names = ["q_proj", "k_proj", "v_proj"].map(|p| k(&format!("self_attn.{p}")));
+                let mut w = Vec::with_capacity(3);
                 let mut b = Vec::with_capacity(3 * c);
-                for p in ["q_proj", "k_proj", "v_proj"] {
-                    w.extend(read(wf, &k(&format!("self_attn.{p}.weight")), &[c, c])?);
-                    b.extend(read(wf, &k(&format!("self_attn.{p}.bias")), &[c])?);
-                    wf.release(&k(&format!("self_attn.{p}.weight")));
+                for p in &names {
+                    w.push(wf.get(&format!("{p}.weight"), &[c, c])?);
+                    b.extend(read(wf, &format!("{p}.bias"), &[c])?);
+                }
+                let qkv_proj =
+                    Linear::stacked_with(&[&w[0], &w[1], &w[2]], Some(b), pk.precision, pk.th)?;
+                drop(w);
+                for p in &names {
+                    wf.release(&format!("{p}.weight"));
                 }
                 EncoderLayer {
                     layer_norm1: LayerNorm::load(wf, &k("layer_norm1"), c, dims.eps)?,
-                    qkv_proj: Linear::from_rows_with(&w, 3 * c, c, Some(b), pk.precision, pk.th)?,
+                    qkv_proj,
                     out_proj: linear(
                         wf,
                         &k("self_attn.out_proj.weight"),

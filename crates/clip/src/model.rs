@@ -266,12 +266,16 @@ impl ClipModel {
         } else {
             None
         };
-        let tokenizer = if dir.join("vocab.json").is_file() && dir.join("merges.txt").is_file() {
-            Tokenizer::from_hf_dir(dir)?
-        } else {
-            Tokenizer::new()?
-        };
-        Self::from_weights(wf, config, tokenizer, opts)
+        // The tokenizer (~40 ms of parsing merges) is built on its own thread while the
+        // weights are packed.
+        let has_vocab = dir.join("vocab.json").is_file() && dir.join("merges.txt").is_file();
+        Self::build(wf, config, opts, || {
+            if has_vocab {
+                Tokenizer::from_hf_dir(dir)
+            } else {
+                Tokenizer::new()
+            }
+        })
     }
 
     /// Builds the model from an open weight file; `config` (from `config.json`) fixes the
@@ -281,6 +285,34 @@ impl ClipModel {
         config: Option<ClipConfig>,
         tokenizer: Tokenizer,
         opts: &LoadOptions,
+    ) -> Result<ClipModel> {
+        Self::build(wf, config, opts, || Ok(tokenizer))
+    }
+
+    /// [`ClipModel::from_weights`] with the tokenizer made by `tokenizer` on a thread of its
+    /// own, while the weights are packed.
+    fn build(
+        wf: WeightFile,
+        config: Option<ClipConfig>,
+        opts: &LoadOptions,
+        tokenizer: impl FnOnce() -> std::result::Result<Tokenizer, clip_tokenizer::Error> + Send,
+    ) -> Result<ClipModel> {
+        std::thread::scope(|s| {
+            let tokenizer = s.spawn(tokenizer);
+            Self::load_weights(wf, config, opts, || {
+                tokenizer
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
+        })
+    }
+
+    /// Loads and packs the towers, then takes the tokenizer from `tokenizer`.
+    fn load_weights(
+        wf: WeightFile,
+        config: Option<ClipConfig>,
+        opts: &LoadOptions,
+        tokenizer: impl FnOnce() -> std::result::Result<Tokenizer, clip_tokenizer::Error>,
     ) -> Result<ClipModel> {
         let layout = if hf_keys_present(&wf) {
             Layout::HuggingFace
@@ -327,7 +359,7 @@ impl ClipModel {
             text,
             logit_scale: scale[0],
             layout,
-            tokenizer,
+            tokenizer: tokenizer()?,
             threads,
             weights_path: wf.path().to_path_buf(),
             weights_size: wf.size(),

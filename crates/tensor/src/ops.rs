@@ -148,6 +148,53 @@ impl Linear {
         Self::pack(b, bias, precision, threads)
     }
 
+    /// Packs several `[out_i, in]` weights stacked along `out` (e.g. separate q, k and v
+    /// projections as one `[3C, C]` weight) without concatenating them first: f32 tensors
+    /// (owned or memory-mapped, any strides) are packed in place, others are converted to
+    /// f32 one at a time. `bias` is `[sum of out_i]`.
+    pub fn stacked_with(
+        weights: &[&Tensor],
+        bias: Option<Vec<f32>>,
+        precision: Precision,
+        threads: &Threads,
+    ) -> Result<Linear> {
+        let inp = weights
+            .first()
+            .map_or(0, |w| w.shape().get(1).copied().unwrap_or(0));
+        for w in weights {
+            if w.rank() != 2 || w.shape()[1] != inp {
+                return Err(Error::BadShape {
+                    op: "Linear::stacked_with",
+                    shape: w.shape().to_vec(),
+                    reason: format!("each weight must be [out, {inp}]"),
+                });
+            }
+        }
+        let out = weights.iter().map(|w| w.shape()[0]).sum();
+        check_bias(bias.as_deref(), out)?;
+        let f32s = weights
+            .iter()
+            .map(|w| {
+                if w.dtype() == crate::DType::F32 {
+                    Ok((*w).clone())
+                } else {
+                    w.to_f32()
+                }
+            })
+            .collect::<Result<Vec<Tensor>>>()?;
+        let parts = f32s
+            .iter()
+            .map(|w| {
+                let (data, [s0, s1]) = w.strided_f32()?;
+                Ok(MatRef::strided(data, w.shape()[0], inp, s0, s1).t())
+            })
+            .collect::<Result<Vec<MatRef<'_>>>>()?;
+        let isa = threads.isa;
+        let packed =
+            threads.install(|| PackedB::new_stacked(isa, &parts, precision == Precision::Bf16));
+        Ok(Linear { packed, bias })
+    }
+
     /// Packs a row-major `[out, in]` weight given as a slice (PyTorch's `Linear.weight`).
     pub fn from_rows(
         weight: &[f32],
