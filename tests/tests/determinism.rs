@@ -140,3 +140,42 @@ fn embeddings_alone_or_in_batches_of_7_and_32_on_1_or_2_threads() {
     }
     assert_ne!(reference_img[0], reference_img[31]);
 }
+
+/// Without hidden states the last layer runs its output projection and MLP on the pooled
+/// rows only; the pooled states and features are bitwise those of the full pass (which
+/// hidden states force), for a batch of images and of texts of mixed lengths.
+#[test]
+fn last_layer_on_pooled_rows_only_matches_full_pass() {
+    let m = model(2);
+    let imgs = images(5);
+    let full = m.vision_forward(&flat(&imgs), 5, true).unwrap();
+    let pruned = m.vision_forward(&flat(&imgs), 5, false).unwrap();
+    assert!(pruned.hidden_states.is_empty());
+    assert_eq!(bits(&full.pooled), bits(&pruned.pooled), "image pooled");
+    assert_eq!(
+        bits(&full.features),
+        bits(&pruned.features),
+        "image features"
+    );
+
+    let tok = m.tokenizer();
+    let ids: Vec<Vec<u32>> = texts(9)
+        .iter()
+        .map(|t| tok.tokenize_one(t, 0, 77, true).unwrap())
+        .collect();
+    let seqs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+    for full_context in [false, true] {
+        let full = m.text_forward(&seqs, full_context, true).unwrap();
+        let pruned = m.text_forward(&seqs, full_context, false).unwrap();
+        assert_eq!(bits(&full.pooled), bits(&pruned.pooled), "text pooled");
+        assert_eq!(
+            bits(&full.features),
+            bits(&pruned.features),
+            "text features"
+        );
+    }
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}

@@ -264,11 +264,48 @@ impl EncoderLayer {
         s: &mut Scratch,
         th: &Threads,
     ) {
+        self.attend(x, groups, s, th);
+        let attn = &s.attn[..x.len()];
+        self.out_proj
+            .forward_into(attn, x, Activation::None, true, th);
+        self.mlp(x, s, th);
+    }
+
+    /// The layer's output at the rows `keep` only, as `[keep.len(), C]`: what the last layer
+    /// has to compute when only the class token (or each text's EOT token) is pooled.
+    /// Attention still runs over every row (all are keys and values); the output
+    /// projection and the MLP run on the kept rows. Bitwise the same rows as [`forward`]:
+    /// a GEMM row does not depend on the other rows.
+    ///
+    /// [`forward`]: EncoderLayer::forward
+    pub fn forward_rows(
+        &self,
+        x: &[f32],
+        groups: &[(usize, usize, usize)],
+        keep: &[usize],
+        s: &mut Scratch,
+        th: &Threads,
+    ) -> Vec<f32> {
+        let c = self.dims.width;
+        self.attend(x, groups, s, th);
+        let gather = |m: &[f32]| -> Vec<f32> {
+            keep.iter()
+                .flat_map(|&r| m[r * c..(r + 1) * c].iter().copied())
+                .collect()
+        };
+        let attn = gather(&s.attn);
+        let mut y = gather(x);
+        self.out_proj
+            .forward_into(&attn, &mut y, Activation::None, true, th);
+        self.mlp(&mut y, s, th);
+        y
+    }
+
+    /// `s.attn <- attention(LN1(x))`, before the output projection.
+    fn attend(&self, x: &[f32], groups: &[(usize, usize, usize)], s: &mut Scratch, th: &Threads) {
         let LayerDims {
             width: c,
             heads,
-            mlp,
-            act,
             causal,
             ..
         } = self.dims;
@@ -304,8 +341,14 @@ impl EncoderLayer {
                 )
             });
         }
-        self.out_proj
-            .forward_into(attn, x, Activation::None, true, th);
+    }
+
+    /// `x <- x + fc2(act(fc1(LN2(x))))`.
+    fn mlp(&self, x: &mut [f32], s: &mut Scratch, th: &Threads) {
+        let LayerDims {
+            width: c, mlp, act, ..
+        } = self.dims;
+        let rows = x.len() / c;
         let h = sized(&mut s.h, rows * c);
         self.layer_norm2.forward(x, h, th);
         let m = sized(&mut s.mlp, rows * mlp);

@@ -196,8 +196,24 @@ impl TextTower {
         if hidden {
             out.hidden_states.push(x.clone());
         }
+        // The row of each sequence's pooled (EOT) token.
+        let pool_rows: Vec<usize> = lengths
+            .iter()
+            .zip(&pools)
+            .scan(0, |start, (&len, &p)| {
+                let row = *start + p;
+                *start += len;
+                Some(row)
+            })
+            .collect();
         let mut scratch = Scratch::default();
-        for layer in &self.layers {
+        // Without hidden states only the pooled rows of the last layer are used: it runs
+        // its output projection and MLP on those rows alone (bitwise the same values).
+        let (last, all_but_last) = match self.layers.split_last() {
+            Some((l, rest)) if !hidden => (Some(l), rest),
+            _ => (None, &self.layers[..]),
+        };
+        for layer in all_but_last {
             layer.forward(&mut x, &groups, &mut scratch, th);
             if hidden {
                 out.hidden_states.push(x.clone());
@@ -208,12 +224,13 @@ impl TextTower {
             self.final_layer_norm
                 .forward(&x, &mut out.last_hidden_state, th);
         }
-        let mut pooled_in = Vec::with_capacity(seqs.len() * c);
-        let mut start = 0;
-        for (&len, &p) in lengths.iter().zip(&pools) {
-            pooled_in.extend_from_slice(&x[(start + p) * c..(start + p + 1) * c]);
-            start += len;
-        }
+        let pooled_in: Vec<f32> = match last {
+            Some(l) => l.forward_rows(&x, &groups, &pool_rows, &mut scratch, th),
+            None => pool_rows
+                .iter()
+                .flat_map(|&r| x[r * c..(r + 1) * c].iter().copied())
+                .collect(),
+        };
         out.pooled = vec![0.0f32; pooled_in.len()];
         self.final_layer_norm
             .forward(&pooled_in, &mut out.pooled, th);

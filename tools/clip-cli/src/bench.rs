@@ -111,10 +111,16 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     }
 }
 
-/// FLOP of one encoder pass: 2*rows*in*out per Linear, 4*T^2*C per attention layer.
+/// FLOP of one encoder pass as performed: 2*rows*in*out per Linear, 4*T^2*C per attention
+/// layer; the last layer runs its output projection and MLP on the pooled row only.
 fn encoder_flop(tokens: usize, width: usize, mlp: usize, layers: usize) -> f64 {
+    if layers == 0 {
+        return 0.0;
+    }
     let (t, c, m) = (tokens as f64, width as f64, mlp as f64);
-    layers as f64 * (2.0 * t * c * (4.0 * c + 2.0 * m) + 4.0 * t * t * c)
+    let qkv_attn = 2.0 * t * c * 3.0 * c + 4.0 * t * t * c;
+    let rest = |rows: f64| 2.0 * rows * c * (c + 2.0 * m);
+    (layers - 1) as f64 * (qkv_attn + rest(t)) + qkv_attn + rest(1.0)
 }
 
 /// Times `f` (after two warm-up calls) until ~2 s or 50 runs, at least 5; the median in s.
