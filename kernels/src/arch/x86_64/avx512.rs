@@ -77,6 +77,81 @@ impl MicroKernel for Avx512 {
     }
 }
 
+/// The AVX-512F 11x32 micro-kernel: the same loops and arithmetic with one more row, so that
+/// M = 77 (a full CLIP text context) tiles exactly instead of padding to 80. The loops pick
+/// it over [`Avx512`] when it pads fewer rows ([`use_r11`]); every element of C is the same
+/// k-ordered FMA chain either way, so the result does not depend on the choice.
+pub(crate) struct Avx512R11;
+
+/// Whether M rows pad to fewer rows in 11-row tiles than in 10-row ones.
+pub(crate) fn use_r11(m: usize) -> bool {
+    m.div_ceil(11) * 11 < m.div_ceil(MR) * MR
+}
+
+impl MicroKernel for Avx512R11 {
+    type A = f32;
+    type B = f32;
+    type Wide = Self;
+    const ISA: Isa = Isa::Avx512;
+    const MR: usize = 11;
+    const NR: usize = NR;
+    const KC: usize = Avx512::KC;
+    const MC: usize = 231;
+    const NC: usize = Avx512::NC;
+
+    unsafe fn ukernel(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rs_c: usize,
+        alpha: f32,
+        beta: f32,
+        bias: *const f32,
+    ) {
+        // SAFETY: forwarded contract; the trait requires a CPU with AVX-512F.
+        unsafe {
+            sgemm_ukernel_avx512_11x32(kc, a, b, c, rs_c, alpha, beta, bias, core::ptr::null(), 0)
+        }
+    }
+
+    unsafe fn ukernel_pf(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rs_c: usize,
+        alpha: f32,
+        beta: f32,
+        bias: *const f32,
+        pf: *const u8,
+        pf_bytes: usize,
+    ) {
+        // SAFETY: forwarded contract; prefetches never fault.
+        unsafe { sgemm_ukernel_avx512_11x32(kc, a, b, c, rs_c, alpha, beta, bias, pf, pf_bytes) }
+    }
+}
+
+/// # Safety
+/// See [`MicroKernel::ukernel`] with `MR = 11`; the CPU supports AVX-512F.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm_ukernel_avx512_11x32(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    rs_c: usize,
+    alpha: f32,
+    beta: f32,
+    bias: *const f32,
+    pf: *const u8,
+    pf_bytes: usize,
+) {
+    // SAFETY: forwarded contract.
+    unsafe { body::<11>(kc, a, b, c, rs_c, alpha, beta, bias, pf, pf_bytes) }
+}
+
 /// # Safety
 /// See [`MicroKernel::ukernel`]; the CPU supports AVX-512F.
 #[target_feature(enable = "avx512f")]
