@@ -84,6 +84,40 @@ pub(crate) fn projection(
     }
 }
 
+/// Runs a tower's layer stack over `x` (`[rows, c]`) and returns its output at the rows
+/// `pool` (`[pool.len(), c]`). With `hidden` (per-layer states, pushed after each layer),
+/// every layer runs on every row and `x` ends as the last layer's output; without, the last
+/// layer runs its output projection and MLP on the pooled rows only
+/// ([`EncoderLayer::forward_rows`]: bitwise the same pooled rows).
+pub(crate) fn run_stack(
+    layers: &[EncoderLayer],
+    x: &mut [f32],
+    c: usize,
+    groups: &[(usize, usize, usize)],
+    pool: &[usize],
+    mut hidden: Option<&mut Vec<Vec<f32>>>,
+    th: &Threads,
+) -> Vec<f32> {
+    let mut scratch = Scratch::default();
+    let (last, all_but_last) = match layers.split_last() {
+        Some((l, rest)) if hidden.is_none() => (Some(l), rest),
+        _ => (None, layers),
+    };
+    for layer in all_but_last {
+        layer.forward(x, groups, &mut scratch, th);
+        if let Some(h) = hidden.as_deref_mut() {
+            h.push(x.to_vec());
+        }
+    }
+    match last {
+        Some(l) => l.forward_rows(x, groups, pool, &mut scratch, th),
+        None => pool
+            .iter()
+            .flat_map(|&r| x[r * c..(r + 1) * c].iter().copied())
+            .collect(),
+    }
+}
+
 /// `torch.nn.LayerNorm` over the last dimension.
 #[derive(Clone, Debug)]
 pub struct LayerNorm {

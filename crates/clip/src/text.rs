@@ -10,7 +10,7 @@
 
 use crate::config::TextConfig;
 use crate::layers::{
-    projection, read, EncoderLayer, LayerDims, LayerNorm, Layout, Packing, Scratch,
+    projection, read, run_stack, EncoderLayer, LayerDims, LayerNorm, Layout, Packing,
 };
 use crate::weights::WeightFile;
 use crate::{Error, Result};
@@ -206,31 +206,21 @@ impl TextTower {
                 Some(row)
             })
             .collect();
-        let mut scratch = Scratch::default();
-        // Without hidden states only the pooled rows of the last layer are used: it runs
-        // its output projection and MLP on those rows alone (bitwise the same values).
-        let (last, all_but_last) = match self.layers.split_last() {
-            Some((l, rest)) if !hidden => (Some(l), rest),
-            _ => (None, &self.layers[..]),
-        };
-        for layer in all_but_last {
-            layer.forward(&mut x, &groups, &mut scratch, th);
-            if hidden {
-                out.hidden_states.push(x.clone());
-            }
-        }
+        let hidden_states = hidden.then_some(&mut out.hidden_states);
+        let pooled_in = run_stack(
+            &self.layers,
+            &mut x,
+            c,
+            &groups,
+            &pool_rows,
+            hidden_states,
+            th,
+        );
         if hidden {
             out.last_hidden_state = vec![0.0f32; x.len()];
             self.final_layer_norm
                 .forward(&x, &mut out.last_hidden_state, th);
         }
-        let pooled_in: Vec<f32> = match last {
-            Some(l) => l.forward_rows(&x, &groups, &pool_rows, &mut scratch, th),
-            None => pool_rows
-                .iter()
-                .flat_map(|&r| x[r * c..(r + 1) * c].iter().copied())
-                .collect(),
-        };
         out.pooled = vec![0.0f32; pooled_in.len()];
         self.final_layer_norm
             .forward(&pooled_in, &mut out.pooled, th);

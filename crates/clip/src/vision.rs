@@ -7,7 +7,7 @@
 
 use crate::config::VisionConfig;
 use crate::layers::{
-    projection, read, EncoderLayer, LayerDims, LayerNorm, Layout, Packing, Scratch,
+    projection, read, run_stack, EncoderLayer, LayerDims, LayerNorm, Layout, Packing,
 };
 use crate::weights::WeightFile;
 use crate::{Error, Result};
@@ -155,28 +155,17 @@ impl VisionTower {
         if hidden {
             out.hidden_states.push(x.clone());
         }
-        let mut scratch = Scratch::default();
-        let groups = [(0, n, t)];
         let cls_rows: Vec<usize> = (0..n).map(|i| i * t).collect();
-        // Without hidden states only the class tokens of the last layer are used: it runs
-        // its output projection and MLP on those rows alone (bitwise the same values).
-        let (last, all_but_last) = match self.layers.split_last() {
-            Some((l, rest)) if !hidden => (Some(l), rest),
-            _ => (None, &self.layers[..]),
-        };
-        for layer in all_but_last {
-            layer.forward(&mut x, &groups, &mut scratch, th);
-            if hidden {
-                out.hidden_states.push(x.clone());
-            }
-        }
-        let cls: Vec<f32> = match last {
-            Some(l) => l.forward_rows(&x, &groups, &cls_rows, &mut scratch, th),
-            None => cls_rows
-                .iter()
-                .flat_map(|&r| x[r * c..(r + 1) * c].iter().copied())
-                .collect(),
-        };
+        let hidden_states = hidden.then_some(&mut out.hidden_states);
+        let cls = run_stack(
+            &self.layers,
+            &mut x,
+            c,
+            &[(0, n, t)],
+            &cls_rows,
+            hidden_states,
+            th,
+        );
         out.pooled = vec![0.0f32; n * c];
         self.post_layernorm.forward(&cls, &mut out.pooled, th);
         out.features = vec![0.0f32; n * self.visual_projection.out_features()];
