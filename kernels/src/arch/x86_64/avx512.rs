@@ -1,4 +1,5 @@
-//! The AVX-512F micro-kernels: `sgemm_ukernel_avx512_10x32` (f32) and its bf16 conversion twin.
+//! The AVX-512F micro-kernels: `sgemm_ukernel_avx512::<10>` (f32; `::<11>` for M that pads
+//! less in 11-row tiles) and its bf16 conversion twin.
 //!
 //! ```text
 //!            B: b0 = zmm(k, 0..16)   b1 = zmm(k, 16..32)
@@ -27,21 +28,36 @@ use crate::gemm::MicroKernel;
 use crate::Isa;
 use core::arch::x86_64::*;
 
-/// The AVX-512F 10x32 micro-kernel.
-pub(crate) struct Avx512;
+/// The AVX-512F f32 micro-kernel of `R` rows by 32 columns (`R <= 14`).
+pub(crate) struct Avx512Rows<const R: usize>;
+
+/// The 10x32 tile: the default.
+pub(crate) type Avx512 = Avx512Rows<MR>;
+
+/// The 11x32 tile: the same loops and arithmetic with one more row, so that M = 77 (a full
+/// CLIP text context) tiles exactly instead of padding to 80. The loops pick it over
+/// [`Avx512`] when it pads fewer rows ([`use_r11`]); every element of C is the same k-ordered
+/// FMA chain either way, so the result does not depend on the choice.
+pub(crate) type Avx512R11 = Avx512Rows<11>;
 
 const MR: usize = 10;
 const NR: usize = 32;
 
-impl MicroKernel for Avx512 {
+/// Whether M rows pad to fewer rows in 11-row tiles than in 10-row ones.
+pub(crate) fn use_r11(m: usize) -> bool {
+    m.div_ceil(11) * 11 < m.div_ceil(MR) * MR
+}
+
+impl<const R: usize> MicroKernel for Avx512Rows<R> {
     type A = f32;
     type B = f32;
     type Wide = Self;
     const ISA: Isa = Isa::Avx512;
-    const MR: usize = MR;
+    const MR: usize = R;
     const NR: usize = NR;
     const KC: usize = 1024;
-    const MC: usize = 240;
+    /// 240 rows (a 960 KiB A block in L2), rounded down to whole tiles: 240 or 231.
+    const MC: usize = 240 / R * R;
     const NC: usize = 3072;
 
     unsafe fn ukernel(
@@ -56,7 +72,7 @@ impl MicroKernel for Avx512 {
     ) {
         // SAFETY: forwarded contract; the trait requires a CPU with AVX-512F.
         unsafe {
-            sgemm_ukernel_avx512_10x32(kc, a, b, c, rs_c, alpha, beta, bias, core::ptr::null(), 0)
+            sgemm_ukernel_avx512::<R>(kc, a, b, c, rs_c, alpha, beta, bias, core::ptr::null(), 0)
         }
     }
 
@@ -73,70 +89,15 @@ impl MicroKernel for Avx512 {
         pf_bytes: usize,
     ) {
         // SAFETY: forwarded contract; prefetches never fault.
-        unsafe { sgemm_ukernel_avx512_10x32(kc, a, b, c, rs_c, alpha, beta, bias, pf, pf_bytes) }
-    }
-}
-
-/// The AVX-512F 11x32 micro-kernel: the same loops and arithmetic with one more row, so that
-/// M = 77 (a full CLIP text context) tiles exactly instead of padding to 80. The loops pick
-/// it over [`Avx512`] when it pads fewer rows ([`use_r11`]); every element of C is the same
-/// k-ordered FMA chain either way, so the result does not depend on the choice.
-pub(crate) struct Avx512R11;
-
-/// Whether M rows pad to fewer rows in 11-row tiles than in 10-row ones.
-pub(crate) fn use_r11(m: usize) -> bool {
-    m.div_ceil(11) * 11 < m.div_ceil(MR) * MR
-}
-
-impl MicroKernel for Avx512R11 {
-    type A = f32;
-    type B = f32;
-    type Wide = Self;
-    const ISA: Isa = Isa::Avx512;
-    const MR: usize = 11;
-    const NR: usize = NR;
-    const KC: usize = Avx512::KC;
-    const MC: usize = 231;
-    const NC: usize = Avx512::NC;
-
-    unsafe fn ukernel(
-        kc: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        rs_c: usize,
-        alpha: f32,
-        beta: f32,
-        bias: *const f32,
-    ) {
-        // SAFETY: forwarded contract; the trait requires a CPU with AVX-512F.
-        unsafe {
-            sgemm_ukernel_avx512_11x32(kc, a, b, c, rs_c, alpha, beta, bias, core::ptr::null(), 0)
-        }
-    }
-
-    unsafe fn ukernel_pf(
-        kc: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        rs_c: usize,
-        alpha: f32,
-        beta: f32,
-        bias: *const f32,
-        pf: *const u8,
-        pf_bytes: usize,
-    ) {
-        // SAFETY: forwarded contract; prefetches never fault.
-        unsafe { sgemm_ukernel_avx512_11x32(kc, a, b, c, rs_c, alpha, beta, bias, pf, pf_bytes) }
+        unsafe { sgemm_ukernel_avx512::<R>(kc, a, b, c, rs_c, alpha, beta, bias, pf, pf_bytes) }
     }
 }
 
 /// # Safety
-/// See [`MicroKernel::ukernel`] with `MR = 11`; the CPU supports AVX-512F.
+/// See [`MicroKernel::ukernel`] with `MR = R <= 14`; the CPU supports AVX-512F.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn sgemm_ukernel_avx512_11x32(
+unsafe fn sgemm_ukernel_avx512<const R: usize>(
     kc: usize,
     a: *const f32,
     b: *const f32,
@@ -149,27 +110,7 @@ unsafe fn sgemm_ukernel_avx512_11x32(
     pf_bytes: usize,
 ) {
     // SAFETY: forwarded contract.
-    unsafe { body::<11>(kc, a, b, c, rs_c, alpha, beta, bias, pf, pf_bytes) }
-}
-
-/// # Safety
-/// See [`MicroKernel::ukernel`]; the CPU supports AVX-512F.
-#[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn sgemm_ukernel_avx512_10x32(
-    kc: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    rs_c: usize,
-    alpha: f32,
-    beta: f32,
-    bias: *const f32,
-    pf: *const u8,
-    pf_bytes: usize,
-) {
-    // SAFETY: forwarded contract.
-    unsafe { body::<MR>(kc, a, b, c, rs_c, alpha, beta, bias, pf, pf_bytes) }
+    unsafe { body::<R>(kc, a, b, c, rs_c, alpha, beta, bias, pf, pf_bytes) }
 }
 
 /// The micro-kernel for any `R <= 14` rows of two zmm columns.
