@@ -332,6 +332,40 @@ fn epilogue_activations() {
     }
 }
 
+/// Both ways of packing A give exact products: each task packing its own row block (row
+/// blocks keep every thread busy: 1 and 2 threads here) and A packed once for tasks that
+/// share rows (4 threads on 257 rows); over two KC blocks, with A row-major (the ISA's own
+/// packer, when it has one), padded (a row stride past k) and column-major (the generic one).
+#[test]
+fn a_packing_paths_exact() {
+    let mut rng = Rng(0xa9ac);
+    for isa in isas() {
+        let bl = Blocking::of(isa);
+        for (t, threads) in [1, 2, 4].into_iter().enumerate() {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for (u, m) in [257, bl.mc + 1].into_iter().enumerate() {
+                let case = Case {
+                    m,
+                    n: 70,
+                    k: bl.kc + 6,
+                    alpha: 1.0,
+                    beta: BETAS[(t + u) % 3],
+                    la: [Layout::RowMajor, Layout::Padded, Layout::ColMajor][(t + u) % 3],
+                    lb: Layout::ColMajor,
+                    lc: Layout::RowMajor,
+                    prepacked: u == 0,
+                    bias: true,
+                    act: Activation::None,
+                };
+                pool.install(|| check_exact(isa, &case, &mut rng));
+            }
+        }
+    }
+}
+
 /// Random real inputs on CLIP's shapes: |C - ref| <= 2 k eps sum|a||b| + eps |ref|.
 #[test]
 fn clip_shapes_real_bound() {

@@ -103,6 +103,19 @@ pub(crate) trait MicroKernel: Sync + 'static {
         unreachable!("widen_b of a kernel that does not widen");
     }
 
+    /// Packs one full micro-panel of A from `src`, MR rows of a unit-column-stride A with row
+    /// stride `rs`, starting at the panel's first row and depth: `kc` k into `dst` (k-major,
+    /// as the generic packer lays it out). Returns `false` when the kernel has no packer of
+    /// its own for these arguments (the generic one then runs); both give the same bits.
+    ///
+    /// # Safety
+    /// `src` holds `(MR-1)*rs + kc` floats, `dst` `kc/A::K_PER*MR` elements; `kc` is a
+    /// multiple of `KSTEP`; the CPU supports the kernel set.
+    unsafe fn pack_a_rows(dst: &mut [Self::A], src: &[f32], rs: usize, kc: usize) -> bool {
+        let _ = (dst, src, rs, kc);
+        false
+    }
+
     /// As [`MicroKernel::ukernel`], and prefetches `pf_bytes` bytes from `pf` into L2 spread
     /// over the k loop (the next B micro-panel's share for this tile). A hint only: `pf` need
     /// not be dereferenceable.

@@ -185,8 +185,9 @@ struct Job<'a, K: MicroKernel> {
     cs_c: usize,
     bias: Option<&'a [f32]>,
     act: Activation,
-    /// All of A, packed with depth blocks of `kc_block` (`pack::pack_a_all`).
-    apack: &'a [K::A],
+    /// All of A, packed with depth blocks of `kc_block` (`pack::pack_a_all`), when tasks share
+    /// rows; `None` when every task owns its rows and packs them itself, block by block.
+    apack: Option<&'a [K::A]>,
     /// MR-high panels of the packed A.
     a_panels: usize,
     /// Packed B of columns `n0..n0+nc`, with `panels` panels and depth blocks of `kc_block`.
@@ -217,12 +218,24 @@ fn gemm_loop<K: MicroKernel>(
         return;
     }
     let cptr = CPtr(c.data.as_mut_ptr());
-    // A is packed once per call, for every JC block and task (in parallel over panels).
     let k = a.cols;
     let a_panels = m.div_ceil(K::MR);
-    let mut abuf = take(&A_PACK);
-    abuf.ensure(pack::packed_len::<K::A>(k, K::KSTEP, a_panels, K::MR));
-    pack::pack_a_all::<K>(abuf.view_mut(), a, K::KC);
+    // When row blocks keep every thread busy, each task packs its own MC x KC block of A just
+    // before using it (BLIS's loop 3), so the packed block is written to and read from the
+    // core's L2. Otherwise (few rows: tasks share rows and split the columns) A is packed once
+    // per call, for every JC block and task, in parallel over panels.
+    let threads = rayon::current_num_threads().max(1);
+    let shared_a = row_blocks::<K>(m, threads) < threads;
+    // (Taken only when used: a task on this thread takes the same buffer.)
+    let mut abuf = if shared_a {
+        take(&A_PACK)
+    } else {
+        AlignedBuf::default()
+    };
+    if shared_a {
+        abuf.ensure(pack::packed_len::<K::A>(k, K::KSTEP, a_panels, K::MR));
+        pack::pack_a_all::<K>(abuf.view_mut(), a, K::KC);
+    }
     let base = Job::<K> {
         alpha,
         beta,
@@ -232,7 +245,7 @@ fn gemm_loop<K: MicroKernel>(
         cs_c: c.cs,
         bias: epi.bias,
         act: epi.activation,
-        apack: abuf.view(),
+        apack: shared_a.then(|| abuf.view()),
         a_panels,
         bpack: &[],
         kc_block: K::KC,
@@ -273,7 +286,9 @@ fn gemm_loop<K: MicroKernel>(
             give_back(&B_PACK, buf);
         }
     }
-    give_back(&A_PACK, abuf);
+    if shared_a {
+        give_back(&A_PACK, abuf);
+    }
 }
 
 /// Splits the block into tasks (loop 3 and a split of loop 2) and runs them on the pool.
@@ -284,18 +299,11 @@ fn run_tasks<K: MicroKernel>(job: &Job<'_, K>) {
     let flops = 2.0 * m as f64 * job.nc as f64 * job.a.cols as f64;
     // Tiny products are not worth waking other threads for.
     let threads = if flops < 2.0e5 { 1 } else { threads };
-    // Row blocks of at most MC rows, as many as a multiple of the thread count when the rows
-    // allow (8 micro-panels a block at least), so every thread gets the same share.
-    let mut m_blocks = m.div_ceil(K::MC);
-    let balanced = m_blocks.div_ceil(threads) * threads;
-    if m >= 8 * K::MR * balanced {
-        m_blocks = balanced;
-    }
+    let m_blocks = row_blocks::<K>(m, threads);
     // The MR-high micro-panels of A are dealt out evenly (block sizes differ by at most one
     // micro-panel), so no thread is left with a long last block: 1024 rows in 6 blocks are
     // 17-18 micro-panels each, not five of 18 and one of 13.
     let a_panels = m.div_ceil(K::MR);
-    let m_blocks = m_blocks.min(a_panels).max(1);
     let n_chunks = threads.div_ceil(m_blocks).min(job.panels).max(1);
     let per_chunk = job.panels.div_ceil(n_chunks);
     let mut tasks = Vec::with_capacity(m_blocks * n_chunks);
@@ -316,6 +324,18 @@ fn run_tasks<K: MicroKernel>(job: &Job<'_, K>) {
     }
 }
 
+/// How many row blocks `m` rows are cut into for `threads` threads: blocks of at most MC rows,
+/// as many as a multiple of the thread count when the rows allow (8 micro-panels a block at
+/// least), so every thread gets the same share; never more blocks than micro-panels.
+fn row_blocks<K: MicroKernel>(m: usize, threads: usize) -> usize {
+    let mut m_blocks = m.div_ceil(K::MC);
+    let balanced = m_blocks.div_ceil(threads) * threads;
+    if m >= 8 * K::MR * balanced {
+        m_blocks = balanced;
+    }
+    m_blocks.min(m.div_ceil(K::MR)).max(1)
+}
+
 /// Rows `i0..i0+mc`, panels `p0..p1` of the block: loops 4, 2 and 1.
 fn task<K: MicroKernel>(job: &Job<'_, K>, i0: usize, mc: usize, p0: usize, p1: usize) {
     let k = job.a.cols;
@@ -328,6 +348,8 @@ fn task<K: MicroKernel>(job: &Job<'_, K>, i0: usize, mc: usize, p0: usize, p1: u
         w.ensure(job.kc_block.next_multiple_of(K::KSTEP) * K::NR);
         w
     });
+    // This task's own packed A block, when A is not packed for all tasks (`Job::apack`).
+    let mut own_a = job.apack.is_none().then(|| take(&A_PACK));
     // Loop 4 (PC). k == 0 still runs once, so beta, bias and activation are applied.
     let mut k0 = 0;
     loop {
@@ -340,6 +362,17 @@ fn task<K: MicroKernel>(job: &Job<'_, K>, i0: usize, mc: usize, p0: usize, p1: u
         let kc_pad = kc.next_multiple_of(K::KSTEP);
         let (a0, asteps) = (k0 / K::A::K_PER, kc_pad / K::A::K_PER);
         let (b0, bsteps) = (k0 / K::B::K_PER, kc_pad / K::B::K_PER);
+        // Loop 3's packing: the packed A, the depth offset of this block in it, and the
+        // index and count of the task's first micro-panel there.
+        let (apack, a_k0, a_first, a_panels) = match (&mut own_a, job.apack) {
+            (Some(buf), _) => {
+                buf.ensure(asteps * tiles * K::MR);
+                pack::pack_a_block::<K>(buf.view_mut(), job.a, i0, mc, k0, kc);
+                (buf.view(), 0, 0, tiles)
+            }
+            (None, Some(all)) => (all, a0, i0 / K::MR, job.a_panels),
+            (None, None) => unreachable!("A is packed for all tasks or by each"),
+        };
         // Loop 2 (JR).
         for j in p0..p1 {
             let off = pack::packed_offset(b0, bsteps, j, job.panels, K::NR);
@@ -379,8 +412,8 @@ fn task<K: MicroKernel>(job: &Job<'_, K>, i0: usize, mc: usize, p0: usize, p1: u
                 } else {
                     pf_base.wrapping_add(ir * share)
                 };
-                let aoff = pack::packed_offset(a0, asteps, i0 / K::MR + ir, job.a_panels, K::MR);
-                let apanel = &job.apack[aoff..aoff + asteps * K::MR];
+                let aoff = pack::packed_offset(a_k0, asteps, a_first + ir, a_panels, K::MR);
+                let apanel = &apack[aoff..aoff + asteps * K::MR];
                 let rows = (i0 + ir * K::MR, (i0 + mc).min(i0 + (ir + 1) * K::MR));
                 match &wbuf {
                     Some(w) => tile::<K, K::Wide>(
@@ -415,6 +448,9 @@ fn task<K: MicroKernel>(job: &Job<'_, K>, i0: usize, mc: usize, p0: usize, p1: u
     }
     if let Some(w) = wbuf {
         give_back(&W_PACK, w);
+    }
+    if let Some(a) = own_a {
+        give_back(&A_PACK, a);
     }
 }
 

@@ -317,7 +317,38 @@ pub(crate) fn pack_a_panel<K: super::MicroKernel>(
     kc: usize,
 ) {
     let kc_pad = kc.next_multiple_of(K::KSTEP);
+    if rows == K::MR && a.cs == 1 && kc == kc_pad {
+        let base = row0 * a.rs + k0;
+        let src = &a.data[base..base + (K::MR - 1) * a.rs + kc];
+        // SAFETY: `src` and `dst` are sliced to the lengths the contract asks for (slicing
+        // panics otherwise); the loops only run kernels the CPU supports.
+        if unsafe { K::pack_a_rows(&mut dst[..kc / K::A::K_PER * K::MR], src, a.rs, kc) } {
+            return;
+        }
+    }
     K::A::pack_a_panel(dst, a, row0, rows, k0, kc, kc_pad, K::MR);
+}
+
+/// Packs rows `i0..i0+mc` of A (`i0` a multiple of MR), depth `k0..k0+kc`, into consecutive
+/// MR-high micro-panels of `kc` padded to KSTEP (one task's block of loop 3), serially.
+pub(crate) fn pack_a_block<K: super::MicroKernel>(
+    dst: &mut [K::A],
+    a: &MatRef<'_>,
+    i0: usize,
+    mc: usize,
+    k0: usize,
+    kc: usize,
+) {
+    let (m, mr) = (a.rows, K::MR);
+    let kc_steps = steps::<K::A>(kc, K::KSTEP);
+    let panels = mc.div_ceil(mr);
+    for (p, panel) in dst[..kc_steps * panels * mr]
+        .chunks_mut(kc_steps * mr)
+        .enumerate()
+    {
+        let row0 = i0 + p * mr;
+        pack_a_panel::<K>(panel, a, row0, mr.min(m - row0), k0, kc);
+    }
 }
 
 /// Packs all of A (`m x k`) with depth blocks of `kc_block` into MR-high micro-panels, in
