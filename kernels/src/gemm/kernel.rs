@@ -116,9 +116,7 @@ pub(crate) trait MicroKernel: Sync + 'static {
         false
     }
 
-    /// As [`MicroKernel::ukernel`], and prefetches `pf_bytes` bytes from `pf` into L2 spread
-    /// over the k loop (the next B micro-panel's share for this tile). A hint only: `pf` need
-    /// not be dereferenceable.
+    /// As [`MicroKernel::ukernel`], with the prefetch hints of [`Prefetch`].
     ///
     /// # Safety
     /// As [`MicroKernel::ukernel`].
@@ -133,12 +131,34 @@ pub(crate) trait MicroKernel: Sync + 'static {
         alpha: f32,
         beta: f32,
         bias: *const f32,
-        _pf: *const u8,
-        _pf_bytes: usize,
+        _pf: Prefetch,
     ) {
         // SAFETY: forwarded contract.
         unsafe { Self::ukernel(kc, a, b, c, rs_c, alpha, beta, bias) }
     }
+}
+
+/// Prefetch hints for one tile; hints only, so the addresses need not be dereferenceable.
+/// Kernels without prefetching ignore them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Prefetch {
+    /// This tile's share of the next B micro-panel, brought into L2 over the k loop (one
+    /// `prefetcht1` per k step across `next_bytes`); null for none.
+    pub next: *const u8,
+    pub next_bytes: usize,
+    /// The tile is the first of its task to read this B micro-panel, which then comes from
+    /// memory or L3, not L2: the kernel also prefetches the panel into L1 a fixed distance
+    /// ahead of its loads.
+    pub stream_b: bool,
+}
+
+impl Prefetch {
+    /// No hints.
+    pub const NONE: Prefetch = Prefetch {
+        next: std::ptr::null(),
+        next_bytes: 0,
+        stream_b: false,
+    };
 }
 
 /// Row tiles of a task from which a `WIDEN` kernel's B panels are widened once by the loops.

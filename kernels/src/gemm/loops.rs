@@ -14,7 +14,7 @@
 //! count. The bias and activation are applied to each tile after its last KC block.
 
 use super::bf16::Bf16Kernel;
-use super::kernel::{MicroKernel, MAX_NR, MAX_TILE, WIDEN_MIN_TILES};
+use super::kernel::{MicroKernel, Prefetch, MAX_NR, MAX_TILE, WIDEN_MIN_TILES};
 use super::pack::{self, AlignedBuf, PanelElem};
 use super::{Activation, Epilogue, MatMut, MatRef, PackedB};
 use crate::Isa;
@@ -407,10 +407,16 @@ fn task<K: MicroKernel>(job: &Job<'_, K>, i0: usize, mc: usize, p0: usize, p1: u
             };
             // Loop 1 (IR).
             for ir in 0..tiles {
-                let pf = if pf_base.is_null() {
-                    pf_base
-                } else {
-                    pf_base.wrapping_add(ir * share)
+                let pf = Prefetch {
+                    next: if pf_base.is_null() {
+                        pf_base
+                    } else {
+                        pf_base.wrapping_add(ir * share)
+                    },
+                    next_bytes: share,
+                    // The first tile reads the panel from wherever the last one's prefetch
+                    // left it; the others find it in L2. A widened panel was just written.
+                    stream_b: ir == 0 && wbuf.is_none(),
                 };
                 let aoff = pack::packed_offset(a_k0, asteps, a_first + ir, a_panels, K::MR);
                 let apanel = &apack[aoff..aoff + asteps * K::MR];
@@ -425,19 +431,9 @@ fn task<K: MicroKernel>(job: &Job<'_, K>, i0: usize, mc: usize, p0: usize, p1: u
                         j,
                         beta,
                         last,
-                        (pf, share),
+                        pf,
                     ),
-                    None => tile::<K, K>(
-                        job,
-                        apanel,
-                        bpanel,
-                        kc_pad,
-                        rows,
-                        j,
-                        beta,
-                        last,
-                        (pf, share),
-                    ),
+                    None => tile::<K, K>(job, apanel, bpanel, kc_pad, rows, j, beta, last, pf),
                 }
             }
         }
@@ -456,8 +452,13 @@ fn task<K: MicroKernel>(job: &Job<'_, K>, i0: usize, mc: usize, p0: usize, p1: u
 
 /// One `MR x NR` tile: rows `row0..row1`, panel `j`; `kc` is the padded depth. The
 /// micro-kernel is `U`: `K` itself, or its f32 twin on a widened B panel (same tile shape).
+///
+/// Never inlined: a tile is thousands of cycles, and inlined into `task` it made the text
+/// encoder on 8 tokens (M = 8: one edge tile per panel, weights streamed from memory) run at
+/// half the speed (12 against 6-7 ms, interleaved; the cause is in the generated code of
+/// `task`, not in the arithmetic, which is the same).
 #[allow(clippy::too_many_arguments)]
-#[inline]
+#[inline(never)]
 fn tile<K: MicroKernel, U: MicroKernel<A = K::A>>(
     job: &Job<'_, K>,
     apanel: &[K::A],
@@ -467,7 +468,7 @@ fn tile<K: MicroKernel, U: MicroKernel<A = K::A>>(
     j: usize,
     beta: f32,
     last: bool,
-    (pf, pf_bytes): (*const u8, usize),
+    pf: Prefetch,
 ) {
     debug_assert_eq!((U::MR, U::NR), (K::MR, K::NR));
     let col0 = job.n0 + j * K::NR;
@@ -502,7 +503,6 @@ fn tile<K: MicroKernel, U: MicroKernel<A = K::A>>(
                 beta,
                 bias,
                 pf,
-                pf_bytes,
             )
         };
         if act != Activation::None {
@@ -530,7 +530,7 @@ fn tile<K: MicroKernel, U: MicroKernel<A = K::A>>(
     }
     // SAFETY: the scratch tile is MR x NR with row stride NR; panels and bias as above.
     unsafe {
-        U::ukernel(
+        U::ukernel_pf(
             kc,
             apanel.as_ptr(),
             bpanel.as_ptr(),
@@ -539,6 +539,7 @@ fn tile<K: MicroKernel, U: MicroKernel<A = K::A>>(
             job.alpha,
             beta,
             bias,
+            pf,
         )
     };
     if act != Activation::None {

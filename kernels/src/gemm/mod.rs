@@ -19,7 +19,7 @@ use crate::Isa;
 pub use bf16::{
     bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, Bf16Kernel, ElemType, BF16_ENV,
 };
-pub(crate) use kernel::MicroKernel;
+pub(crate) use kernel::{MicroKernel, Prefetch};
 use loops::Kernel;
 use pack::AlignedBuf;
 

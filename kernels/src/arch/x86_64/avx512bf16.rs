@@ -22,7 +22,7 @@
 //! it is kept for CPUs where the instruction is fast (AMD Zen 4/5) and as an option.
 
 use super::avx512::{store_tile, PanelPrefetch};
-use crate::gemm::MicroKernel;
+use crate::gemm::{MicroKernel, Prefetch};
 use crate::Isa;
 use core::arch::x86_64::*;
 
@@ -56,18 +56,7 @@ impl MicroKernel for Avx512Bf16Dot {
         // SAFETY: forwarded contract; this kernel is only chosen on a CPU with AVX512-BF16
         // (`Bf16Kernel::is_available`).
         unsafe {
-            bf16gemm_ukernel_avx512bf16_10x32(
-                kc,
-                a,
-                b,
-                c,
-                rs_c,
-                alpha,
-                beta,
-                bias,
-                core::ptr::null(),
-                0,
-            )
+            bf16gemm_ukernel_avx512bf16_10x32(kc, a, b, c, rs_c, alpha, beta, bias, Prefetch::NONE)
         }
     }
 
@@ -80,13 +69,10 @@ impl MicroKernel for Avx512Bf16Dot {
         alpha: f32,
         beta: f32,
         bias: *const f32,
-        pf: *const u8,
-        pf_bytes: usize,
+        pf: Prefetch,
     ) {
         // SAFETY: as in `ukernel`; prefetches never fault.
-        unsafe {
-            bf16gemm_ukernel_avx512bf16_10x32(kc, a, b, c, rs_c, alpha, beta, bias, pf, pf_bytes)
-        }
+        unsafe { bf16gemm_ukernel_avx512bf16_10x32(kc, a, b, c, rs_c, alpha, beta, bias, pf) }
     }
 }
 
@@ -104,15 +90,14 @@ unsafe fn bf16gemm_ukernel_avx512bf16_10x32(
     alpha: f32,
     beta: f32,
     bias: *const f32,
-    pf: *const u8,
-    pf_bytes: usize,
+    pf: Prefetch,
 ) {
     // SAFETY: every pointer access stays within the caller-guaranteed panels (kc/2 x MR and
     // kc/2 x NR pairs) and tile; `__m512i` and `__m512bh` are both 64 bytes of plain bits.
     unsafe {
         let mut acc0 = [_mm512_setzero_ps(); MR];
         let mut acc1 = [_mm512_setzero_ps(); MR];
-        let mut pf = PanelPrefetch::new(pf, pf_bytes, kc / 2);
+        let mut pf = PanelPrefetch::new(pf.next, pf.next_bytes, kc / 2);
         for _ in 0..kc / 2 {
             pf.next();
             let b0: __m512bh = core::mem::transmute(_mm512_loadu_si512(b.cast()));
