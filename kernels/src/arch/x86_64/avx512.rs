@@ -174,9 +174,23 @@ unsafe fn sgemm_ukernel_avx512<const R: usize>(
     }
 }
 
-/// How far ahead of its loads, in k steps, the tile that streams a B micro-panel prefetches
-/// it into L1 (`Prefetch::stream_b`): 32 k of 32 floats, 4 KiB.
-const L1_AHEAD: usize = 32;
+/// How far ahead of its loads, in bytes of the B micro-panel, the tile that streams the panel
+/// prefetches it into L1 (`Prefetch::stream_b`): 32 steps of 128 bytes (32 f32 k, or 32 bf16
+/// pairs), 4 KiB.
+const L1_AHEAD: usize = 32 * 128;
+
+/// Prefetches into L1 the two cache lines `L1_AHEAD` bytes past `b`, the B micro-panel row
+/// (128 bytes) a streaming tile is about to load (a hint: any address is fine).
+#[inline(always)]
+pub(super) fn stream_ahead<T>(b: *const T) {
+    let ahead = b.cast::<u8>().wrapping_add(L1_AHEAD);
+    // SAFETY: a prefetch never faults, whatever the address.
+    #[allow(unused_unsafe)]
+    unsafe {
+        _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
+        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64).cast());
+    }
+}
 
 /// The micro-kernel for any `R <= 14` rows of two zmm columns.
 ///
@@ -203,9 +217,7 @@ unsafe fn body<const R: usize, const STREAM: bool>(
         for _ in 0..kc {
             pf.next();
             if STREAM {
-                let ahead = b.wrapping_add(L1_AHEAD * NR);
-                _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
-                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(16).cast());
+                stream_ahead(b);
             }
             let b0 = _mm512_loadu_ps(b);
             let b1 = _mm512_loadu_ps(b.add(16));
@@ -391,6 +403,33 @@ unsafe fn widen_panel_avx512(mut src: *const u32, mut dst: *mut f32, pairs: usiz
 #[allow(clippy::too_many_arguments)]
 unsafe fn bf16gemm_ukernel_avx512_10x32(
     kc: usize,
+    a: *const f32,
+    b: *const u32,
+    c: *mut f32,
+    rs_c: usize,
+    alpha: f32,
+    beta: f32,
+    bias: *const f32,
+    pf: Prefetch,
+) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        if pf.stream_b {
+            bf16_body::<true>(kc, a, b, c, rs_c, alpha, beta, bias, pf)
+        } else {
+            bf16_body::<false>(kc, a, b, c, rs_c, alpha, beta, bias, pf)
+        }
+    }
+}
+
+/// The bf16 conversion micro-kernel's loop; `STREAM` as in [`body`].
+///
+/// # Safety
+/// As [`bf16gemm_ukernel_avx512_10x32`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn bf16_body<const STREAM: bool>(
+    kc: usize,
     mut a: *const f32,
     mut b: *const u32,
     c: *mut f32,
@@ -408,6 +447,9 @@ unsafe fn bf16gemm_ukernel_avx512_10x32(
         let mut pf = PanelPrefetch::new(pf.next, pf.next_bytes, kc / 2);
         for _ in 0..kc / 2 {
             pf.next();
+            if STREAM {
+                stream_ahead(b);
+            }
             let x0 = _mm512_loadu_si512(b.cast());
             let x1 = _mm512_loadu_si512(b.add(16).cast());
             let e0 = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(x0));

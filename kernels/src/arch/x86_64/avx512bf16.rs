@@ -21,7 +21,7 @@
 //! so this kernel is slower than the conversion kernel wherever the GEMM is compute-bound;
 //! it is kept for CPUs where the instruction is fast (AMD Zen 4/5) and as an option.
 
-use super::avx512::{store_tile, PanelPrefetch};
+use super::avx512::{store_tile, stream_ahead, PanelPrefetch};
 use crate::gemm::{MicroKernel, Prefetch};
 use crate::Isa;
 use core::arch::x86_64::*;
@@ -97,9 +97,15 @@ unsafe fn bf16gemm_ukernel_avx512bf16_10x32(
     unsafe {
         let mut acc0 = [_mm512_setzero_ps(); MR];
         let mut acc1 = [_mm512_setzero_ps(); MR];
+        let stream = pf.stream_b;
         let mut pf = PanelPrefetch::new(pf.next, pf.next_bytes, kc / 2);
         for _ in 0..kc / 2 {
             pf.next();
+            // (A branch per pair, not a second copy of the loop: this kernel is not the
+            // default here; see docs/kernels.md.)
+            if stream {
+                stream_ahead(b);
+            }
             let b0: __m512bh = core::mem::transmute(_mm512_loadu_si512(b.cast()));
             let b1: __m512bh = core::mem::transmute(_mm512_loadu_si512(b.add(16).cast()));
             for r in 0..MR {
