@@ -472,3 +472,42 @@ unsafe fn bf16_body<const STREAM: bool>(
         store_tile::<MR>(&acc0, &acc1, c, rs_c, alpha, beta, bias);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The gather packer lays out exactly what `dst[k*R + r] = src[r*rs + k]` says, for
+    /// depths around its 16-k step and padded row strides; and declines row strides whose
+    /// gather offsets would not fit an `i32` (before touching `src`).
+    fn packs_like_the_definition<const R: usize>() {
+        for kc in [1, 15, 16, 17, 33, 1024] {
+            for rs in [kc, kc + 3] {
+                let src: Vec<f32> = (0..(R - 1) * rs + kc)
+                    .map(|i| i as f32 * 0.5 - 7.0)
+                    .collect();
+                let mut dst = vec![f32::NAN; kc * R];
+                // SAFETY: lengths as the contract asks; the CPU was checked to run AVX-512F.
+                assert!(unsafe { pack_a_rows_avx512::<R>(&mut dst, &src, rs, kc) });
+                for k in 0..kc {
+                    for r in 0..R {
+                        assert_eq!(dst[k * R + r], src[r * rs + k], "R={R} kc={kc} rs={rs}");
+                    }
+                }
+            }
+        }
+        let mut dst = vec![0.0; 16 * R];
+        // SAFETY: declined before `src` is read; the CPU runs AVX-512F.
+        assert!(!unsafe { pack_a_rows_avx512::<R>(&mut dst, &[], i32::MAX as usize / 4, 16) });
+    }
+
+    #[test]
+    fn gather_packer_matches_its_definition() {
+        if !Isa::Avx512.is_available() {
+            eprintln!("SKIPPED: this CPU has no AVX-512F");
+            return;
+        }
+        packs_like_the_definition::<10>();
+        packs_like_the_definition::<11>();
+    }
+}
