@@ -34,6 +34,7 @@
 //! - `NR` (loop 2, JR) and `MR` (loop 1, IR): the register tile.
 
 use super::pack::PanelElem;
+use super::Activation;
 use crate::Isa;
 
 /// One ISA's micro-kernel and block sizes. The five loops are compiled once per implementor.
@@ -116,7 +117,11 @@ pub(crate) trait MicroKernel: Sync + 'static {
         false
     }
 
-    /// As [`MicroKernel::ukernel`], with the prefetch hints of [`Prefetch`].
+    /// As [`MicroKernel::ukernel`], with the prefetch hints of [`Prefetch`], then `act` on
+    /// every element of the tile. The default applies `act` to each tile row with the row
+    /// kernels' vector function of `Self::ISA` ([`crate::rows::quick_gelu`],
+    /// [`crate::rows::gelu`]); a kernel that applies it in registers before its stores must
+    /// use the same function on the same lanes, so the bits are the same either way.
     ///
     /// # Safety
     /// As [`MicroKernel::ukernel`].
@@ -131,10 +136,29 @@ pub(crate) trait MicroKernel: Sync + 'static {
         alpha: f32,
         beta: f32,
         bias: *const f32,
+        act: Activation,
         _pf: Prefetch,
     ) {
         // SAFETY: forwarded contract.
-        unsafe { Self::ukernel(kc, a, b, c, rs_c, alpha, beta, bias) }
+        unsafe { Self::ukernel(kc, a, b, c, rs_c, alpha, beta, bias) };
+        if act != Activation::None {
+            for r in 0..Self::MR {
+                // SAFETY: row r of the tile is NR writable floats at c + r*rs_c (contract).
+                let row = unsafe { std::slice::from_raw_parts_mut(c.add(r * rs_c), Self::NR) };
+                apply_activation(Self::ISA, act, row);
+            }
+        }
+    }
+}
+
+/// The activation of the epilogue, on one tile row: the same vectorised functions as
+/// [`crate::rows::gelu`] and [`crate::rows::quick_gelu`], so a fused and an unfused activation
+/// give the same bits.
+pub(crate) fn apply_activation(isa: Isa, act: Activation, row: &mut [f32]) {
+    match act {
+        Activation::None => {}
+        Activation::QuickGelu => crate::rows::quick_gelu(isa, row),
+        Activation::Gelu => crate::rows::gelu(isa, row),
     }
 }
 

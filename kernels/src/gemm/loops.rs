@@ -502,16 +502,10 @@ fn tile<K: MicroKernel, U: MicroKernel<A = K::A>>(
                 job.alpha,
                 beta,
                 bias,
+                act,
                 pf,
             )
         };
-        if act != Activation::None {
-            for r in 0..K::MR {
-                // SAFETY: row r of the tile is NR contiguous elements of C owned by this task.
-                let row = unsafe { std::slice::from_raw_parts_mut(c.add(r * job.rs_c), K::NR) };
-                apply_activation(K::ISA, act, row);
-            }
-        }
         return;
     }
     // Edge tile or column-strided C: go through a contiguous scratch tile.
@@ -539,29 +533,14 @@ fn tile<K: MicroKernel, U: MicroKernel<A = K::A>>(
             job.alpha,
             beta,
             bias,
+            act,
             pf,
         )
     };
-    if act != Activation::None {
-        for row in t.chunks_exact_mut(K::NR).take(mr) {
-            apply_activation(K::ISA, act, row);
-        }
-    }
     for r in 0..mr {
         for jj in 0..nr {
             // SAFETY: as above.
             unsafe { *c.add(r * rs + jj * cs) = t[r * K::NR + jj] };
         }
-    }
-}
-
-/// The activation of the epilogue, on one tile row: the same vectorised functions as
-/// [`crate::rows::gelu`] and [`crate::rows::quick_gelu`], so a fused and an unfused activation
-/// give the same bits.
-fn apply_activation(isa: Isa, act: Activation, row: &mut [f32]) {
-    match act {
-        Activation::None => {}
-        Activation::QuickGelu => crate::rows::quick_gelu(isa, row),
-        Activation::Gelu => crate::rows::gelu(isa, row),
     }
 }

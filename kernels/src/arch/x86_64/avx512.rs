@@ -29,7 +29,7 @@
 //! tokens went from 7.7-8.3 to 5.9-6.6 ms (2 threads, interleaved); the other tiles re-read the
 //! panel from L2 and run without it.
 
-use crate::gemm::{MicroKernel, Prefetch};
+use crate::gemm::{Activation, MicroKernel, Prefetch};
 use crate::Isa;
 use core::arch::x86_64::*;
 
@@ -76,7 +76,20 @@ impl<const R: usize> MicroKernel for Avx512Rows<R> {
         bias: *const f32,
     ) {
         // SAFETY: forwarded contract; the trait requires a CPU with AVX-512F.
-        unsafe { sgemm_ukernel_avx512::<R>(kc, a, b, c, rs_c, alpha, beta, bias, Prefetch::NONE) }
+        unsafe {
+            sgemm_ukernel_avx512::<R>(
+                kc,
+                a,
+                b,
+                c,
+                rs_c,
+                alpha,
+                beta,
+                bias,
+                Activation::None,
+                Prefetch::NONE,
+            )
+        }
     }
 
     unsafe fn ukernel_pf(
@@ -88,10 +101,11 @@ impl<const R: usize> MicroKernel for Avx512Rows<R> {
         alpha: f32,
         beta: f32,
         bias: *const f32,
+        act: Activation,
         pf: Prefetch,
     ) {
         // SAFETY: forwarded contract; prefetches never fault.
-        unsafe { sgemm_ukernel_avx512::<R>(kc, a, b, c, rs_c, alpha, beta, bias, pf) }
+        unsafe { sgemm_ukernel_avx512::<R>(kc, a, b, c, rs_c, alpha, beta, bias, act, pf) }
     }
 
     unsafe fn pack_a_rows(dst: &mut [f32], src: &[f32], rs: usize, kc: usize) -> bool {
@@ -162,14 +176,15 @@ unsafe fn sgemm_ukernel_avx512<const R: usize>(
     alpha: f32,
     beta: f32,
     bias: *const f32,
+    act: Activation,
     pf: Prefetch,
 ) {
     // SAFETY: forwarded contract.
     unsafe {
         if pf.stream_b {
-            body::<R, true>(kc, a, b, c, rs_c, alpha, beta, bias, pf)
+            body::<R, true>(kc, a, b, c, rs_c, alpha, beta, bias, act, pf)
         } else {
-            body::<R, false>(kc, a, b, c, rs_c, alpha, beta, bias, pf)
+            body::<R, false>(kc, a, b, c, rs_c, alpha, beta, bias, act, pf)
         }
     }
 }
@@ -207,6 +222,7 @@ unsafe fn body<const R: usize, const STREAM: bool>(
     alpha: f32,
     beta: f32,
     bias: *const f32,
+    act: Activation,
     pf: Prefetch,
 ) {
     // SAFETY: every pointer access stays within the caller-guaranteed panels and tile.
@@ -229,7 +245,7 @@ unsafe fn body<const R: usize, const STREAM: bool>(
             a = a.add(R);
             b = b.add(NR);
         }
-        store_tile::<R>(&acc0, &acc1, c, rs_c, alpha, beta, bias);
+        store_tile::<R>(&acc0, &acc1, c, rs_c, alpha, beta, bias, act);
     }
 }
 
@@ -263,12 +279,15 @@ impl PanelPrefetch {
     }
 }
 
-/// `C <- alpha*acc (+ beta*C by one FMA) (+ bias)` for an `R x 32` tile; shared by the f32,
-/// the bf16 conversion and the bf16 dot kernels.
+/// `C <- act(alpha*acc (+ beta*C by one FMA) (+ bias))` for an `R x 32` tile; shared by the
+/// f32, the bf16 conversion and the bf16 dot kernels. The activation is the row kernels' own
+/// vector function on the same 16 lanes (`crate::math`), so the bits are those of applying
+/// it after the store (`MicroKernel::ukernel_pf`).
 ///
 /// # Safety
 /// As [`MicroKernel::ukernel`] for an `R x 32` tile; the CPU supports AVX-512F.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn store_tile<const R: usize>(
     acc0: &[__m512; R],
     acc1: &[__m512; R],
@@ -277,7 +296,14 @@ pub(super) unsafe fn store_tile<const R: usize>(
     alpha: f32,
     beta: f32,
     bias: *const f32,
+    act: Activation,
 ) {
+    use crate::math::{avx512::Avx512F32, gelu, quick_gelu};
+    let act = |v: __m512| match act {
+        Activation::None => v,
+        Activation::QuickGelu => quick_gelu(Avx512F32(v)).0,
+        Activation::Gelu => gelu(Avx512F32(v)).0,
+    };
     // SAFETY: every access stays within the caller-guaranteed tile and bias.
     unsafe {
         let va = _mm512_set1_ps(alpha);
@@ -294,8 +320,8 @@ pub(super) unsafe fn store_tile<const R: usize>(
                 v0 = _mm512_add_ps(v0, _mm512_loadu_ps(bias));
                 v1 = _mm512_add_ps(v1, _mm512_loadu_ps(bias.add(16)));
             }
-            _mm512_storeu_ps(cr, v0);
-            _mm512_storeu_ps(cr.add(16), v1);
+            _mm512_storeu_ps(cr, act(v0));
+            _mm512_storeu_ps(cr.add(16), act(v1));
         }
     }
 }
@@ -340,7 +366,18 @@ impl MicroKernel for Avx512Bf16 {
     ) {
         // SAFETY: forwarded contract; the trait requires a CPU with AVX-512F.
         unsafe {
-            bf16gemm_ukernel_avx512_10x32(kc, a, b, c, rs_c, alpha, beta, bias, Prefetch::NONE)
+            bf16gemm_ukernel_avx512_10x32(
+                kc,
+                a,
+                b,
+                c,
+                rs_c,
+                alpha,
+                beta,
+                bias,
+                Activation::None,
+                Prefetch::NONE,
+            )
         }
     }
 
@@ -364,10 +401,11 @@ impl MicroKernel for Avx512Bf16 {
         alpha: f32,
         beta: f32,
         bias: *const f32,
+        act: Activation,
         pf: Prefetch,
     ) {
         // SAFETY: forwarded contract; prefetches never fault.
-        unsafe { bf16gemm_ukernel_avx512_10x32(kc, a, b, c, rs_c, alpha, beta, bias, pf) }
+        unsafe { bf16gemm_ukernel_avx512_10x32(kc, a, b, c, rs_c, alpha, beta, bias, act, pf) }
     }
 }
 
@@ -410,14 +448,15 @@ unsafe fn bf16gemm_ukernel_avx512_10x32(
     alpha: f32,
     beta: f32,
     bias: *const f32,
+    act: Activation,
     pf: Prefetch,
 ) {
     // SAFETY: forwarded contract.
     unsafe {
         if pf.stream_b {
-            bf16_body::<true>(kc, a, b, c, rs_c, alpha, beta, bias, pf)
+            bf16_body::<true>(kc, a, b, c, rs_c, alpha, beta, bias, act, pf)
         } else {
-            bf16_body::<false>(kc, a, b, c, rs_c, alpha, beta, bias, pf)
+            bf16_body::<false>(kc, a, b, c, rs_c, alpha, beta, bias, act, pf)
         }
     }
 }
@@ -437,6 +476,7 @@ unsafe fn bf16_body<const STREAM: bool>(
     alpha: f32,
     beta: f32,
     bias: *const f32,
+    act: Activation,
     pf: Prefetch,
 ) {
     // SAFETY: every pointer access stays within the caller-guaranteed panels and tile.
@@ -469,7 +509,7 @@ unsafe fn bf16_body<const STREAM: bool>(
             a = a.add(2 * MR);
             b = b.add(NR);
         }
-        store_tile::<MR>(&acc0, &acc1, c, rs_c, alpha, beta, bias);
+        store_tile::<MR>(&acc0, &acc1, c, rs_c, alpha, beta, bias, act);
     }
 }
 

@@ -22,7 +22,7 @@
 //! it is kept for CPUs where the instruction is fast (AMD Zen 4/5) and as an option.
 
 use super::avx512::{store_tile, stream_ahead, PanelPrefetch};
-use crate::gemm::{MicroKernel, Prefetch};
+use crate::gemm::{Activation, MicroKernel, Prefetch};
 use crate::Isa;
 use core::arch::x86_64::*;
 
@@ -56,7 +56,18 @@ impl MicroKernel for Avx512Bf16Dot {
         // SAFETY: forwarded contract; this kernel is only chosen on a CPU with AVX512-BF16
         // (`Bf16Kernel::is_available`).
         unsafe {
-            bf16gemm_ukernel_avx512bf16_10x32(kc, a, b, c, rs_c, alpha, beta, bias, Prefetch::NONE)
+            bf16gemm_ukernel_avx512bf16_10x32(
+                kc,
+                a,
+                b,
+                c,
+                rs_c,
+                alpha,
+                beta,
+                bias,
+                Activation::None,
+                Prefetch::NONE,
+            )
         }
     }
 
@@ -69,10 +80,11 @@ impl MicroKernel for Avx512Bf16Dot {
         alpha: f32,
         beta: f32,
         bias: *const f32,
+        act: Activation,
         pf: Prefetch,
     ) {
         // SAFETY: as in `ukernel`; prefetches never fault.
-        unsafe { bf16gemm_ukernel_avx512bf16_10x32(kc, a, b, c, rs_c, alpha, beta, bias, pf) }
+        unsafe { bf16gemm_ukernel_avx512bf16_10x32(kc, a, b, c, rs_c, alpha, beta, bias, act, pf) }
     }
 }
 
@@ -90,6 +102,7 @@ unsafe fn bf16gemm_ukernel_avx512bf16_10x32(
     alpha: f32,
     beta: f32,
     bias: *const f32,
+    act: Activation,
     pf: Prefetch,
 ) {
     // SAFETY: every pointer access stays within the caller-guaranteed panels (kc/2 x MR and
@@ -116,6 +129,6 @@ unsafe fn bf16gemm_ukernel_avx512bf16_10x32(
             a = a.add(MR);
             b = b.add(NR);
         }
-        store_tile::<MR>(&acc0, &acc1, c, rs_c, alpha, beta, bias);
+        store_tile::<MR>(&acc0, &acc1, c, rs_c, alpha, beta, bias, act);
     }
 }
