@@ -227,15 +227,12 @@ fn gemm_loop<K: MicroKernel>(
     let threads = rayon::current_num_threads().max(1);
     let shared_a = row_blocks::<K>(m, threads) < threads;
     // (Taken only when used: a task on this thread takes the same buffer.)
-    let mut abuf = if shared_a {
-        take(&A_PACK)
-    } else {
-        AlignedBuf::default()
-    };
-    if shared_a {
-        abuf.ensure(pack::packed_len::<K::A>(k, K::KSTEP, a_panels, K::MR));
-        pack::pack_a_all::<K>(abuf.view_mut(), a, K::KC);
-    }
+    let abuf = shared_a.then(|| {
+        let mut buf = take(&A_PACK);
+        buf.ensure(pack::packed_len::<K::A>(k, K::KSTEP, a_panels, K::MR));
+        pack::pack_a_all::<K>(buf.view_mut(), a, K::KC);
+        buf
+    });
     let base = Job::<K> {
         alpha,
         beta,
@@ -245,7 +242,7 @@ fn gemm_loop<K: MicroKernel>(
         cs_c: c.cs,
         bias: epi.bias,
         act: epi.activation,
-        apack: shared_a.then(|| abuf.view()),
+        apack: abuf.as_ref().map(|buf| buf.view()),
         a_panels,
         bpack: &[],
         kc_block: K::KC,
@@ -286,8 +283,8 @@ fn gemm_loop<K: MicroKernel>(
             give_back(&B_PACK, buf);
         }
     }
-    if shared_a {
-        give_back(&A_PACK, abuf);
+    if let Some(buf) = abuf {
+        give_back(&A_PACK, buf);
     }
 }
 

@@ -365,17 +365,16 @@ pub(crate) fn pack_a_all<K: super::MicroKernel>(dst: &mut [K::A], a: &MatRef<'_>
         let kc = kc_block.min(k - k0);
         let kc_steps = steps::<K::A>(kc, K::KSTEP);
         let (block, tail) = rest.split_at_mut(kc_steps * panels * mr);
-        let pack = |(p, panel): (usize, &mut [K::A])| {
-            pack_a_panel::<K>(panel, a, p * mr, mr.min(m - p * mr), k0, kc)
-        };
         if len < 1 << 16 {
-            block.chunks_mut(kc_steps * mr).enumerate().for_each(pack);
+            pack_a_block::<K>(block, a, 0, m, k0, kc);
         } else {
             block
                 .par_chunks_mut(kc_steps * mr)
                 .enumerate()
                 .with_min_len(4)
-                .for_each(pack);
+                .for_each(|(p, panel)| {
+                    pack_a_panel::<K>(panel, a, p * mr, mr.min(m - p * mr), k0, kc)
+                });
         }
         rest = tail;
         k0 += kc;
