@@ -14,7 +14,7 @@ pub mod seeds;
 use clip::image::{
     decode_bytes, AlphaMode, DecodeOptions, PreprocessConfig, Preprocessor, ResizeTarget,
 };
-use clip::{ClipConfig, ClipModel, Error, LoadOptions, Precision, WeightFile};
+use clip::{ClipConfig, ClipModel, LoadOptions, Precision, WeightFile};
 use clip_tokenizer::{decode_utf8, Tokenizer, Utf8Policy};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -74,7 +74,7 @@ impl Target {
 }
 
 /// Every error names what it is about: its message is one line, not empty.
-fn check_message(e: &Error) {
+fn check_message(e: &dyn std::fmt::Display) {
     let text = e.to_string();
     assert!(
         !text.is_empty() && !text.contains('\n'),

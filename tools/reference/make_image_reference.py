@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write the image-preprocessing fixtures for crates/clip/tests/.
+"""Write the image-preprocessing fixtures for crates/image/tests/.
 
 For every test image this writes the encoded file and, computed with Pillow and
 transformers 5's CLIPImageProcessorPil (the PIL backend of CLIPImageProcessor):
@@ -29,7 +29,7 @@ from jpegwrite import write_jpeg  # noqa: E402
 from pngwrite import write_png  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "crates/clip/tests/fixtures/image")
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "crates/image/tests/fixtures/image")
 RNG = np.random.default_rng(1234)
 
 

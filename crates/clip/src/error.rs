@@ -19,45 +19,6 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// The file has no bytes at all.
-    EmptyImage { path: PathBuf },
-    /// The bytes are not a format we decode (e.g. GIF, BMP, WebP, or unknown).
-    UnsupportedFormat { path: PathBuf, format: String },
-    /// A PNG or JPEG feature we do not decode (e.g. lossless 16-bit JPEG).
-    UnsupportedImage {
-        path: PathBuf,
-        format: &'static str,
-        reason: String,
-    },
-    /// The file ends before the image data is complete.
-    TruncatedImage {
-        path: PathBuf,
-        format: &'static str,
-        reason: String,
-    },
-    /// The file is malformed (bad marker, checksum, Huffman code, ...).
-    CorruptImage {
-        path: PathBuf,
-        format: &'static str,
-        reason: String,
-    },
-    /// The header declares a width or height of zero.
-    ZeroSizedImage {
-        path: PathBuf,
-        width: u64,
-        height: u64,
-    },
-    /// The header declares more pixels than the configured maximum.
-    TooManyPixels {
-        path: PathBuf,
-        width: u64,
-        height: u64,
-        max_pixels: u64,
-    },
-    /// `preprocessor_config.json` exists but cannot be used.
-    InvalidPreprocessorConfig { path: PathBuf, reason: String },
-    /// A caller-supplied argument is out of range (e.g. a zero crop size).
-    InvalidArgument { reason: String },
     /// A model folder lacks a file the loader needs.
     MissingFile { path: PathBuf, what: &'static str },
     /// The weights file is not valid safetensors (bad or truncated header, offsets out of
@@ -92,6 +53,9 @@ pub enum Error {
     Tokenizer(clip_tokenizer::Error),
     /// A tensor operation failed.
     Tensor(clip_tensor::Error),
+    /// An image could not be decoded or preprocessed.
+    #[cfg(feature = "image")]
+    Image(clip_image::Error),
 }
 
 impl fmt::Display for Error {
@@ -122,57 +86,6 @@ impl fmt::Display for Raw<'_> {
             Error::Io { path, source } => {
                 write!(f, "{}: cannot read file: {source}", path.display())
             }
-            Error::EmptyImage { path } => write!(f, "{}: empty file (0 bytes)", path.display()),
-            Error::UnsupportedFormat { path, format } => {
-                write!(f, "{}: unsupported image format: {format}", path.display())
-            }
-            Error::UnsupportedImage {
-                path,
-                format,
-                reason,
-            } => write!(
-                f,
-                "{}: unsupported {format} image: {reason}",
-                path.display()
-            ),
-            Error::TruncatedImage {
-                path,
-                format,
-                reason,
-            } => write!(f, "{}: truncated {format} file: {reason}", path.display()),
-            Error::CorruptImage {
-                path,
-                format,
-                reason,
-            } => write!(f, "{}: corrupt {format} file: {reason}", path.display()),
-            Error::ZeroSizedImage {
-                path,
-                width,
-                height,
-            } => write!(
-                f,
-                "{}: image has zero size ({width}x{height})",
-                path.display()
-            ),
-            Error::TooManyPixels {
-                path,
-                width,
-                height,
-                max_pixels,
-            } => write!(
-                f,
-                "{}: image is {width}x{height} = {} pixels, more than the limit of {max_pixels}",
-                path.display(),
-                width.saturating_mul(*height)
-            ),
-            Error::InvalidPreprocessorConfig { path, reason } => {
-                write!(
-                    f,
-                    "{}: invalid preprocessor config: {reason}",
-                    path.display()
-                )
-            }
-            Error::InvalidArgument { reason } => write!(f, "invalid argument: {reason}"),
             Error::MissingFile { path, what } => {
                 write!(f, "{}: missing {what}", path.display())
             }
@@ -225,6 +138,8 @@ impl fmt::Display for Raw<'_> {
             Error::InvalidInput { reason } => write!(f, "invalid input: {reason}"),
             Error::Tokenizer(e) => write!(f, "tokenizer: {e}"),
             Error::Tensor(e) => write!(f, "{e}"),
+            #[cfg(feature = "image")]
+            Error::Image(e) => write!(f, "{e}"),
         }
     }
 }
@@ -235,6 +150,8 @@ impl std::error::Error for Error {
             Error::Io { source, .. } => Some(source),
             Error::Tokenizer(e) => Some(e),
             Error::Tensor(e) => Some(e),
+            #[cfg(feature = "image")]
+            Error::Image(e) => Some(e),
             _ => None,
         }
     }
@@ -243,6 +160,13 @@ impl std::error::Error for Error {
 impl From<clip_tensor::Error> for Error {
     fn from(e: clip_tensor::Error) -> Self {
         Error::Tensor(e)
+    }
+}
+
+#[cfg(feature = "image")]
+impl From<clip_image::Error> for Error {
+    fn from(e: clip_image::Error) -> Self {
+        Error::Image(e)
     }
 }
 

@@ -11,7 +11,7 @@
 pub mod config;
 pub mod error;
 #[cfg(feature = "image")]
-pub mod image;
+pub use clip_image as image;
 pub mod layers;
 pub mod model;
 pub mod random;

@@ -205,7 +205,7 @@ fn extra_tensors_and_nan_weights_load() {
 fn bad_images_through_embed_image() {
     let d = scratch("hostile-images");
     let m = tiny_model(&d, "clip-tiny");
-    let fixtures = root().join("crates/clip/tests/fixtures/image");
+    let fixtures = root().join("crates/image/tests/fixtures/image");
     let png = std::fs::read(fixtures.join("rgb8.png")).unwrap();
     let jpg = std::fs::read(fixtures.join("jpeg_444.jpg")).unwrap();
     let mut bad_crc = png.clone();

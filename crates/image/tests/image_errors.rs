@@ -6,15 +6,15 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use clip::error::Error;
-use clip::image::{decode_bytes, decode_file, DecodeOptions, PreprocessConfig, Preprocessor};
+use clip_image::Error;
+use clip_image::{decode_bytes, decode_file, DecodeOptions, PreprocessConfig, Preprocessor};
 use common::fixture_dir;
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(fixture_dir().join(name)).expect("fixture")
 }
 
-fn decode(bytes: &[u8]) -> Result<clip::image::RgbImage, Error> {
+fn decode(bytes: &[u8]) -> Result<clip_image::RgbImage, Error> {
     decode_bytes(bytes, Path::new("test-input"), &DecodeOptions::default())
 }
 
@@ -174,7 +174,7 @@ fn invalid_config_and_arguments() {
         },
         ..Preprocessor::default()
     };
-    let img = clip::image::RgbImage::new(1, 1, vec![0, 0, 0]).expect("1x1");
+    let img = clip_image::RgbImage::new(1, 1, vec![0, 0, 0]).expect("1x1");
     assert!(matches!(
         p.preprocess_rgb(&img),
         Err(Error::InvalidArgument { .. })
@@ -346,7 +346,7 @@ fn one_pixel_and_thin_images_are_accepted() {
 /// limit, and a crop of a huge resize costs the crop (no table over the whole resize).
 #[test]
 fn preprocessing_output_is_bounded() {
-    let thin = clip::image::RgbImage::new(5000, 1, vec![128; 5000 * 3]).expect("5000x1");
+    let thin = clip_image::RgbImage::new(5000, 1, vec![128; 5000 * 3]).expect("5000x1");
     // Without center crop, 5000x1 resizes to 1,120,000 x 224: over 100 M pixels, refused.
     let no_crop = Preprocessor {
         config: PreprocessConfig {
@@ -381,7 +381,7 @@ fn preprocessing_output_is_bounded() {
     ));
     let huge_resize = Preprocessor {
         config: PreprocessConfig {
-            size: clip::image::ResizeTarget::ShortestEdge(1 << 28),
+            size: clip_image::ResizeTarget::ShortestEdge(1 << 28),
             ..PreprocessConfig::default()
         },
         ..Preprocessor::default()

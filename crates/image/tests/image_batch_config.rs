@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use clip::image::{PreprocessConfig, Preprocessor, ResizeTarget};
+use clip_image::{PreprocessConfig, Preprocessor, ResizeTarget};
 use common::fixture_dir;
 
 #[test]

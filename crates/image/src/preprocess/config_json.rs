@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{PreprocessConfig, ResizeTarget};
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 fn invalid(path: &Path, reason: String) -> Error {
     Error::InvalidPreprocessorConfig {

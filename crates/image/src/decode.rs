@@ -13,7 +13,7 @@ use super::convert::{self, PngColor, PngLayout};
 use super::jpeg::JpegErr;
 use super::probe::{png_exif, probe, Header, ImageFormat};
 use super::{exif, DecodeOptions, RgbImage};
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 /// Reads and decodes an image file to RGB.
 pub fn decode_file(path: &Path, opts: &DecodeOptions) -> Result<RgbImage> {
@@ -144,6 +144,7 @@ fn decode_png(bytes: &[u8], path: &Path, opts: &DecodeOptions, header: &Header) 
     ))
 }
 
+#[cfg(feature = "jpeg-decoder")]
 fn jpeg_error(path: &Path, e: jpeg_decoder::Error) -> Error {
     let f = ImageFormat::Jpeg;
     match e {
@@ -174,7 +175,16 @@ fn decode_jpeg(bytes: &[u8], path: &Path) -> Result<Decoded> {
             let orientation = d.exif.as_deref().and_then(exif::orientation);
             return Ok((checked_rgb(path, f, d.width, d.height, rgb)?, orientation));
         }
-        Err(JpegErr::Unsupported) => {}
+        Err(JpegErr::Unsupported) => {
+            #[cfg(not(feature = "jpeg-decoder"))]
+            return Err(Error::UnsupportedImage {
+                path: path.to_path_buf(),
+                format: f.name(),
+                reason: "arithmetic-coded, lossless, 12-bit or hierarchical JPEG (build \
+                         clip-image with the `jpeg-decoder` feature to try it)"
+                    .to_string(),
+            });
+        }
         Err(JpegErr::Truncated(reason)) => {
             return Err(Error::TruncatedImage {
                 path: path.to_path_buf(),
@@ -190,10 +200,13 @@ fn decode_jpeg(bytes: &[u8], path: &Path) -> Result<Decoded> {
             })
         }
     }
-    decode_jpeg_fallback(bytes, path)
+    #[cfg(feature = "jpeg-decoder")]
+    return decode_jpeg_fallback(bytes, path);
 }
 
-/// Progressive, arithmetic-coded and other non-baseline files via `jpeg-decoder`.
+/// Arithmetic-coded and other files our decoder does not cover, via `jpeg-decoder` (feature
+/// `jpeg-decoder`: more permissive than libjpeg-turbo, and not bit-exact with it).
+#[cfg(feature = "jpeg-decoder")]
 fn decode_jpeg_fallback(bytes: &[u8], path: &Path) -> Result<Decoded> {
     let f = ImageFormat::Jpeg;
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));

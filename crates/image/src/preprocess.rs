@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::resize::{resize_bicubic, resize_bicubic_window, Window};
 use super::{decode_bytes, decode_file, DecodeOptions, RgbImage};
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 /// OpenAI CLIP's normalisation mean (RGB).
 pub const CLIP_MEAN: [f64; 3] = [0.48145466, 0.4578275, 0.40821073];

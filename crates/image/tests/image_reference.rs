@@ -4,7 +4,7 @@
 
 mod common;
 
-use clip::image::{
+use clip_image::{
     decode_file, AlphaMode, DecodeOptions, PreprocessConfig, Preprocessor, ResizeTarget,
 };
 use common::{fixture_dir, max_abs_diff, read_npy, u8_diff};
@@ -108,7 +108,7 @@ fn png_bit_exact_with_pillow() {
     );
 }
 
-/// JPEG: our decoder (`clip::image::jpeg`, baseline and progressive) follows
+/// JPEG: our decoder (`clip_image::jpeg`, baseline and progressive) follows
 /// libjpeg-turbo's islow IDCT, fancy upsampling and colour conversion, so the
 /// decoded pixels, the resize and the pixel values are exact too. (jpeg-decoder,
 /// kept only for arithmetic-coded and other rare files, differs by up to 3/255;

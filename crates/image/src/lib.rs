@@ -1,5 +1,5 @@
-//! Image input for CLIP: decode PNG/JPEG, convert to RGB the way Pillow does, and
-//! preprocess exactly like Hugging Face's `CLIPImageProcessor` (PIL backend).
+//! clip-image: image input for CLIP. Decodes PNG and JPEG, converts to RGB the way Pillow
+//! does, and preprocesses exactly like Hugging Face's `CLIPImageProcessor` (PIL backend).
 //!
 //! Pipeline (see `docs/preprocessing.md` for every quirk we reproduce):
 //! `decode` (PNG via `png`, JPEG via our libjpeg-turbo-exact `jpeg` module ->
@@ -7,11 +7,12 @@
 //! `resize` (shortest edge, PIL bicubic, two u8 passes) -> center crop (HF offsets,
 //! zero padding) -> rescale 1/255 in f64 -> normalize in f32 -> `[3, H, W]`.
 //!
-//! This module does not depend on the tensor crate: results are plain `Vec<f32>`
-//! with a shape ([`PixelValues`]).
+//! Not here: tensors and models. Results are plain `Vec<f32>` with a shape
+//! ([`PixelValues`]); the `clip` crate re-exports this crate as `clip::image`.
 
 mod convert;
 mod decode;
+mod error;
 mod exif;
 mod jpeg;
 mod preprocess;
@@ -19,6 +20,7 @@ mod probe;
 pub mod resize;
 
 pub use decode::{decode_bytes, decode_file};
+pub use error::{Error, Result};
 pub use preprocess::{PixelValues, PreprocessConfig, Preprocessor, ResizeTarget};
 pub use probe::ImageFormat;
 

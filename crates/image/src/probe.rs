@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 /// The encoded formats we decode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
