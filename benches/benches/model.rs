@@ -10,7 +10,7 @@
 //! `clip bench` measures the same cases from the command line, and
 //! `tools/bench_vs_peers.py` against PyTorch and ONNX Runtime.
 
-use clip::{ClipConfig, ClipModel, LoadOptions, Precision};
+use clip::{ClipConfig, ClipModel, LoadOptions, PixelValues, Precision};
 use criterion::{black_box, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
 
@@ -20,11 +20,7 @@ const EOT: u32 = 49407;
 const PROMPT: [u32; 6] = [320, 1125, 539, 320, 2368, 269];
 
 fn model(precision: Precision, threads: usize) -> ClipModel {
-    let opts = LoadOptions {
-        threads,
-        precision: Some(precision),
-        ..Default::default()
-    };
+    let opts = LoadOptions::new().threads(threads).precision(precision);
     match std::env::var("CLIP_MODEL") {
         Ok(dir) => ClipModel::load_with(&dir, &opts).expect("CLIP_MODEL folder"),
         Err(_) => ClipModel::random(&ClipConfig::vit_base_patch32(), 0, &opts).expect("model"),
@@ -55,15 +51,18 @@ fn main() {
             Precision::Bf16 => "bf16",
         };
         let m = model(precision, threads);
-        let s = m.config.vision.image_size;
+        let s = m.config().vision.image_size;
         let mut g = c.benchmark_group(format!("image_{name}_t{threads}"));
         for batch in [1usize, 8] {
-            let px: Vec<f32> = (0..batch * 3 * s * s)
-                .map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0)
-                .collect();
+            let px = PixelValues {
+                data: (0..batch * 3 * s * s)
+                    .map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0)
+                    .collect(),
+                shape: [batch, 3, s, s],
+            };
             g.throughput(Throughput::Elements(batch as u64));
             g.bench_function(BenchmarkId::new("batch", batch), |b| {
-                b.iter(|| black_box(m.encode_pixels(&px, batch).unwrap()))
+                b.iter(|| black_box(m.embed_pixels(&px).unwrap()))
             });
         }
         g.finish();
@@ -73,7 +72,7 @@ fn main() {
             let seqs: Vec<&[u32]> = vec![&seq; batch];
             g.throughput(Throughput::Elements(batch as u64));
             g.bench_function(label, |b| {
-                b.iter(|| black_box(m.encode_token_ids(&seqs).unwrap()))
+                b.iter(|| black_box(m.embed_token_ids(&seqs).unwrap()))
             });
         }
         g.finish();

@@ -3,32 +3,24 @@
 //! `clip-fuzz seeds` writes them under `fuzz/corpus/`; the image seeds there are copies of
 //! small test fixtures (every PNG colour type and JPEG sampling the decoders handle).
 
-use clip::{ClipConfig, TextConfig, VisionConfig};
+use clip::ClipConfig;
 use clip_tensor::{f32_to_bf16, f32_to_f16, DType};
 
 /// The smallest sizes that still exercise everything: 2 heads, a 2x2 patch grid.
 pub fn micro_config() -> ClipConfig {
-    ClipConfig {
-        vision: VisionConfig {
-            hidden_size: 8,
-            intermediate_size: 16,
-            num_hidden_layers: 1,
-            num_attention_heads: 2,
-            image_size: 4,
-            patch_size: 2,
-            ..ClipConfig::vit_base_patch32().vision
-        },
-        text: TextConfig {
-            hidden_size: 8,
-            intermediate_size: 8,
-            num_hidden_layers: 1,
-            num_attention_heads: 1,
-            vocab_size: 8,
-            max_position_embeddings: 5,
-            ..ClipConfig::vit_base_patch32().text
-        },
-        projection_dim: 4,
-    }
+    let mut c = ClipConfig::vit_base_patch32();
+    let v = &mut c.vision;
+    (v.hidden_size, v.intermediate_size, v.num_hidden_layers) = (8, 16, 1);
+    (v.num_attention_heads, v.image_size, v.patch_size) = (2, 4, 2);
+    let t = &mut c.text;
+    (t.hidden_size, t.intermediate_size, t.num_hidden_layers) = (8, 8, 1);
+    (
+        t.num_attention_heads,
+        t.vocab_size,
+        t.max_position_embeddings,
+    ) = (1, 8, 5);
+    c.projection_dim = 4;
+    c
 }
 
 /// A Hugging Face `config.json` for `cfg`.
@@ -178,7 +170,7 @@ pub fn openai_tensors(cfg: &ClipConfig) -> Vec<(String, Vec<usize>)> {
 
 /// The tensors of `cfg` under Hugging Face's names, read back from the random-weights file.
 pub fn hf_tensors(cfg: &ClipConfig) -> Vec<(String, Vec<usize>)> {
-    let bytes = clip::random::random_safetensors(cfg, 0);
+    let bytes = clip::random_safetensors(cfg, 0).expect("a valid micro config");
     let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
     let header: serde_json::Value =
         serde_json::from_slice(&bytes[8..8 + n]).expect("the generator writes JSON");

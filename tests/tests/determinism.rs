@@ -2,7 +2,7 @@
 //! one model shared by 8 threads gives what one thread gives doing the inputs in turn, and
 //! an input's embedding is the same alone or in a batch of 7 or 32, on 1 or 2 threads.
 
-use clip::{ClipConfig, ClipModel, LoadOptions};
+use clip::{ClipConfig, ClipModel, ForwardOptions, LoadOptions, PixelValues, Truncation};
 
 /// Big enough that the GEMMs split across threads and batches change the blocking.
 fn config() -> ClipConfig {
@@ -22,11 +22,7 @@ fn config() -> ClipConfig {
 }
 
 fn model(threads: usize) -> ClipModel {
-    let opts = LoadOptions {
-        threads,
-        ..Default::default()
-    };
-    ClipModel::random(&config(), 11, &opts).expect("random model")
+    ClipModel::random(&config(), 11, &LoadOptions::new().threads(threads)).expect("random model")
 }
 
 /// `n` different images, `[3, S, S]` each.
@@ -62,8 +58,12 @@ fn texts(n: usize) -> Vec<String> {
         .collect()
 }
 
-fn flat(imgs: &[Vec<f32>]) -> Vec<f32> {
-    imgs.concat()
+fn pixels(imgs: &[Vec<f32>]) -> PixelValues {
+    let s = config().vision.image_size;
+    PixelValues {
+        data: imgs.concat(),
+        shape: [imgs.len(), 3, s, s],
+    }
 }
 
 #[test]
@@ -72,11 +72,15 @@ fn eight_threads_sharing_one_model_match_one_thread_in_turn() {
     let (imgs, txts) = (images(8), texts(8));
     let alone_img: Vec<Vec<f32>> = imgs
         .iter()
-        .map(|p| m.encode_pixels(p, 1).unwrap().data)
+        .map(|p| {
+            m.embed_pixels(&pixels(std::slice::from_ref(p)))
+                .unwrap()
+                .into_vec()
+        })
         .collect();
     let alone_txt: Vec<Vec<f32>> = txts
         .iter()
-        .map(|t| m.encode_texts(&[t]).unwrap().data)
+        .map(|t| m.embed_texts(&[t], Truncation::Refuse).unwrap().into_vec())
         .collect();
     for round in 0..3 {
         let results: Vec<(Vec<f32>, Vec<f32>)> = std::thread::scope(|s| {
@@ -84,8 +88,11 @@ fn eight_threads_sharing_one_model_match_one_thread_in_turn() {
                 .map(|i| {
                     let (m, p, t) = (&m, &imgs[i], &txts[i]);
                     s.spawn(move || {
-                        let img = m.encode_pixels(p, 1).unwrap().data;
-                        let txt = m.encode_texts(&[t]).unwrap().data;
+                        let img = m
+                            .embed_pixels(&pixels(std::slice::from_ref(p)))
+                            .unwrap()
+                            .into_vec();
+                        let txt = m.embed_texts(&[t], Truncation::Refuse).unwrap().into_vec();
                         (img, txt)
                     })
                 })
@@ -108,21 +115,25 @@ fn embeddings_alone_or_in_batches_of_7_and_32_on_1_or_2_threads() {
     let m1 = model(1);
     let reference_img: Vec<Vec<f32>> = imgs
         .iter()
-        .map(|p| m1.encode_pixels(p, 1).unwrap().data)
+        .map(|p| {
+            m1.embed_pixels(&pixels(std::slice::from_ref(p)))
+                .unwrap()
+                .into_vec()
+        })
         .collect();
     let reference_txt: Vec<Vec<f32>> = txts
         .iter()
-        .map(|t| m1.encode_texts(&[t]).unwrap().data)
+        .map(|t| m1.embed_texts(&[t], Truncation::Refuse).unwrap().into_vec())
         .collect();
     for threads in [1, 2] {
         let m = if threads == 1 { model(1) } else { model(2) };
         for batch in [1, 7, 32] {
             for start in (0..32).step_by(batch) {
                 let end = (start + batch).min(32);
-                let e = m
-                    .encode_pixels(&flat(&imgs[start..end]), end - start)
+                let e = m.embed_pixels(&pixels(&imgs[start..end])).unwrap();
+                let t = m
+                    .embed_texts(&txts[start..end], Truncation::Refuse)
                     .unwrap();
-                let t = m.encode_texts(&txts[start..end]).unwrap();
                 for i in start..end {
                     assert_eq!(
                         e.row(i - start),
@@ -148,8 +159,11 @@ fn embeddings_alone_or_in_batches_of_7_and_32_on_1_or_2_threads() {
 fn last_layer_on_pooled_rows_only_matches_full_pass() {
     let m = model(2);
     let imgs = images(5);
-    let full = m.vision_forward(&flat(&imgs), 5, true).unwrap();
-    let pruned = m.vision_forward(&flat(&imgs), 5, false).unwrap();
+    let hidden = ForwardOptions::new().with_hidden_states();
+    let full = m.vision_forward(&pixels(&imgs), hidden).unwrap();
+    let pruned = m
+        .vision_forward(&pixels(&imgs), ForwardOptions::new())
+        .unwrap();
     assert!(pruned.hidden_states.is_empty());
     assert_eq!(bits(&full.pooled), bits(&pruned.pooled), "image pooled");
     assert_eq!(
@@ -164,9 +178,12 @@ fn last_layer_on_pooled_rows_only_matches_full_pass() {
         .map(|t| tok.tokenize_one(t, 0, 77, true).unwrap())
         .collect();
     let seqs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
-    for full_context in [false, true] {
-        let full = m.text_forward(&seqs, full_context, true).unwrap();
-        let pruned = m.text_forward(&seqs, full_context, false).unwrap();
+    for base in [
+        ForwardOptions::new(),
+        ForwardOptions::new().with_full_context(),
+    ] {
+        let full = m.text_forward(&seqs, base.with_hidden_states()).unwrap();
+        let pruned = m.text_forward(&seqs, base).unwrap();
         assert_eq!(bits(&full.pooled), bits(&pruned.pooled), "text pooled");
         assert_eq!(
             bits(&full.features),

@@ -158,60 +158,59 @@ fn nan_and_inf_load_and_validation_names_them() {
     data[at..at + 4].copy_from_slice(&f32::NEG_INFINITY.to_le_bytes());
     let dir = folder_with("nan", &join(&h, &data), None);
     ClipModel::load(&dir).expect("NaN and Inf load without validation");
-    let wf = clip::WeightFile::open(&dir.join("model.safetensors")).unwrap();
-    let found = wf.non_finite();
-    assert_eq!(
-        found,
-        [
-            clip::NonFinite {
-                key: OTHER.into(),
-                nan: 0,
-                inf: 1
-            },
-            clip::NonFinite {
-                key: KEY.into(),
-                nan: 2,
-                inf: 1
-            },
-        ]
-    );
-    let validate = clip::LoadOptions {
-        validate: true,
-        ..Default::default()
-    };
+    let validate = clip::LoadOptions::new().validate(true);
     match ClipModel::load_with(&dir, &validate) {
         Err(e @ Error::NonFiniteWeights { .. }) => {
             let text = e.to_string();
             assert!(text.contains(KEY) && text.contains(OTHER), "{text}");
             assert!(text.contains("model.safetensors"), "{text}");
+            let Error::NonFiniteWeights { tensors, .. } = e else {
+                unreachable!()
+            };
+            assert_eq!(
+                tensors,
+                [
+                    clip::NonFinite {
+                        key: OTHER.into(),
+                        nan: 0,
+                        inf: 1
+                    },
+                    clip::NonFinite {
+                        key: KEY.into(),
+                        nan: 2,
+                        inf: 1
+                    },
+                ]
+            );
         }
         Err(e) => panic!("expected NonFiniteWeights, got {e:?}"),
         Ok(_) => panic!("validation passed NaN weights"),
     }
     // The fixture itself is finite, and validates.
     ClipModel::load_with(fixture("clip-tiny"), &validate).expect("finite weights validate");
-    // f16 and bf16 bit patterns are recognised without conversion.
-    let mut h16 = serde_json::Map::new();
-    let mut d16 = Vec::new();
+    // f16 and bf16 bit patterns are recognised without conversion (extra tensors in the file).
+    let (mut h, mut data) = split(&original());
     for (name, dtype, bits) in [
         ("h", "F16", [0x3c00u16, 0x7c00, 0xfe00, 0x7bff]),
         ("b", "BF16", [0x3f80u16, 0xff80, 0x7fc1, 0x7f7f]),
     ] {
-        let s = d16.len();
+        let s = data.len();
         bits.iter()
-            .for_each(|b| d16.extend_from_slice(&b.to_le_bytes()));
-        h16.insert(
+            .for_each(|b| data.extend_from_slice(&b.to_le_bytes()));
+        h.insert(
             name.into(),
             serde_json::json!({"dtype": dtype, "shape": [4], "data_offsets": [s, s + 8]}),
         );
     }
-    let wf = clip::WeightFile::from_bytes(Path::new("mem"), join(&h16, &d16)).unwrap();
-    let got: Vec<(String, usize, usize)> = wf
-        .non_finite()
-        .into_iter()
-        .map(|n| (n.key, n.nan, n.inf))
-        .collect();
-    assert_eq!(got, [("b".into(), 1, 1), ("h".into(), 1, 1)]);
+    let dir = folder_with("nan16", &join(&h, &data), None);
+    match ClipModel::load_with(&dir, &validate) {
+        Err(Error::NonFiniteWeights { tensors, .. }) => {
+            let got: Vec<(String, usize, usize)> =
+                tensors.into_iter().map(|n| (n.key, n.nan, n.inf)).collect();
+            assert_eq!(got, [("b".into(), 1, 1), ("h".into(), 1, 1)]);
+        }
+        other => panic!("expected NonFiniteWeights, got {other:?}"),
+    }
 }
 
 #[test]
@@ -344,10 +343,7 @@ fn extra_tensors_are_accepted_and_listed_unless_strict() {
     let dir = folder_with("extra", &join(&h, &data), None);
     let model = ClipModel::load(&dir).unwrap();
     assert_eq!(model.unused_tensors(), ["extra.tensor".to_string()]);
-    let strict = clip::LoadOptions {
-        strict: true,
-        ..Default::default()
-    };
+    let strict = clip::LoadOptions::new().strict(true);
     assert!(matches!(
         ClipModel::load_with(&dir, &strict),
         Err(Error::InvalidWeights { .. })

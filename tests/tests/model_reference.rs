@@ -5,7 +5,7 @@
 //! Bounds (see `docs/numerics.md`): every hidden state and output within `TOL` absolute;
 //! embeddings with cosine >= 0.99999 and max |diff| <= 1e-4 after L2 normalisation.
 
-use clip::{ClipConfig, ClipModel, LoadOptions, Precision, WeightFile};
+use clip::{ClipConfig, ClipModel, ForwardOptions, LoadOptions, PixelValues, Precision};
 use clip_tests::{cosine, fixture, report, Reference};
 use std::path::Path;
 
@@ -16,12 +16,20 @@ fn load(dir: &Path, threads: usize) -> ClipModel {
 }
 
 fn load_in(dir: &Path, threads: usize, precision: Option<Precision>) -> ClipModel {
-    let opts = LoadOptions {
-        threads,
-        precision,
-        ..Default::default()
-    };
+    let mut opts = LoadOptions::new().threads(threads);
+    if let Some(p) = precision {
+        opts = opts.precision(p);
+    }
     ClipModel::load_with(dir, &opts).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+}
+
+/// The reference's `pixel_values` as the model takes them.
+fn pixel_values(r: &Reference) -> PixelValues {
+    let (shape, data) = r.get("pixel_values");
+    PixelValues {
+        data: data.to_vec(),
+        shape: [shape[0], shape[1], shape[2], shape[3]],
+    }
 }
 
 /// Compares every output of `model` with the reference in `dir`; returns the failures.
@@ -33,11 +41,10 @@ fn check_against(model: &ClipModel, r: &Reference, label: &str) -> Vec<String> {
         }
     };
     // Vision, layer by layer.
-    let (pshape, pixels) = r.get("pixel_values");
-    let n = pshape[0];
-    let vis = model
-        .vision_forward(pixels, n, true)
-        .expect("vision forward");
+    let px = pixel_values(r);
+    let n = px.shape[0];
+    let hidden = ForwardOptions::new().with_hidden_states();
+    let vis = model.vision_forward(&px, hidden).expect("vision forward");
     for (i, h) in vis.hidden_states.iter().enumerate() {
         check(
             &format!("vision.hidden_states.{i}"),
@@ -53,16 +60,23 @@ fn check_against(model: &ClipModel, r: &Reference, label: &str) -> Vec<String> {
         &r.get("image_features").1,
         TOL,
     );
-    let img = model.encode_pixels(pixels, n).unwrap();
-    check("image_embeds", &img.data, &r.get("image_embeds").1, 1e-4);
+    let img = model.embed_pixels(&px).unwrap();
+    check(
+        "image_embeds",
+        img.as_slice(),
+        &r.get("image_embeds").1,
+        1e-4,
+    );
     let want = &r.get("image_embeds").1;
     for i in 0..n {
-        let c = cosine(img.row(i), &want[i * img.dim..(i + 1) * img.dim]);
+        let c = cosine(img.row(i), &want[i * img.dim()..(i + 1) * img.dim()]);
         assert!(c >= 0.99999, "{label}: image {i} cosine {c}");
     }
     // Text: all 77 positions against HF's hidden states, then the EOT-truncated pass.
     let seqs: Vec<&[u32]> = r.input_ids.iter().map(Vec::as_slice).collect();
-    let full = model.text_forward(&seqs, true, true).expect("text forward");
+    let full = model
+        .text_forward(&seqs, hidden.with_full_context())
+        .expect("text forward");
     for (i, h) in full.hidden_states.iter().enumerate() {
         check(
             &format!("text.hidden_states.{i}"),
@@ -83,7 +97,7 @@ fn check_against(model: &ClipModel, r: &Reference, label: &str) -> Vec<String> {
         &r.get("text.pooled").1,
         TOL,
     );
-    let short = model.text_forward(&seqs, false, false).unwrap();
+    let short = model.text_forward(&seqs, ForwardOptions::new()).unwrap();
     check(
         "text.pooled (up to EOT)",
         &short.pooled,
@@ -102,24 +116,24 @@ fn check_against(model: &ClipModel, r: &Reference, label: &str) -> Vec<String> {
         &full.features,
         1e-6,
     );
-    let txt = model.encode_token_ids(&seqs).unwrap();
-    check("text_embeds", &txt.data, &r.get("text_embeds").1, 1e-4);
+    let txt = model.embed_token_ids(&seqs).unwrap();
+    check("text_embeds", txt.as_slice(), &r.get("text_embeds").1, 1e-4);
     let want = &r.get("text_embeds").1;
-    for i in 0..txt.rows {
-        let c = cosine(txt.row(i), &want[i * txt.dim..(i + 1) * txt.dim]);
+    for i in 0..txt.rows() {
+        let c = cosine(txt.row(i), &want[i * txt.dim()..(i + 1) * txt.dim()]);
         assert!(c >= 0.99999, "{label}: text {i} cosine {c}");
     }
-    let logits = model.logits(&img, &txt).unwrap();
-    let scale = model.logit_scale.exp() as f64;
+    let sim = model.similarity(&img, &txt).unwrap();
+    let scale = model.logit_scale().exp() as f64;
     check(
         "logits_per_image",
-        &logits.per_image,
+        &sim.logits(),
         &r.get("logits_per_image").1,
         1e-4 * scale,
     );
     check(
         "logits_per_text",
-        &logits.per_text,
+        &sim.logits_transposed(),
         &r.get("logits_per_text").1,
         1e-4 * scale,
     );
@@ -144,31 +158,31 @@ fn tiny2_other_size_matches_pytorch() {
     run_fixture("clip-tiny2");
 }
 
+/// OpenAI key names (with the fixture's `config.json` beside them: the tiny sizes are not an
+/// OpenAI release's) give PyTorch's outputs and bitwise the Hugging Face layout's embeddings.
 #[test]
 fn tiny_openai_layout_matches_pytorch_and_hf_layout() {
     let dir = fixture("clip-tiny");
     let r = Reference::load(&dir.join("reference.safetensors"));
-    let config = ClipConfig::from_hf_json(&dir.join("config.json")).unwrap();
-    let wf = WeightFile::open(&dir.join("openai/model.safetensors")).unwrap();
-    let opts = LoadOptions {
-        threads: 2,
-        ..Default::default()
-    };
-    let model = ClipModel::from_weights(
-        wf,
-        Some(config),
-        clip_tokenizer::Tokenizer::new().unwrap(),
-        &opts,
+    let tmp = std::env::temp_dir().join(format!("clip-openai-layout-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::copy(dir.join("config.json"), tmp.join("config.json")).unwrap();
+    std::fs::copy(
+        dir.join("openai/model.safetensors"),
+        tmp.join("model.safetensors"),
     )
     .unwrap();
-    assert_eq!(model.layout, clip::Layout::OpenAi);
+    let model = load(&tmp, 2);
+    assert_eq!(model.format(), Some(clip::Format::OpenAi));
     let bad = check_against(&model, &r, "clip-tiny/openai");
     assert!(bad.is_empty(), "openai layout outside the bounds: {bad:?}");
     let hf = load(&dir, 2);
-    let (shape, pixels) = r.get("pixel_values");
-    let a = model.encode_pixels(pixels, shape[0]).unwrap();
-    let b = hf.encode_pixels(pixels, shape[0]).unwrap();
+    assert_eq!(hf.format(), Some(clip::Format::HuggingFace));
+    let px = pixel_values(&r);
+    let a = model.embed_pixels(&px).unwrap();
+    let b = hf.embed_pixels(&px).unwrap();
     assert_eq!(a, b, "the two layouts give different image embeddings");
+    let _ = std::fs::remove_dir_all(&tmp);
 }
 
 /// Bitwise: an input's embedding alone, in batches of several sizes, and on 1 or 2 threads.
@@ -176,15 +190,20 @@ fn tiny_openai_layout_matches_pytorch_and_hf_layout() {
 fn embeddings_independent_of_batch_and_threads() {
     let dir = fixture("clip-tiny");
     let r = Reference::load(&dir.join("reference.safetensors"));
-    let (shape, pixels) = r.get("pixel_values");
+    let px = pixel_values(&r);
+    let (shape, pixels) = (px.shape, &px.data);
     let per = pixels.len() / shape[0];
+    let batch = |data: Vec<f32>| PixelValues {
+        shape: [data.len() / per, shape[1], shape[2], shape[3]],
+        data,
+    };
     let seqs: Vec<&[u32]> = r.input_ids.iter().map(Vec::as_slice).collect();
     let m1 = load(&dir, 1);
     let m2 = load(&dir, 2);
-    let all_img = m2.encode_pixels(pixels, shape[0]).unwrap();
-    let all_txt = m2.encode_token_ids(&seqs).unwrap();
+    let all_img = m2.embed_pixels(&px).unwrap();
+    let all_txt = m2.embed_token_ids(&seqs).unwrap();
     for (i, seq) in seqs.iter().enumerate() {
-        let alone = m1.encode_token_ids(&[seq]).unwrap();
+        let alone = m1.embed_token_ids(&[seq]).unwrap();
         assert_eq!(
             alone.row(0),
             all_txt.row(i),
@@ -193,7 +212,7 @@ fn embeddings_independent_of_batch_and_threads() {
     }
     for i in 0..shape[0] {
         let alone = m1
-            .encode_pixels(&pixels[i * per..(i + 1) * per], 1)
+            .embed_pixels(&batch(pixels[i * per..(i + 1) * per].to_vec()))
             .unwrap();
         assert_eq!(
             alone.row(0),
@@ -209,7 +228,7 @@ fn embeddings_independent_of_batch_and_threads() {
                 .copied()
         })
         .collect();
-    let seven = m2.encode_pixels(&rep, 7).unwrap();
+    let seven = m2.embed_pixels(&batch(rep)).unwrap();
     for j in 0..7 {
         assert_eq!(
             seven.row(j),
@@ -230,8 +249,8 @@ fn tiny2_bf16_file_matches_pytorch() {
 
 /// The smallest cosine between the rows of `got` and of `want`.
 fn min_cosine(got: &clip::Embeddings, want: &[f32]) -> f64 {
-    (0..got.rows)
-        .map(|i| cosine(got.row(i), &want[i * got.dim..(i + 1) * got.dim]))
+    (0..got.rows())
+        .map(|i| cosine(got.row(i), &want[i * got.dim()..(i + 1) * got.dim()]))
         .fold(f64::INFINITY, f64::min)
 }
 
@@ -241,10 +260,10 @@ fn check_bf16_precision(dir: &Path, label: &str) -> (f64, f64) {
     let r = Reference::load(&dir.join("reference.safetensors"));
     let model = load_in(dir, 2, Some(Precision::Bf16));
     assert_eq!(model.precision(), Precision::Bf16);
-    let (pshape, pixels) = r.get("pixel_values");
-    let img = model.encode_pixels(pixels, pshape[0]).unwrap();
+    let px = pixel_values(&r);
+    let img = model.embed_pixels(&px).unwrap();
     let seqs: Vec<&[u32]> = r.input_ids.iter().map(Vec::as_slice).collect();
-    let txt = model.encode_token_ids(&seqs).unwrap();
+    let txt = model.embed_token_ids(&seqs).unwrap();
     let ci = min_cosine(&img, &r.get("image_embeds").1);
     let ct = min_cosine(&txt, &r.get("text_embeds").1);
     eprintln!("{label} bf16 weights: min cosine to PyTorch fp32: image {ci:.6}, text {ct:.6}");
@@ -253,7 +272,7 @@ fn check_bf16_precision(dir: &Path, label: &str) -> (f64, f64) {
         "{label}: bf16 cosine image {ci} text {ct}"
     );
     let f32_img = load_in(dir, 2, Some(Precision::F32))
-        .encode_pixels(pixels, pshape[0])
+        .embed_pixels(&px)
         .unwrap();
     assert_ne!(img, f32_img, "{label}: bf16 precision gave the f32 result");
     (ci, ct)
@@ -283,53 +302,89 @@ fn full_b32_matches_pytorch_when_available() {
         let model = load(dir, 0);
         let bad = check_against(&model, &r, d);
         assert!(bad.is_empty(), "{d}: outside the bounds: {bad:?}");
-        if model.weights_dtype() == Some(clip_tensor::DType::F32) {
+        if model.weights_dtype() == Some(clip::DType::F32) {
             check_bf16_precision(dir, d);
         }
     }
 }
 
-/// `ClipModel::random` builds a working model of the given size, deterministic per seed.
+/// `ClipModel::random` builds a working model of the given size, deterministic per seed;
+/// the same weights written as a Hugging Face file and loaded give bitwise the same model
+/// (the random and file sources go through the same loader code).
 #[test]
-fn random_weights_model_is_deterministic() {
+fn random_weights_model_is_deterministic_and_equals_its_file() {
     let dir = fixture("clip-tiny2");
     let cfg = ClipConfig::from_hf_json(&dir.join("config.json")).unwrap();
-    let opts = LoadOptions {
-        threads: 2,
-        ..Default::default()
-    };
+    let opts = LoadOptions::new().threads(2);
     let a = ClipModel::random(&cfg, 7, &opts).unwrap();
     let b = ClipModel::random(&cfg, 7, &opts).unwrap();
     let c = ClipModel::random(&cfg, 8, &opts).unwrap();
-    let px = vec![0.25f32; 3 * cfg.vision.image_size * cfg.vision.image_size];
+    let s = cfg.vision.image_size;
+    let px = PixelValues {
+        data: (0..3 * s * s)
+            .map(|i| (i % 17) as f32 / 8.0 - 1.0)
+            .collect(),
+        shape: [1, 3, s, s],
+    };
     let (ea, eb, ec) = (
-        a.encode_pixels(&px, 1).unwrap(),
-        b.encode_pixels(&px, 1).unwrap(),
-        c.encode_pixels(&px, 1).unwrap(),
+        a.embed_pixels(&px).unwrap(),
+        b.embed_pixels(&px).unwrap(),
+        c.embed_pixels(&px).unwrap(),
     );
     assert_eq!(ea, eb);
     assert_ne!(ea, ec);
     let norm: f32 = ea.row(0).iter().map(|v| v * v).sum();
-    assert!((norm - 1.0).abs() < 1e-5 && ea.data.iter().all(|v| v.is_finite()));
+    assert!((norm - 1.0).abs() < 1e-5 && ea.as_slice().iter().all(|v| v.is_finite()));
+    let bytes = clip::random_safetensors(&cfg, 7).unwrap();
+    let json = std::fs::read(dir.join("config.json")).unwrap();
+    let from_file = ClipModel::from_safetensors_bytes(bytes, Some(&json), &opts).unwrap();
+    assert!(from_file.unused_tensors().is_empty());
+    assert_eq!(from_file.embed_pixels(&px).unwrap(), ea, "image");
+    let ids = [vec![98u32, 3, 50, 99]];
+    let seqs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+    assert_eq!(
+        from_file.embed_token_ids(&seqs).unwrap(),
+        a.embed_token_ids(&seqs).unwrap(),
+        "text"
+    );
 }
 
-/// Image files go through the preprocessor and the vision tower like pixels do.
-#[test]
-fn encode_image_files_equals_preprocess_then_pixels() {
-    let dir = fixture("clip-tiny");
-    let model = load(&dir, 2);
-    let pre = clip::image::Preprocessor::from_model_dir(&dir).unwrap();
-    let png = std::env::temp_dir().join(format!("clip-encode-files-{}.png", std::process::id()));
+/// A small PNG written to a temporary file, and its bytes and pixels.
+fn sample_png(name: &str) -> (std::path::PathBuf, Vec<u8>, clip::RgbImage) {
+    let png = std::env::temp_dir().join(format!("clip-{name}-{}.png", std::process::id()));
+    let data: Vec<u8> = (0..40 * 30 * 3).map(|i| (i * 37 % 251) as u8).collect();
     {
         let file = std::fs::File::create(&png).unwrap();
         let mut enc = png::Encoder::new(std::io::BufWriter::new(file), 40, 30);
         enc.set_color(png::ColorType::Rgb);
-        let data: Vec<u8> = (0..40 * 30 * 3).map(|i| (i * 37 % 251) as u8).collect();
         enc.write_header().unwrap().write_image_data(&data).unwrap();
     }
-    let from_files = model.encode_image_files(&[&png, &png], &pre).unwrap();
-    let pv = pre.preprocess_file(&png).unwrap();
-    let from_pixels = model.encode_pixels(&pv.data, 1).unwrap();
-    assert_eq!(from_files.row(0), from_pixels.row(0));
-    assert_eq!(from_files.row(1), from_pixels.row(0));
+    let bytes = std::fs::read(&png).unwrap();
+    (png, bytes, clip::RgbImage::new(40, 30, data).unwrap())
+}
+
+/// Files, bytes and decoded pixels of one picture give bitwise the embedding of its
+/// preprocessed pixel values, alone or in a batch larger than the model's batch size.
+#[test]
+fn every_image_input_gives_the_same_embedding() {
+    let dir = fixture("clip-tiny");
+    let model = ClipModel::load_with(&dir, &LoadOptions::new().threads(2).batch_size(2)).unwrap();
+    let (png, bytes, rgb) = sample_png("inputs");
+    let pv = model.preprocessor().preprocess_file(&png).unwrap();
+    let want = model.embed_pixels(&pv).unwrap();
+    let files = model.embed_image_files(&[&png, &png, &png]).unwrap();
+    let from_bytes = model.embed_image_bytes(&[&bytes]).unwrap();
+    let from_rgb = model.embed_rgb_images(std::slice::from_ref(&rgb)).unwrap();
+    assert_eq!(files.rows(), 3);
+    for i in 0..3 {
+        assert_eq!(files.row(i), want.row(0), "file {i}");
+    }
+    assert_eq!(from_bytes, want);
+    assert_eq!(from_rgb, want);
+    // Raw features normalise to the embedding.
+    assert_eq!(model.image_features(&pv).unwrap().normalize(), want);
+    // The folder's preprocessor is the model's.
+    let folder = clip::Preprocessor::from_model_dir(&dir).unwrap();
+    assert_eq!(folder.preprocess_file(&png).unwrap(), pv);
+    let _ = std::fs::remove_file(&png);
 }

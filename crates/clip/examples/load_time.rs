@@ -1,6 +1,7 @@
 //! Times loading a model folder (mmap, validation, pre-packing) and the first image
 //! embedding: `cargo run --release -p clip --example load_time -- DIR [THREADS]`.
 
+use clip::{ClipModel, LoadOptions, PixelValues};
 use std::time::Instant;
 
 fn main() -> Result<(), clip::Error> {
@@ -11,18 +12,15 @@ fn main() -> Result<(), clip::Error> {
         .unwrap_or("models/clip-vit-b32-random");
     let threads = args.get(2).and_then(|t| t.parse().ok()).unwrap_or(0);
     let t = Instant::now();
-    let model = clip::ClipModel::load_with(
-        dir,
-        &clip::LoadOptions {
-            threads,
-            ..Default::default()
-        },
-    )?;
+    let model = ClipModel::load_with(dir, &LoadOptions::new().threads(threads))?;
     let load = t.elapsed();
-    let s = model.config.vision.image_size;
-    let px = vec![0.1f32; 3 * s * s];
+    let s = model.config().vision.image_size;
+    let px = PixelValues {
+        data: vec![0.1f32; 3 * s * s],
+        shape: [1, 3, s, s],
+    };
     let t = Instant::now();
-    model.encode_pixels(&px, 1)?;
+    model.embed_pixels(&px)?;
     println!(
         "load {:.0} ms, first image embedding {:.0} ms",
         load.as_secs_f64() * 1e3,

@@ -1,9 +1,7 @@
-//! Zero-shot classification with the library (the README's example):
+//! Zero-shot classification with the library, as the README shows it:
 //! `cargo run --release -p clip --example zero_shot -- MODEL_DIR IMAGE cat dog bird`
 
-use clip::image::Preprocessor;
-use clip::ClipModel;
-use std::path::Path;
+use clip::{ClipModel, LoadOptions, Truncation, IMAGENET_TEMPLATES};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -11,11 +9,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("usage: zero_shot MODEL_DIR IMAGE LABEL...");
         std::process::exit(2);
     };
-    let model = ClipModel::load(dir)?;
-    let pixels = Preprocessor::from_model_dir(Path::new(dir))?.preprocess_file(Path::new(image))?;
-    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
-    for (label, prob) in model.classify_pixels(&pixels.data, &labels, "a photo of a {}.")? {
-        println!("{prob:.4}  {label}");
+    // Loads model.safetensors, config.json, preprocessor_config.json and the vocabulary.
+    let model = ClipModel::load_with(dir, &LoadOptions::new().threads(2))?; // Send + Sync
+    let images = model.embed_image_files(&[image])?; // decoded, preprocessed, L2-normalised
+
+    // One prompt per label, or the CLIP paper's 80-template ensemble.
+    let classifier = model.zero_shot_classifier(labels, &IMAGENET_TEMPLATES, Truncation::Refuse)?;
+    for p in &classifier.classify(&images, 3)?[0] {
+        println!("{:.4}  {}", p.prob, p.label);
     }
+
+    // Texts against images: cosines, CLIP's logits and probabilities from one matrix.
+    let texts = model.embed_texts(&["a photo of a cat", "a diagram"], Truncation::Refuse)?;
+    let sim = model.similarity(&images, &texts)?;
+    println!("cosine {:?}, probs {:?}", sim.cosine(), sim.probs());
     Ok(())
 }

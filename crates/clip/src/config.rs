@@ -1,36 +1,54 @@
-//! Model configuration: the sizes of the two towers, read from a Hugging Face `config.json`
-//! or inferred from OpenAI-named tensor shapes, with named constructors for the published
-//! ViT CLIP models. Not here: loading tensors (see `weights.rs`).
+//! Model configuration: the sizes of the two towers, with named constructors for the
+//! published ViT CLIP models and the one validation every configuration goes through,
+//! whether read from a config file or inferred from tensor shapes ([`ClipConfig::validate`]).
+//!
+//! Not here: reading config files or shapes (`checkpoint/`), loading tensors (`loader.rs`).
 
-use crate::{Error, Result};
-use clip_kernels::Activation;
-use serde_json::Value;
-use std::path::Path;
+use crate::Activation;
 
-/// The vision transformer's sizes.
+/// The vision transformer's sizes (field names as in Hugging Face's `CLIPVisionConfig`).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct VisionConfig {
+    /// Width of the residual stream.
     pub hidden_size: usize,
+    /// Width of the MLP's hidden layer.
     pub intermediate_size: usize,
+    /// Encoder layers.
     pub num_hidden_layers: usize,
+    /// Attention heads (the head width is `hidden_size / num_attention_heads`).
     pub num_attention_heads: usize,
+    /// Side of the square input image, in pixels.
     pub image_size: usize,
+    /// Side of a square patch, in pixels.
     pub patch_size: usize,
+    /// Input channels (3: RGB).
     pub num_channels: usize,
+    /// The layer norms' epsilon.
     pub layer_norm_eps: f32,
+    /// The MLP's activation.
     pub hidden_act: Activation,
 }
 
-/// The text transformer's sizes.
+/// The text transformer's sizes (field names as in Hugging Face's `CLIPTextConfig`).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct TextConfig {
+    /// Width of the residual stream.
     pub hidden_size: usize,
+    /// Width of the MLP's hidden layer.
     pub intermediate_size: usize,
+    /// Encoder layers.
     pub num_hidden_layers: usize,
+    /// Attention heads.
     pub num_attention_heads: usize,
+    /// Token ids are `0..vocab_size`.
     pub vocab_size: usize,
+    /// The context length (77 for CLIP).
     pub max_position_embeddings: usize,
+    /// The layer norms' epsilon.
     pub layer_norm_eps: f32,
+    /// The MLP's activation.
     pub hidden_act: Activation,
     /// Pooling: `None` pools at the argmax of the ids (OpenAI's rule, and HF's when
     /// `eos_token_id == 2`); `Some(id)` at the first occurrence of `id`.
@@ -39,16 +57,20 @@ pub struct TextConfig {
 
 /// A whole CLIP model's configuration.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct ClipConfig {
+    /// The image tower.
     pub vision: VisionConfig,
+    /// The text tower.
     pub text: TextConfig,
+    /// Width of the shared embedding space.
     pub projection_dim: usize,
 }
 
 impl VisionConfig {
     /// Patches per side.
     pub fn grid(&self) -> usize {
-        self.image_size / self.patch_size
+        self.image_size / self.patch_size.max(1)
     }
 
     /// Tokens per image: the patches and the class token.
@@ -56,16 +78,26 @@ impl VisionConfig {
         self.grid() * self.grid() + 1
     }
 
+    /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
-        self.hidden_size / self.num_attention_heads
+        self.hidden_size / self.num_attention_heads.max(1)
     }
 }
 
 impl TextConfig {
+    /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
-        self.hidden_size / self.num_attention_heads
+        self.hidden_size / self.num_attention_heads.max(1)
     }
 }
+
+/// Upper bounds that no CLIP comes near (bigG/14: width 1664, 48 layers, 257 positions), so
+/// that a hostile config cannot make the loader size loops or buffers by absurd numbers.
+const MAX_WIDTH: usize = 1 << 16;
+const MAX_LAYERS: usize = 1 << 10;
+const MAX_VOCAB: usize = 1 << 24;
+const MAX_CONTEXT: usize = 1 << 16;
+const MAX_IMAGE_SIZE: usize = 1 << 14;
 
 impl ClipConfig {
     fn vit(
@@ -123,104 +155,85 @@ impl ClipConfig {
         Self::vit(1024, 24, 14, 336, 768, 768)
     }
 
-    /// Reads a Hugging Face `config.json`. Missing fields take `CLIPConfig`'s defaults.
-    pub fn from_hf_json(path: &Path) -> Result<ClipConfig> {
-        let bytes = std::fs::read(path).map_err(|e| Error::Io {
+    /// Reads a Hugging Face `config.json` (missing fields take `CLIPConfig`'s defaults) and
+    /// validates it.
+    pub fn from_hf_json(path: &std::path::Path) -> crate::Result<ClipConfig> {
+        let bytes = std::fs::read(path).map_err(|e| crate::Error::Io {
             path: path.to_path_buf(),
             source: e,
         })?;
-        Self::from_hf_json_bytes(&bytes, path)
+        crate::checkpoint::hf::read_config(&bytes, path)
     }
 
-    /// [`ClipConfig::from_hf_json`] on the file's bytes; `path` names it in errors.
-    pub fn from_hf_json_bytes(bytes: &[u8], path: &Path) -> Result<ClipConfig> {
-        let bad = |reason: String| Error::InvalidConfig {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let v: Value = serde_json::from_slice(bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
-        if !v.is_object() {
-            return Err(bad("not a JSON object".into()));
-        }
-        let section = |name: &str| -> Value {
-            match v.get(name) {
-                Some(s) if s.is_object() => s.clone(),
-                _ => v
-                    .get(format!("{name}_dict"))
-                    .cloned()
-                    .unwrap_or(Value::Null),
-            }
-        };
-        let (vs, ts) = (section("vision_config"), section("text_config"));
-        let d = Self::vit_base_patch32();
-        let num = |s: &Value, key: &str, default: usize| -> Result<usize> {
-            match s.get(key) {
-                None | Some(Value::Null) => Ok(default),
-                Some(x) => x
-                    .as_u64()
-                    .filter(|&n| n > 0 && n < (1 << 31))
-                    .map(|n| n as usize)
-                    .ok_or_else(|| bad(format!("{key} = {x} is not a positive integer"))),
-            }
-        };
-        let eps = |s: &Value| -> Result<f32> {
-            match s.get("layer_norm_eps") {
-                None | Some(Value::Null) => Ok(1e-5),
-                Some(x) => x
-                    .as_f64()
-                    .filter(|e| *e > 0.0 && *e < 1.0)
-                    .map(|e| e as f32)
-                    .ok_or_else(|| bad(format!("layer_norm_eps = {x} is invalid"))),
-            }
-        };
-        let act = |s: &Value| -> Result<Activation> {
-            match s.get("hidden_act").and_then(Value::as_str) {
-                None | Some("quick_gelu") => Ok(Activation::QuickGelu),
-                Some("gelu") => Ok(Activation::Gelu),
-                Some(other) => Err(bad(format!(
-                    "hidden_act {other:?} is not supported (quick_gelu, gelu)"
-                ))),
-            }
-        };
-        let vision = VisionConfig {
-            hidden_size: num(&vs, "hidden_size", d.vision.hidden_size)?,
-            intermediate_size: num(&vs, "intermediate_size", d.vision.intermediate_size)?,
-            num_hidden_layers: num(&vs, "num_hidden_layers", d.vision.num_hidden_layers)?,
-            num_attention_heads: num(&vs, "num_attention_heads", d.vision.num_attention_heads)?,
-            image_size: num(&vs, "image_size", d.vision.image_size)?,
-            patch_size: num(&vs, "patch_size", d.vision.patch_size)?,
-            num_channels: num(&vs, "num_channels", 3)?,
-            layer_norm_eps: eps(&vs)?,
-            hidden_act: act(&vs)?,
-        };
-        let eos = num(&ts, "eos_token_id", 2)?;
-        let text = TextConfig {
-            hidden_size: num(&ts, "hidden_size", d.text.hidden_size)?,
-            intermediate_size: num(&ts, "intermediate_size", d.text.intermediate_size)?,
-            num_hidden_layers: num(&ts, "num_hidden_layers", d.text.num_hidden_layers)?,
-            num_attention_heads: num(&ts, "num_attention_heads", d.text.num_attention_heads)?,
-            vocab_size: num(&ts, "vocab_size", d.text.vocab_size)?,
-            max_position_embeddings: num(&ts, "max_position_embeddings", 77)?,
-            layer_norm_eps: eps(&ts)?,
-            hidden_act: act(&ts)?,
-            eos_token_id: if eos == 2 { None } else { Some(eos as u32) },
-        };
-        let cfg = ClipConfig {
-            vision,
-            text,
-            projection_dim: num(&v, "projection_dim", 512)?,
-        };
-        cfg.validate().map_err(bad)?;
-        Ok(cfg)
-    }
-
-    /// Checks the sizes agree with each other.
+    /// Checks every size is positive and within bounds, that the sizes agree with each
+    /// other, and that the products the loader computes cannot overflow. Every configuration
+    /// passes through here before any tensor is read or any buffer is sized by it.
     pub fn validate(&self) -> std::result::Result<(), String> {
         let v = &self.vision;
+        let t = &self.text;
+        let sizes = [
+            ("vision hidden_size", v.hidden_size, MAX_WIDTH),
+            (
+                "vision intermediate_size",
+                v.intermediate_size,
+                MAX_WIDTH * 8,
+            ),
+            ("vision num_hidden_layers", v.num_hidden_layers, MAX_LAYERS),
+            (
+                "vision num_attention_heads",
+                v.num_attention_heads,
+                MAX_WIDTH,
+            ),
+            ("image_size", v.image_size, MAX_IMAGE_SIZE),
+            ("patch_size", v.patch_size, MAX_IMAGE_SIZE),
+            ("text hidden_size", t.hidden_size, MAX_WIDTH),
+            ("text intermediate_size", t.intermediate_size, MAX_WIDTH * 8),
+            ("text num_hidden_layers", t.num_hidden_layers, MAX_LAYERS),
+            ("text num_attention_heads", t.num_attention_heads, MAX_WIDTH),
+            ("vocab_size", t.vocab_size, MAX_VOCAB),
+            (
+                "max_position_embeddings",
+                t.max_position_embeddings,
+                MAX_CONTEXT,
+            ),
+            ("projection_dim", self.projection_dim, MAX_WIDTH),
+        ];
+        for (name, value, max) in sizes {
+            if value == 0 {
+                return Err(format!("{name} is 0; it must be positive"));
+            }
+            if value > max {
+                return Err(format!("{name} = {value} is larger than {max}"));
+            }
+        }
+        for (name, eps) in [
+            ("vision layer_norm_eps", v.layer_norm_eps),
+            ("text layer_norm_eps", t.layer_norm_eps),
+        ] {
+            // In f32: a positive f64 like 1e-300 rounds to 0 here and would divide by zero.
+            if !(eps.is_finite() && eps > 0.0 && eps < 1.0) {
+                return Err(format!(
+                    "{name} = {eps:e} (as f32) is not in (0, 1): a layer norm would divide by \
+                     zero or distort its input"
+                ));
+            }
+        }
         if !v.hidden_size.is_multiple_of(v.num_attention_heads) {
             return Err(format!(
                 "vision hidden_size {} is not a multiple of {} heads",
                 v.hidden_size, v.num_attention_heads
+            ));
+        }
+        if !t.hidden_size.is_multiple_of(t.num_attention_heads) {
+            return Err(format!(
+                "text hidden_size {} is not a multiple of {} heads",
+                t.hidden_size, t.num_attention_heads
+            ));
+        }
+        if v.patch_size > v.image_size {
+            return Err(format!(
+                "patch_size {} is larger than image_size {}",
+                v.patch_size, v.image_size
             ));
         }
         if !v.image_size.is_multiple_of(v.patch_size) {
@@ -235,12 +248,20 @@ impl ClipConfig {
                 v.num_channels
             ));
         }
-        let t = &self.text;
-        if !t.hidden_size.is_multiple_of(t.num_attention_heads) {
-            return Err(format!(
-                "text hidden_size {} is not a multiple of {} heads",
-                t.hidden_size, t.num_attention_heads
-            ));
+        // The largest buffers the loader and a forward pass size from the config, per image
+        // or sequence: none may overflow (the bounds above make this hold; checked anyway).
+        let products = [
+            (v.num_positions(), v.hidden_size),
+            (3 * v.patch_size * v.patch_size, v.hidden_size),
+            (v.intermediate_size, v.hidden_size),
+            (t.vocab_size, t.hidden_size),
+            (t.max_position_embeddings, t.intermediate_size),
+            (t.intermediate_size, t.hidden_size),
+        ];
+        for (a, b) in products {
+            if a.checked_mul(b).and_then(|n| n.checked_mul(16)).is_none() {
+                return Err(format!("sizes {a} x {b} overflow"));
+            }
         }
         Ok(())
     }

@@ -1,8 +1,8 @@
 //! The one error type of the `clip` crate and its `Result` alias.
 //!
-//! Every variant carries structured fields; image variants name the file (or the
-//! label given for in-memory bytes) and the reason. Display and `std::error::Error`
-//! are written by hand.
+//! Every variant carries structured fields; messages are one printable line (names and
+//! reasons that come from a file are escaped). Display and `std::error::Error` are written
+//! by hand. Image errors are the image crate's, wrapped.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -10,51 +10,101 @@ use std::path::PathBuf;
 /// `Result` with the crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// A tensor holding NaN or Inf values (see [`crate::LoadOptions::validate`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NonFinite {
+    /// The tensor's key in the file.
+    pub key: String,
+    /// How many elements are NaN.
+    pub nan: usize,
+    /// How many elements are +Inf or -Inf.
+    pub inf: usize,
+}
+
 /// Everything that can go wrong in the `clip` crate.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The file could not be read from disk.
+    /// A file could not be read from disk.
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the OS said.
         source: std::io::Error,
     },
     /// A model folder lacks a file the loader needs.
-    MissingFile { path: PathBuf, what: &'static str },
+    MissingFile {
+        /// The path looked for.
+        path: PathBuf,
+        /// What it should have been.
+        what: &'static str,
+    },
     /// The weights file is not valid safetensors (bad or truncated header, offsets out of
-    /// range, overlapping, or not matching shape x dtype).
-    InvalidWeights { path: PathBuf, reason: String },
-    /// The weights use neither Hugging Face nor OpenAI key names.
-    UnknownLayout { path: PathBuf },
+    /// range, overlapping, or not matching shape x dtype), or is beyond the loader's limits.
+    InvalidWeights {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The weights use no known checkpoint format's key names.
+    UnknownLayout {
+        /// The file.
+        path: PathBuf,
+    },
     /// A tensor the model needs is not in the file.
-    MissingTensor { key: String },
+    MissingTensor {
+        /// Its key, as the file would spell it.
+        key: String,
+    },
     /// A tensor has another shape than the configuration implies.
     WrongShape {
+        /// Its key in the file.
         key: String,
+        /// The shape the configuration implies.
         expected: Vec<usize>,
+        /// The shape in the file.
         found: Vec<usize>,
     },
     /// A tensor has an element type the model cannot use.
     WrongDType {
+        /// Its key in the file.
         key: String,
+        /// The types accepted.
         expected: &'static str,
+        /// The type in the file.
         found: String,
     },
-    /// Validation was asked for and tensors hold NaN or Inf (see `WeightFile::non_finite`).
+    /// Validation was asked for and tensors hold NaN or Inf.
     NonFiniteWeights {
+        /// The file.
         path: PathBuf,
-        tensors: Vec<crate::weights::NonFinite>,
+        /// The tensors, by key.
+        tensors: Vec<NonFinite>,
     },
-    /// `config.json` is unreadable, or inconsistent with itself or with the tensors.
-    InvalidConfig { path: PathBuf, reason: String },
-    /// Model inputs of the wrong shape or content (pixel tensor, token ids).
-    InvalidInput { reason: String },
-    /// The tokenizer refused a text.
+    /// A configuration (a config file, or one inferred from the shapes) is unreadable or
+    /// inconsistent with itself or with the tensors.
+    InvalidConfig {
+        /// The config file (or the weights, for an inferred one).
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Model inputs of the wrong shape or content (pixel values, token ids, embeddings).
+    InvalidInput {
+        /// What is wrong.
+        reason: String,
+    },
+    /// An argument out of range (e.g. a batch size of 0, a template without `{}`).
+    InvalidArgument {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The tokenizer refused a text (e.g. longer than the context without truncation).
     Tokenizer(clip_tokenizer::Error),
-    /// A tensor operation failed.
+    /// A tensor operation or the execution context failed (e.g. too many threads).
     Tensor(clip_tensor::Error),
-    /// An image could not be decoded or preprocessed.
-    #[cfg(feature = "image")]
+    /// An image could not be read, decoded or preprocessed.
     Image(clip_image::Error),
 }
 
@@ -63,9 +113,6 @@ impl fmt::Display for Error {
         // Names and reasons can come from the file itself (tensor keys in a safetensors
         // header, JSON): control characters are escaped so an error stays one printable line.
         let raw = Raw(self).to_string();
-        if !raw.chars().any(char::is_control) {
-            return f.write_str(&raw);
-        }
         for c in raw.chars() {
             if c.is_control() {
                 write!(f, "{}", c.escape_default())?;
@@ -103,19 +150,15 @@ impl fmt::Display for Raw<'_> {
                 key,
                 expected,
                 found,
-            } => {
-                write!(
-                    f,
-                    "tensor {key}: expected shape {expected:?}, found {found:?}"
-                )
-            }
+            } => write!(
+                f,
+                "tensor {key}: expected shape {expected:?}, found {found:?}"
+            ),
             Error::WrongDType {
                 key,
                 expected,
                 found,
-            } => {
-                write!(f, "tensor {key}: expected dtype {expected}, found {found}")
-            }
+            } => write!(f, "tensor {key}: expected dtype {expected}, found {found}"),
             Error::NonFiniteWeights { path, tensors } => {
                 write!(
                     f,
@@ -136,9 +179,9 @@ impl fmt::Display for Raw<'_> {
                 write!(f, "{}: invalid model config: {reason}", path.display())
             }
             Error::InvalidInput { reason } => write!(f, "invalid input: {reason}"),
+            Error::InvalidArgument { reason } => write!(f, "invalid argument: {reason}"),
             Error::Tokenizer(e) => write!(f, "tokenizer: {e}"),
             Error::Tensor(e) => write!(f, "{e}"),
-            #[cfg(feature = "image")]
             Error::Image(e) => write!(f, "{e}"),
         }
     }
@@ -150,7 +193,6 @@ impl std::error::Error for Error {
             Error::Io { source, .. } => Some(source),
             Error::Tokenizer(e) => Some(e),
             Error::Tensor(e) => Some(e),
-            #[cfg(feature = "image")]
             Error::Image(e) => Some(e),
             _ => None,
         }
@@ -163,15 +205,14 @@ impl From<clip_tensor::Error> for Error {
     }
 }
 
-#[cfg(feature = "image")]
-impl From<clip_image::Error> for Error {
-    fn from(e: clip_image::Error) -> Self {
-        Error::Image(e)
-    }
-}
-
 impl From<clip_tokenizer::Error> for Error {
     fn from(e: clip_tokenizer::Error) -> Self {
         Error::Tokenizer(e)
+    }
+}
+
+impl From<clip_image::Error> for Error {
+    fn from(e: clip_image::Error) -> Self {
+        Error::Image(e)
     }
 }

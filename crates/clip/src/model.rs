@@ -1,234 +1,215 @@
-//! `ClipModel`: a folder (or file) of weights loaded into both towers, and the API users call:
-//! embeddings of pixels, images, token ids and texts; logits and probabilities; zero-shot
-//! classification. Send + Sync: share one model between threads.
+//! `ClipModel`: a checkpoint loaded into both towers with its tokenizer and preprocessor,
+//! and the calls users make: embeddings of images (files, encoded bytes, RGB, pixel values)
+//! and texts, raw features, per-layer hidden states, similarity and zero-shot classification.
+//! Send + Sync: share one model between threads.
+//!
+//! Not here: key names and config files (`checkpoint/`), the towers (`vision.rs`, `text.rs`),
+//! result types (`embeddings.rs`), ensembles (`zero_shot.rs`).
 
-use crate::config::{ClipConfig, TextConfig, VisionConfig};
-use crate::layers::{Layout, Packing};
+use crate::checkpoint::{hf, infer, Format};
+use crate::embeddings::{Embeddings, Features, Similarity};
+use crate::image::{ImageInput, PixelValues, Preprocessor, RgbImage};
+use crate::loader::{Init, Source, Vb};
 use crate::text::{TextOutput, TextTower};
 use crate::vision::{VisionOutput, VisionTower};
 use crate::weights::WeightFile;
-use crate::{Error, Result};
-use clip_kernels::{rows, Isa, SoftmaxMask};
-use clip_tensor::{DType, Precision, Threads};
+use crate::{ClipConfig, DType, Error, Isa, Precision, Result};
+use clip_tensor::Exec;
 use clip_tokenizer::Tokenizer;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// How to load a model.
+/// Inputs per forward pass when a call is given more (see [`LoadOptions::batch_size`]).
+pub const DEFAULT_BATCH_SIZE: usize = 32;
+
+/// How to load a model. Build with [`LoadOptions::new`] and the `with`-style setters:
+/// `LoadOptions::new().threads(2).precision(Precision::Bf16)`.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct LoadOptions {
-    /// Threads for every forward pass (0 = all cores).
-    pub threads: usize,
-    /// Kernel set (default: [`Isa::active`]).
-    pub isa: Option<Isa>,
-    /// Refuse tensors the model does not use (default: accept and list them).
-    pub strict: bool,
-    /// The precision the linear-layer weights are kept in (default: bf16 for a bf16 weight
-    /// file, f32 otherwise). Activations and accumulation are f32 either way.
-    pub precision: Option<Precision>,
-    /// Read every tensor once at load and refuse NaN or Inf with
-    /// [`Error::NonFiniteWeights`] naming the tensors (default: load them as they are).
-    pub validate: bool,
+    threads: usize,
+    kernels: Option<Isa>,
+    strict: bool,
+    precision: Option<Precision>,
+    validate: bool,
+    batch_size: Option<usize>,
+    tokenizer: Option<Arc<Tokenizer>>,
+    preprocessor: Option<Preprocessor>,
 }
 
-/// Rows of embeddings, `[rows, dim]` row-major.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Embeddings {
-    pub data: Vec<f32>,
-    pub rows: usize,
-    pub dim: usize,
-}
-
-impl Embeddings {
-    pub fn row(&self, i: usize) -> &[f32] {
-        &self.data[i * self.dim..(i + 1) * self.dim]
+impl LoadOptions {
+    /// The defaults: all cores, the best kernel set, weights kept in the file's precision
+    /// (bf16 for a bf16 file, f32 otherwise), tensors the model does not use listed but
+    /// accepted, no scan for NaN or Inf.
+    pub fn new() -> LoadOptions {
+        LoadOptions::default()
     }
 
-    /// Each row divided by its L2 norm (as `x / x.norm(dim=-1, keepdim=True)`).
-    pub fn normalized(mut self) -> Embeddings {
-        if self.dim > 0 {
-            for row in self.data.chunks_exact_mut(self.dim) {
-                let norm = row.iter().map(|&v| v * v).sum::<f32>().sqrt();
-                for v in row {
-                    *v /= norm;
-                }
-            }
-        }
+    /// Threads for every forward pass and for preprocessing (0 = one per core; more than
+    /// four per core is refused).
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n;
+        self
+    }
+
+    /// The kernel set (default: the best this CPU runs, or `CLIP_ISA`).
+    pub fn kernels(mut self, isa: Isa) -> Self {
+        self.kernels = Some(isa);
+        self
+    }
+
+    /// Refuse tensors the model does not use (default: accept and list them, see
+    /// [`ClipModel::unused_tensors`]).
+    pub fn strict(mut self, yes: bool) -> Self {
+        self.strict = yes;
+        self
+    }
+
+    /// The precision the linear-layer weights are kept in. Activations and accumulation are
+    /// f32 either way.
+    pub fn precision(mut self, p: Precision) -> Self {
+        self.precision = Some(p);
+        self
+    }
+
+    /// Read every tensor once at load and refuse NaN or Inf with
+    /// [`Error::NonFiniteWeights`] naming them (default: off).
+    pub fn validate(mut self, yes: bool) -> Self {
+        self.validate = yes;
+        self
+    }
+
+    /// Inputs per forward pass in the `embed_*` calls that take a list (default
+    /// [`DEFAULT_BATCH_SIZE`]): bounds their memory; results do not depend on it.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = Some(n);
+        self
+    }
+
+    /// Use this tokenizer instead of the folder's (or CLIP's embedded vocabulary).
+    pub fn tokenizer(mut self, t: Tokenizer) -> Self {
+        self.tokenizer = Some(Arc::new(t));
+        self
+    }
+
+    /// Use this preprocessor instead of the folder's `preprocessor_config.json` (or CLIP's
+    /// defaults), e.g. to change decoding limits.
+    pub fn preprocessor(mut self, p: Preprocessor) -> Self {
+        self.preprocessor = Some(p);
         self
     }
 }
 
-/// `logits_per_image` `[N, M]` and `logits_per_text` `[M, N]` = exp(logit_scale) x cosine.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Logits {
-    pub per_image: Vec<f32>,
-    pub per_text: Vec<f32>,
-    pub images: usize,
-    pub texts: usize,
+/// What a text longer than the model's context (77 tokens) does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Truncation {
+    /// An error naming the text, as `clip.tokenize` does (the default).
+    #[default]
+    Refuse,
+    /// The ids are cut to the context, the last one EOT, as `clip.tokenize(truncate=True)`.
+    Cut,
 }
 
-impl Logits {
-    /// Softmax of each image's row over the texts, `[N, M]`.
-    pub fn probs_per_image(&self) -> Vec<f32> {
-        let mut p = self.per_image.clone();
-        if self.texts > 0 {
-            rows::softmax_rows(Isa::Scalar, &mut p, self.texts, SoftmaxMask::None);
+/// What a forward pass computes beyond the pooled outputs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ForwardOptions {
+    /// Keep every layer's hidden states (and, for text, the final layer norm of every
+    /// position).
+    pub hidden_states: bool,
+    /// Text only: compute every given position, not only up to each sequence's end-of-text
+    /// token (the pooled output is the same either way; the causal mask makes it so).
+    pub full_context: bool,
+}
+
+impl ForwardOptions {
+    /// Pooled outputs only.
+    pub fn new() -> ForwardOptions {
+        ForwardOptions::default()
+    }
+
+    /// Also keep every layer's hidden states.
+    pub fn with_hidden_states(mut self) -> Self {
+        self.hidden_states = true;
+        self
+    }
+
+    /// Text: compute every given position.
+    pub fn with_full_context(mut self) -> Self {
+        self.full_context = true;
+        self
+    }
+}
+
+/// Where a model's weights came from.
+#[derive(Clone, Debug)]
+struct Origin {
+    /// The weight file, `None` for random weights.
+    path: Option<PathBuf>,
+    format: Option<Format>,
+    size: usize,
+    dtype: Option<DType>,
+}
+
+/// The packed weights of a model and what they were packed for.
+pub(crate) struct Towers {
+    vision: VisionTower,
+    text: TextTower,
+    logit_scale: f32,
+    exec: Exec,
+    precision: Precision,
+    batch_size: usize,
+}
+
+impl Towers {
+    /// Validates `config`, then loads and packs both towers from `src`.
+    pub(crate) fn load(src: &Source, config: &ClipConfig, opts: &LoadOptions) -> Result<Towers> {
+        config.validate().map_err(|reason| Error::InvalidConfig {
+            path: PathBuf::from("<configuration>"),
+            reason,
+        })?;
+        let batch_size = opts.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
+        if batch_size == 0 {
+            return Err(Error::InvalidArgument {
+                reason: "batch size 0: give at least 1".into(),
+            });
         }
-        p
+        let exec = Exec::new(opts.threads, opts.kernels.unwrap_or_else(Isa::active))?;
+        let precision = opts.precision.unwrap_or_default();
+        let vb = Vb::new(src, precision, &exec);
+        Ok(Towers {
+            vision: VisionTower::load(&vb, &config.vision, config.projection_dim)?,
+            text: TextTower::load(&vb, &config.text, config.projection_dim)?,
+            logit_scale: vb.vec("logit_scale", &[], Init::Const(100f32.ln()))?[0],
+            exec,
+            precision,
+            batch_size,
+        })
     }
 }
 
 /// A loaded CLIP model.
 pub struct ClipModel {
-    pub config: ClipConfig,
-    pub vision: VisionTower,
-    pub text: TextTower,
-    /// The learned temperature, as stored (its exp scales the logits).
-    pub logit_scale: f32,
-    pub layout: Layout,
-    tokenizer: Tokenizer,
-    threads: Threads,
-    weights_path: PathBuf,
-    weights_size: usize,
-    weights_dtype: Option<DType>,
+    config: ClipConfig,
+    vision: VisionTower,
+    text: TextTower,
+    logit_scale: f32,
+    tokenizer: Arc<Tokenizer>,
+    preprocessor: Preprocessor,
+    exec: Exec,
     precision: Precision,
+    batch_size: usize,
+    origin: Origin,
     unused: Vec<String>,
 }
 
 impl std::fmt::Debug for ClipModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClipModel")
-            .field("weights", &self.weights_path)
+            .field("weights", &self.origin.path)
             .field("config", &self.config)
             .finish()
     }
-}
-
-fn hf_keys_present(wf: &WeightFile) -> bool {
-    wf.contains("vision_model.embeddings.patch_embedding.weight")
-}
-
-fn openai_keys_present(wf: &WeightFile) -> bool {
-    wf.contains("visual.conv1.weight")
-}
-
-/// Counts `prefix.0.*`, `prefix.1.*`, ... layers.
-fn count_layers(wf: &WeightFile, prefix: &str) -> usize {
-    let mut n = 0;
-    while wf.keys().any(|k| k.starts_with(&format!("{prefix}.{n}."))) {
-        n += 1;
-    }
-    n
-}
-
-fn dim(wf: &WeightFile, key: &str, axis: usize) -> Result<usize> {
-    let shape = wf.shape(key).ok_or_else(|| Error::MissingTensor {
-        key: key.to_string(),
-    })?;
-    shape.get(axis).copied().ok_or_else(|| Error::WrongShape {
-        key: key.to_string(),
-        expected: vec![0; axis + 1],
-        found: shape.to_vec(),
-    })
-}
-
-/// The configuration implied by the tensor shapes; head counts from `heads` or width / 64
-/// (OpenAI's rule).
-fn infer_config(
-    wf: &WeightFile,
-    layout: Layout,
-    heads: Option<(usize, usize)>,
-) -> Result<ClipConfig> {
-    let hf = layout == Layout::HuggingFace;
-    let k = |h: &'static str, o: &'static str| if hf { h } else { o };
-    let conv = k(
-        "vision_model.embeddings.patch_embedding.weight",
-        "visual.conv1.weight",
-    );
-    let width = dim(wf, conv, 0)?;
-    let patch = dim(wf, conv, 2)?;
-    let positions = dim(
-        wf,
-        k(
-            "vision_model.embeddings.position_embedding.weight",
-            "visual.positional_embedding",
-        ),
-        0,
-    )?;
-    let grid = ((positions.saturating_sub(1)) as f64).sqrt().round() as usize;
-    if grid * grid + 1 != positions {
-        return Err(Error::InvalidConfig {
-            path: wf.path().to_path_buf(),
-            reason: format!("{positions} vision positions is not a square grid plus a class token"),
-        });
-    }
-    let vprefix = k(
-        "vision_model.encoder.layers",
-        "visual.transformer.resblocks",
-    );
-    let tprefix = k("text_model.encoder.layers", "transformer.resblocks");
-    let vmlp = dim(
-        wf,
-        &format!("{vprefix}.0.{}", k("mlp.fc1.weight", "mlp.c_fc.weight")),
-        0,
-    )?;
-    let twidth = dim(
-        wf,
-        k("text_model.final_layer_norm.weight", "ln_final.weight"),
-        0,
-    )?;
-    let tok = k(
-        "text_model.embeddings.token_embedding.weight",
-        "token_embedding.weight",
-    );
-    let tmlp = dim(
-        wf,
-        &format!("{tprefix}.0.{}", k("mlp.fc1.weight", "mlp.c_fc.weight")),
-        0,
-    )?;
-    let projection_dim = if hf {
-        dim(wf, "visual_projection.weight", 0)?
-    } else {
-        dim(wf, "visual.proj", 1)?
-    };
-    let (vheads, theads) = heads.unwrap_or((width / 64, twidth / 64));
-    let act = clip_kernels::Activation::QuickGelu;
-    let cfg = ClipConfig {
-        vision: VisionConfig {
-            hidden_size: width,
-            intermediate_size: vmlp,
-            num_hidden_layers: count_layers(wf, vprefix),
-            num_attention_heads: vheads.max(1),
-            image_size: grid * patch,
-            patch_size: patch,
-            num_channels: 3,
-            layer_norm_eps: 1e-5,
-            hidden_act: act,
-        },
-        text: TextConfig {
-            hidden_size: twidth,
-            intermediate_size: tmlp,
-            num_hidden_layers: count_layers(wf, tprefix),
-            num_attention_heads: theads.max(1),
-            vocab_size: dim(wf, tok, 0)?,
-            max_position_embeddings: dim(
-                wf,
-                k(
-                    "text_model.embeddings.position_embedding.weight",
-                    "positional_embedding",
-                ),
-                0,
-            )?,
-            layer_norm_eps: 1e-5,
-            hidden_act: act,
-            eos_token_id: None,
-        },
-        projection_dim,
-    };
-    cfg.validate().map_err(|reason| Error::InvalidConfig {
-        path: wf.path().to_path_buf(),
-        reason,
-    })?;
-    Ok(cfg)
 }
 
 /// Tensors the model may find in a checkpoint and ignore.
@@ -236,9 +217,18 @@ fn ignorable(key: &str) -> bool {
     key.ends_with("position_ids") || key == "attn_mask" || key.ends_with(".attn_mask")
 }
 
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
 impl ClipModel {
-    /// Loads a model folder: Hugging Face layout (`config.json` + `model.safetensors`) or an
-    /// OpenAI-named `model.safetensors` (config inferred from the shapes).
+    /// Loads a model folder: `model.safetensors` with Hugging Face or OpenAI key names, and
+    /// if present `config.json` (else the configuration is inferred from the shapes),
+    /// `preprocessor_config.json` (else CLIP's defaults), `vocab.json` + `merges.txt` (else
+    /// CLIP's vocabulary).
     pub fn load(dir: impl AsRef<Path>) -> Result<ClipModel> {
         Self::load_with(dir, &LoadOptions::default())
     }
@@ -259,17 +249,21 @@ impl ClipModel {
                 what: "model.safetensors",
             });
         }
-        let wf = WeightFile::open(&weights)?;
         let config_path = dir.join("config.json");
         let config = if config_path.is_file() {
-            Some(ClipConfig::from_hf_json(&config_path)?)
+            Some(hf::read_config(&read(&config_path)?, &config_path)?)
         } else {
             None
         };
+        let mut opts = opts.clone();
+        if opts.preprocessor.is_none() {
+            opts.preprocessor = Some(Preprocessor::from_model_dir(dir)?);
+        }
+        let wf = WeightFile::open(&weights)?;
         // The tokenizer (~40 ms of parsing merges) is built on its own thread while the
         // weights are packed.
         let has_vocab = dir.join("vocab.json").is_file() && dir.join("merges.txt").is_file();
-        Self::build(wf, config, opts, || {
+        Self::from_file(wf, config, &opts, || {
             if has_vocab {
                 Tokenizer::from_hf_dir(dir)
             } else {
@@ -278,95 +272,129 @@ impl ClipModel {
         })
     }
 
-    /// Builds the model from an open weight file; `config` (from `config.json`) fixes the
-    /// head counts and is checked against every tensor shape.
-    pub fn from_weights(
-        wf: WeightFile,
-        config: Option<ClipConfig>,
-        tokenizer: Tokenizer,
+    /// A model from the bytes of a safetensors file held in memory, with the bytes of a
+    /// Hugging Face `config.json` if there is one (else the configuration is inferred from
+    /// the shapes). Decoding and text use CLIP's defaults unless `opts` gives others.
+    pub fn from_safetensors_bytes(
+        bytes: Vec<u8>,
+        config_json: Option<&[u8]>,
         opts: &LoadOptions,
     ) -> Result<ClipModel> {
-        Self::build(wf, config, opts, || Ok(tokenizer))
+        let config = config_json
+            .map(|c| hf::read_config(c, Path::new("config.json")))
+            .transpose()?;
+        let wf = WeightFile::from_bytes(Path::new("model.safetensors"), bytes)?;
+        Self::from_file(wf, config, opts, Tokenizer::new)
     }
 
-    /// [`ClipModel::from_weights`] with the tokenizer made by `tokenizer` on a thread of its
-    /// own, while the weights are packed.
-    fn build(
+    /// A model of configuration `cfg` with seeded random weights (no files). For trying the
+    /// engine and for benchmarks only: its embeddings mean nothing.
+    pub fn random(cfg: &ClipConfig, seed: u64, opts: &LoadOptions) -> Result<ClipModel> {
+        let src = Source::Random { seed, record: None };
+        Self::from_source(&src, cfg.clone(), opts, || match &opts.tokenizer {
+            Some(t) => Ok(t.clone()),
+            None => Ok(Arc::new(Tokenizer::new()?)),
+        })
+    }
+
+    /// Builds from an open weight file, with the tokenizer made by `tokenizer` on a thread of
+    /// its own while the weights are packed.
+    fn from_file(
         wf: WeightFile,
         config: Option<ClipConfig>,
         opts: &LoadOptions,
         tokenizer: impl FnOnce() -> std::result::Result<Tokenizer, clip_tokenizer::Error> + Send,
     ) -> Result<ClipModel> {
-        std::thread::scope(|s| {
-            let tokenizer = s.spawn(tokenizer);
-            Self::load_weights(wf, config, opts, || {
-                tokenizer
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
-            })
-        })
-    }
-
-    /// Loads and packs the towers, then takes the tokenizer from `tokenizer`.
-    fn load_weights(
-        wf: WeightFile,
-        config: Option<ClipConfig>,
-        opts: &LoadOptions,
-        tokenizer: impl FnOnce() -> std::result::Result<Tokenizer, clip_tokenizer::Error>,
-    ) -> Result<ClipModel> {
-        let layout = if hf_keys_present(&wf) {
-            Layout::HuggingFace
-        } else if openai_keys_present(&wf) {
-            Layout::OpenAi
-        } else {
-            return Err(Error::UnknownLayout {
-                path: wf.path().to_path_buf(),
-            });
-        };
-        // With a config.json, every tensor is checked against the shape it implies (errors
-        // name the tensor); without one, the config is inferred from the shapes.
+        let format = Format::detect(&wf).ok_or_else(|| Error::UnknownLayout {
+            path: wf.path().to_path_buf(),
+        })?;
+        let path = wf.path().to_path_buf();
+        let src = Source::File { wf, format };
+        // With a config file, every tensor is checked against the shape it implies (errors
+        // name the tensor); without one, the configuration is inferred from the shapes.
         let config = match config {
             Some(c) => c,
-            None => infer_config(&wf, layout, None)?,
+            None => infer::from_shapes(&src, &path)?,
+        };
+        let Source::File { wf, .. } = &src else {
+            unreachable!("made as a file source above")
         };
         if opts.validate {
             wf.check_finite()?;
         }
-        let threads = Threads::with_isa(opts.threads, opts.isa.unwrap_or_else(Isa::active))?;
+        let mut opts = opts.clone();
         let precision = opts.precision.unwrap_or(match wf.dtype() {
             Some(DType::BF16) => Precision::Bf16,
             _ => Precision::F32,
         });
-        let pk = Packing {
-            th: &threads,
-            precision,
+        opts.precision = Some(precision);
+        let origin = Origin {
+            path: Some(path),
+            format: Some(format),
+            size: wf.size(),
+            dtype: wf.dtype(),
         };
-        let vision = VisionTower::load(&wf, layout, &config.vision, config.projection_dim, &pk)?;
-        let text = TextTower::load(&wf, layout, &config.text, config.projection_dim, &pk)?;
-        let scale = wf.get_f32("logit_scale", &[])?;
-        let unused: Vec<String> = wf.unused().into_iter().filter(|k| !ignorable(k)).collect();
+        let preset = opts.tokenizer.clone();
+        let mut model = std::thread::scope(|s| {
+            let tok = preset.is_none().then(|| s.spawn(tokenizer));
+            Self::from_source(&src, config, &opts, || match (preset, tok) {
+                (Some(t), _) => Ok(t),
+                (None, Some(t)) => Ok(Arc::new(
+                    t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?,
+                )),
+                (None, None) => Ok(Arc::new(Tokenizer::new()?)),
+            })
+        })?;
+        model.origin = origin;
+        model.unused = wf.unused().into_iter().filter(|k| !ignorable(k)).collect();
         if opts.strict {
-            if let Some(k) = unused.first() {
+            if let Some(k) = model.unused.first() {
                 return Err(Error::InvalidWeights {
                     path: wf.path().to_path_buf(),
-                    reason: format!("unexpected tensor {k} ({} unused in all)", unused.len()),
+                    reason: format!(
+                        "unexpected tensor {k} ({} unused in all)",
+                        model.unused.len()
+                    ),
                 });
             }
         }
+        Ok(model)
+    }
+
+    /// Builds both towers from `src` with `config`, then takes the tokenizer from
+    /// `tokenizer`.
+    pub(crate) fn from_source(
+        src: &Source,
+        config: ClipConfig,
+        opts: &LoadOptions,
+        tokenizer: impl FnOnce() -> Result<Arc<Tokenizer>>,
+    ) -> Result<ClipModel> {
+        let towers = Towers::load(src, &config, opts)?;
         Ok(ClipModel {
             config,
-            vision,
-            text,
-            logit_scale: scale[0],
-            layout,
+            vision: towers.vision,
+            text: towers.text,
+            logit_scale: towers.logit_scale,
             tokenizer: tokenizer()?,
-            threads,
-            weights_path: wf.path().to_path_buf(),
-            weights_size: wf.size(),
-            weights_dtype: wf.dtype(),
-            precision,
-            unused,
+            preprocessor: opts.preprocessor.clone().unwrap_or_default(),
+            exec: towers.exec,
+            precision: towers.precision,
+            batch_size: towers.batch_size,
+            origin: Origin {
+                path: None,
+                format: None,
+                size: 0,
+                dtype: None,
+            },
+            unused: Vec::new(),
         })
+    }
+
+    // ---- what the model is ----
+
+    /// The configuration (sizes of both towers).
+    pub fn config(&self) -> &ClipConfig {
+        &self.config
     }
 
     /// The tokenizer (the folder's, or CLIP's embedded vocabulary).
@@ -374,21 +402,14 @@ impl ClipModel {
         &self.tokenizer
     }
 
-    pub fn threads(&self) -> &Threads {
-        &self.threads
+    /// The image preprocessor (the folder's `preprocessor_config.json`, or CLIP's defaults).
+    pub fn preprocessor(&self) -> &Preprocessor {
+        &self.preprocessor
     }
 
-    /// Tensors in the file that the model did not use.
-    pub fn unused_tensors(&self) -> &[String] {
-        &self.unused
-    }
-
-    pub fn weights_path(&self) -> &Path {
-        &self.weights_path
-    }
-
-    pub fn weights_size(&self) -> usize {
-        self.weights_size
+    /// The learned temperature, as stored (its exp scales cosines into logits).
+    pub fn logit_scale(&self) -> f32 {
+        self.logit_scale
     }
 
     /// The precision the linear-layer weights are kept in.
@@ -396,162 +417,253 @@ impl ClipModel {
         self.precision
     }
 
+    /// The kernel set every pass runs.
+    pub fn kernels(&self) -> Isa {
+        self.exec.isa()
+    }
+
+    /// Threads of the model's pool.
+    pub fn threads(&self) -> usize {
+        self.exec.threads()
+    }
+
+    /// Inputs per forward pass in the list-taking `embed_*` calls.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// The checkpoint format, `None` for random weights.
+    pub fn format(&self) -> Option<Format> {
+        self.origin.format
+    }
+
+    /// The weight file, `None` for random weights (and `model.safetensors` for bytes).
+    pub fn weights_path(&self) -> Option<&Path> {
+        self.origin.path.as_deref()
+    }
+
+    /// Size of the weight file in bytes (0 for random weights).
+    pub fn weights_size(&self) -> usize {
+        self.origin.size
+    }
+
     /// The storage dtype of the weight file.
     pub fn weights_dtype(&self) -> Option<DType> {
-        self.weights_dtype
+        self.origin.dtype
     }
 
-    /// The full vision pass on `[n, 3, S, S]` pixels, with per-layer states if asked for.
+    /// Tensors in the file that the model did not use.
+    pub fn unused_tensors(&self) -> &[String] {
+        &self.unused
+    }
+
+    /// Runs `f` on the model's thread pool (so its parallel work uses the model's threads).
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.exec.install(f)
+    }
+
+    // ---- forward passes ----
+
+    /// The full vision pass on `[n, 3, S, S]` pixel values, with per-layer states if asked.
     pub fn vision_forward(
         &self,
-        pixels: &[f32],
-        n: usize,
-        hidden_states: bool,
+        pixels: &PixelValues,
+        opts: ForwardOptions,
     ) -> Result<VisionOutput> {
+        let s = self.config.vision.image_size;
+        let [n, c, h, w] = pixels.shape;
+        if (c, h, w) != (3, s, s) && n > 0 {
+            return Err(Error::InvalidInput {
+                reason: format!(
+                    "pixel values of shape {:?}; the model needs [N, 3, {s}, {s}]",
+                    pixels.shape
+                ),
+            });
+        }
         // One entry into the pool for the whole pass: its parallel regions then start from a
         // worker instead of each blocking this thread on a hand-off.
-        let th = &self.threads;
-        th.install(|| self.vision.forward(pixels, n, hidden_states, th))
-    }
-
-    /// The full text pass on id sequences (see [`TextTower::forward`]).
-    pub fn text_forward(
-        &self,
-        seqs: &[&[u32]],
-        full_context: bool,
-        hidden_states: bool,
-    ) -> Result<TextOutput> {
-        let th = &self.threads;
-        th.install(|| self.text.forward(seqs, full_context, hidden_states, th))
-    }
-
-    /// Projected image features (not normalised), `[n, D]`.
-    pub fn image_features(&self, pixels: &[f32], n: usize) -> Result<Embeddings> {
-        let out = self.vision_forward(pixels, n, false)?;
-        Ok(Embeddings {
-            data: out.features,
-            rows: n,
-            dim: self.config.projection_dim,
+        let exec = &self.exec;
+        exec.install(|| {
+            self.vision
+                .forward(&pixels.data, n, opts.hidden_states, exec)
         })
     }
 
-    /// L2-normalised image embeddings, `[n, D]`.
-    pub fn encode_pixels(&self, pixels: &[f32], n: usize) -> Result<Embeddings> {
-        Ok(self.image_features(pixels, n)?.normalized())
+    /// The full text pass on id sequences (each SOT ... EOT; padding after EOT allowed).
+    pub fn text_forward(&self, seqs: &[&[u32]], opts: ForwardOptions) -> Result<TextOutput> {
+        let exec = &self.exec;
+        exec.install(|| {
+            self.text
+                .forward(seqs, opts.full_context, opts.hidden_states, exec)
+        })
     }
 
-    /// L2-normalised embeddings of image files (PNG, JPEG), decoded and preprocessed in
-    /// parallel with the model folder's settings (or CLIP's defaults).
-    #[cfg(feature = "image")]
-    pub fn encode_image_files<P: AsRef<Path> + Sync>(
-        &self,
-        paths: &[P],
-        pre: &crate::image::Preprocessor,
-    ) -> Result<Embeddings> {
-        let pv = self.threads.install(|| pre.preprocess_batch(paths))?;
+    /// Projected image features, not normalised (HF's `get_image_features`), `[n, D]`.
+    pub fn image_features(&self, pixels: &PixelValues) -> Result<Features> {
+        let out = self.vision_forward(pixels, ForwardOptions::new())?;
+        Features::new(out.features, pixels.shape[0], self.config.projection_dim)
+    }
+
+    /// Projected text features, not normalised (HF's `get_text_features`), `[M, D]`.
+    pub fn text_features(&self, seqs: &[&[u32]]) -> Result<Features> {
+        let out = self.text_forward(seqs, ForwardOptions::new())?;
+        Features::new(out.features, seqs.len(), self.config.projection_dim)
+    }
+
+    // ---- images ----
+
+    /// Decodes and preprocesses images of any kind in parallel on the model's threads, with
+    /// the model's preprocessor: `[N, 3, S, S]`.
+    pub fn preprocess(&self, inputs: &[ImageInput<'_>]) -> Result<PixelValues> {
+        let pv = self.install(|| self.preprocessor.preprocess_inputs(inputs))?;
         let s = self.config.vision.image_size;
-        if pv.shape[2] != s || pv.shape[3] != s {
+        if !inputs.is_empty() && (pv.shape[2], pv.shape[3]) != (s, s) {
             return Err(Error::InvalidInput {
                 reason: format!(
                     "preprocessing gives {}x{} images; the model needs {s}x{s}",
-                    pv.shape[2], pv.shape[3]
+                    pv.shape[3], pv.shape[2]
                 ),
             });
         }
-        self.encode_pixels(&pv.data, pv.shape[0])
-    }
-
-    /// Projected text features (not normalised) for id sequences (each SOT ... EOT, padding
-    /// after EOT allowed), `[M, D]`.
-    pub fn text_features(&self, seqs: &[&[u32]]) -> Result<Embeddings> {
-        let out = self.text_forward(seqs, false, false)?;
-        Ok(Embeddings {
-            data: out.features,
-            rows: seqs.len(),
-            dim: self.config.projection_dim,
+        Ok(PixelValues {
+            shape: [pv.shape[0], 3, s, s],
+            data: pv.data,
         })
     }
 
-    /// L2-normalised text embeddings for id sequences.
-    pub fn encode_token_ids(&self, seqs: &[&[u32]]) -> Result<Embeddings> {
-        Ok(self.text_features(seqs)?.normalized())
-    }
-
-    /// L2-normalised text embeddings: tokenized as `clip.tokenize` does (an error if a text
-    /// is longer than the context).
-    pub fn encode_texts<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<Embeddings> {
-        let rows =
-            self.tokenizer
-                .tokenize(texts, self.config.text.max_position_embeddings, false)?;
-        let seqs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
-        self.encode_token_ids(&seqs)
-    }
-
-    /// exp(logit_scale) x cosine similarity of normalised embeddings.
-    pub fn logits(&self, images: &Embeddings, texts: &Embeddings) -> Result<Logits> {
-        if images.dim != texts.dim {
-            return Err(Error::InvalidInput {
-                reason: format!(
-                    "image embeddings have {} dims, text {}",
-                    images.dim, texts.dim
-                ),
-            });
-        }
-        let scale = self.logit_scale.exp();
-        let (n, m) = (images.rows, texts.rows);
-        let mut per_image = vec![0.0f32; n * m];
-        for i in 0..n {
-            for j in 0..m {
-                let dot: f32 = images
-                    .row(i)
-                    .iter()
-                    .zip(texts.row(j))
-                    .map(|(a, b)| a * b)
-                    .sum();
-                per_image[i * m + j] = scale * dot;
-            }
-        }
-        let mut per_text = vec![0.0f32; m * n];
-        for i in 0..n {
-            for j in 0..m {
-                per_text[j * n + i] = per_image[i * m + j];
-            }
-        }
-        Ok(Logits {
-            per_image,
-            per_text,
-            images: n,
-            texts: m,
+    /// Decodes and preprocesses each input on its own, in parallel on the model's threads:
+    /// one result per input, in order, each `[1, 3, S, S]` (a batch job can skip the inputs
+    /// that fail and embed the rest).
+    pub fn preprocess_each(&self, inputs: &[ImageInput<'_>]) -> Vec<Result<PixelValues>> {
+        use rayon::prelude::*;
+        let s = self.config.vision.image_size;
+        self.install(|| {
+            inputs
+                .par_iter()
+                .map(|i| {
+                    let pv = self.preprocessor.preprocess_input(i)?;
+                    if (pv.shape[2], pv.shape[3]) != (s, s) {
+                        return Err(Error::InvalidInput {
+                            reason: format!(
+                                "{}: preprocessing gives {}x{}; the model needs {s}x{s}",
+                                i.label().display(),
+                                pv.shape[3],
+                                pv.shape[2]
+                            ),
+                        });
+                    }
+                    Ok(pv)
+                })
+                .collect()
         })
     }
 
-    /// Zero-shot classification of one image (`[1, 3, S, S]` pixels) against `labels`, each
-    /// put into `template` at `{}`. Returns (label, probability), most likely first.
-    pub fn classify_pixels(
-        &self,
-        pixels: &[f32],
-        labels: &[&str],
-        template: &str,
-    ) -> Result<Vec<(String, f32)>> {
-        if labels.is_empty() {
-            return Err(Error::InvalidInput {
-                reason: "no labels to classify against".into(),
-            });
+    /// L2-normalised embeddings of preprocessed pixel values, `[n, D]`.
+    pub fn embed_pixels(&self, pixels: &PixelValues) -> Result<Embeddings> {
+        Ok(self.image_features(pixels)?.normalize())
+    }
+
+    /// L2-normalised embeddings of images of any kind, `[N, D]`, in order: decoded and
+    /// preprocessed in parallel, [`batch_size`](ClipModel::batch_size) at a time.
+    pub fn embed_images(&self, inputs: &[ImageInput<'_>]) -> Result<Embeddings> {
+        let mut out = Embeddings::empty(self.config.projection_dim);
+        for chunk in inputs.chunks(self.batch_size) {
+            out.extend(self.embed_pixels(&self.preprocess(chunk)?)?)?;
         }
-        if !template.contains("{}") {
-            return Err(Error::InvalidInput {
-                reason: format!("template {template:?} has no {{}} for the label"),
-            });
-        }
-        let prompts: Vec<String> = labels
-            .iter()
-            .map(|l| template.replacen("{}", l, 1))
-            .collect();
-        let texts = self.encode_texts(&prompts)?;
-        let image = self.encode_pixels(pixels, 1)?;
-        let probs = self.logits(&image, &texts)?.probs_per_image();
-        let mut out: Vec<(String, f32)> = labels.iter().map(|l| l.to_string()).zip(probs).collect();
-        out.sort_by(|a, b| b.1.total_cmp(&a.1));
         Ok(out)
+    }
+
+    /// [`embed_images`](ClipModel::embed_images) of image files (PNG, JPEG).
+    pub fn embed_image_files<P: AsRef<Path>>(&self, paths: &[P]) -> Result<Embeddings> {
+        let inputs: Vec<ImageInput<'_>> =
+            paths.iter().map(|p| ImageInput::Path(p.as_ref())).collect();
+        self.embed_images(&inputs)
+    }
+
+    /// [`embed_images`](ClipModel::embed_images) of encoded images held in memory (errors
+    /// call them `image 0`, `image 1`, ...).
+    pub fn embed_image_bytes<B: AsRef<[u8]>>(&self, images: &[B]) -> Result<Embeddings> {
+        let names: Vec<String> = (0..images.len()).map(|i| format!("image {i}")).collect();
+        let inputs: Vec<ImageInput<'_>> = images
+            .iter()
+            .zip(&names)
+            .map(|(b, name)| ImageInput::Bytes {
+                bytes: b.as_ref(),
+                name,
+            })
+            .collect();
+        self.embed_images(&inputs)
+    }
+
+    /// [`embed_images`](ClipModel::embed_images) of decoded RGB images.
+    pub fn embed_rgb_images(&self, images: &[RgbImage]) -> Result<Embeddings> {
+        let inputs: Vec<ImageInput<'_>> = images.iter().map(ImageInput::Rgb).collect();
+        self.embed_images(&inputs)
+    }
+
+    // ---- texts ----
+
+    /// Token ids as `clip.tokenize` gives them: one row of the context length per text (SOT,
+    /// ids, EOT, zero padding); a text too long is refused or cut, as `truncation` says.
+    pub fn tokenize<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        truncation: Truncation,
+    ) -> Result<Vec<Vec<u32>>> {
+        let ctx = self.config.text.max_position_embeddings;
+        let cut = truncation == Truncation::Cut;
+        Ok(self.install(|| self.tokenizer.tokenize(texts, ctx, cut))?)
+    }
+
+    /// L2-normalised embeddings of token id sequences, `[M, D]`.
+    pub fn embed_token_ids(&self, seqs: &[&[u32]]) -> Result<Embeddings> {
+        Ok(self.text_features(seqs)?.normalize())
+    }
+
+    /// L2-normalised text embeddings, `[M, D]`, tokenized as `clip.tokenize` does and encoded
+    /// [`batch_size`](ClipModel::batch_size) texts at a time.
+    pub fn embed_texts<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        truncation: Truncation,
+    ) -> Result<Embeddings> {
+        let mut out = Embeddings::empty(self.config.projection_dim);
+        for (i, chunk) in texts.chunks(self.batch_size).enumerate() {
+            let rows = self
+                .tokenize(chunk, truncation)
+                .map_err(|e| renumber(e, i * self.batch_size))?;
+            let seqs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
+            out.extend(self.embed_token_ids(&seqs)?)?;
+        }
+        Ok(out)
+    }
+
+    // ---- comparing ----
+
+    /// The similarity of `a` (rows, e.g. images) with `b` (columns, e.g. texts): cosines,
+    /// and CLIP's logits and probabilities with this model's logit scale.
+    pub fn similarity(&self, a: &Embeddings, b: &Embeddings) -> Result<Similarity> {
+        Ok(Similarity::new(
+            a.cosine(b)?,
+            a.rows(),
+            b.rows(),
+            self.logit_scale.exp(),
+        ))
+    }
+}
+
+/// A tokenizer error about text `index` of a chunk, renumbered to the whole list.
+fn renumber(e: Error, offset: usize) -> Error {
+    match e {
+        Error::Tokenizer(clip_tokenizer::Error::TooLong {
+            index,
+            tokens,
+            context_length,
+        }) => Error::Tokenizer(clip_tokenizer::Error::TooLong {
+            index: index + offset,
+            tokens,
+            context_length,
+        }),
+        e => e,
     }
 }

@@ -9,37 +9,36 @@
 //! Upstream: transformers `models/clip/modeling_clip.py`, OpenAI `clip/model.py`.
 
 use crate::config::TextConfig;
-use crate::layers::{
-    projection, read, run_stack, EncoderLayer, LayerDims, LayerNorm, Layout, Packing,
-};
-use crate::weights::WeightFile;
+use crate::layers::{run_stack, EncoderLayer, LayerDims, LayerNorm, SeqGroup};
+use crate::loader::{Init, Vb};
 use crate::{Error, Result};
 use clip_kernels::Activation;
-use clip_tensor::{Linear, Tensor, Threads};
+use clip_tensor::{Exec, Linear, Tensor};
 
-/// The text tower's weights.
+/// The text tower's weights; fields named as Hugging Face's checkpoint keys.
 #[derive(Debug)]
-pub struct TextTower {
-    pub config: TextConfig,
+pub(crate) struct TextTower {
+    config: TextConfig,
     /// `[V, C]`, kept where it lies (mapped); rows are read as tokens need them.
-    pub token_embedding: Tensor,
+    token_embedding: Tensor,
     /// `[context, C]`.
-    pub position_embedding: Vec<f32>,
-    pub layers: Vec<EncoderLayer>,
-    pub final_layer_norm: LayerNorm,
+    position_embedding: Vec<f32>,
+    layers: Vec<EncoderLayer>,
+    final_layer_norm: LayerNorm,
     /// `[D, C]`, no bias.
-    pub text_projection: Linear,
+    text_projection: Linear,
 }
 
 /// What a text forward pass returns.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct TextOutput {
     /// `[M, C]`: final-LN state at each sequence's pooling position.
     pub pooled: Vec<f32>,
     /// `[M, D]`: projected, not normalised (HF's `get_text_features`).
     pub features: Vec<f32>,
-    /// Per sequence, the number of positions computed (pooling position + 1, or the full
-    /// context with `full_context`).
+    /// Per sequence, the number of positions computed (pooling position + 1, or every
+    /// given position with `full_context`).
     pub lengths: Vec<usize>,
     /// Per layer (index 0 = embeddings), rows of all sequences concatenated
     /// (`sum(lengths)` x C), if asked for.
@@ -49,28 +48,11 @@ pub struct TextOutput {
 }
 
 impl TextTower {
-    pub fn load(
-        wf: &WeightFile,
-        layout: Layout,
-        cfg: &TextConfig,
-        projection_dim: usize,
-        pk: &Packing<'_>,
-    ) -> Result<TextTower> {
+    /// Loads the tower from `vb` (the root view: `text_model.*` and `text_projection`).
+    pub fn load(vb: &Vb<'_>, cfg: &TextConfig, projection_dim: usize) -> Result<TextTower> {
         let (c, ctx) = (cfg.hidden_size, cfg.max_position_embeddings);
-        let (tok, pos, fin, layer_prefix) = match layout {
-            Layout::HuggingFace => (
-                "text_model.embeddings.token_embedding.weight",
-                "text_model.embeddings.position_embedding.weight",
-                "text_model.final_layer_norm",
-                "text_model.encoder.layers",
-            ),
-            Layout::OpenAi => (
-                "token_embedding.weight",
-                "positional_embedding",
-                "ln_final",
-                "transformer.resblocks",
-            ),
-        };
+        let model = vb.pp("text_model");
+        let emb = model.pp("embeddings");
         let dims = LayerDims {
             width: c,
             heads: cfg.num_attention_heads,
@@ -79,24 +61,27 @@ impl TextTower {
             act: cfg.hidden_act,
             causal: true,
         };
-        let layers =
-            EncoderLayer::load_stack(wf, layout, layer_prefix, cfg.num_hidden_layers, dims, pk)?;
-        let text_projection = projection(
-            wf,
-            layout,
-            "text_projection.weight",
-            "text_projection",
-            c,
-            projection_dim,
-            pk,
-        )?;
         Ok(TextTower {
             config: cfg.clone(),
-            token_embedding: wf.get(tok, &[cfg.vocab_size, c])?,
-            position_embedding: read(wf, pos, &[ctx, c])?,
-            layers,
-            final_layer_norm: LayerNorm::load(wf, fin, c, cfg.layer_norm_eps)?,
-            text_projection,
+            layers: EncoderLayer::load_stack(
+                &model.pp("encoder").pp("layers"),
+                cfg.num_hidden_layers,
+                dims,
+            )?,
+            text_projection: vb.pp("text_projection").linear_no_bias(projection_dim, c)?,
+            token_embedding: emb.pp("token_embedding").tensor(
+                "weight",
+                &[cfg.vocab_size, c],
+                Init::Std(1.0),
+            )?,
+            position_embedding: emb.pp("position_embedding").vec(
+                "weight",
+                &[ctx, c],
+                Init::Std(0.1),
+            )?,
+            final_layer_norm: model
+                .pp("final_layer_norm")
+                .layer_norm(c, cfg.layer_norm_eps)?,
         })
     }
 
@@ -155,7 +140,7 @@ impl TextTower {
         seqs: &[&[u32]],
         full_context: bool,
         hidden: bool,
-        th: &Threads,
+        exec: &Exec,
     ) -> Result<TextOutput> {
         self.check(seqs)?;
         let c = self.config.hidden_size;
@@ -214,36 +199,40 @@ impl TextTower {
             &groups,
             &pool_rows,
             hidden_states,
-            th,
+            exec,
         );
         if hidden {
             out.last_hidden_state = vec![0.0f32; x.len()];
             self.final_layer_norm
-                .forward(&x, &mut out.last_hidden_state, th);
+                .forward(&x, &mut out.last_hidden_state, exec);
         }
         out.pooled = vec![0.0f32; pooled_in.len()];
         self.final_layer_norm
-            .forward(&pooled_in, &mut out.pooled, th);
+            .forward(&pooled_in, &mut out.pooled, exec);
         out.features = vec![0.0f32; seqs.len() * self.text_projection.out_features()];
         self.text_projection.forward_into(
             &out.pooled,
             &mut out.features,
             Activation::None,
             false,
-            th,
+            exec,
         );
         Ok(out)
     }
 }
 
-/// Runs of equal lengths as `(first_row, batch, seq)` attention groups.
-fn group_runs(lengths: &[usize]) -> Vec<(usize, usize, usize)> {
-    let mut groups: Vec<(usize, usize, usize)> = Vec::new();
+/// Runs of equal lengths as attention groups.
+fn group_runs(lengths: &[usize]) -> Vec<SeqGroup> {
+    let mut groups: Vec<SeqGroup> = Vec::new();
     let mut row = 0;
     for &len in lengths {
         match groups.last_mut() {
-            Some((_, batch, seq)) if *seq == len => *batch += 1,
-            _ => groups.push((row, 1, len)),
+            Some(g) if g.seq == len => g.batch += 1,
+            _ => groups.push(SeqGroup {
+                first_row: row,
+                batch: 1,
+                seq: len,
+            }),
         }
         row += len;
     }

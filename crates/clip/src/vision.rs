@@ -6,32 +6,31 @@
 //! Upstream: transformers `models/clip/modeling_clip.py`, OpenAI `clip/model.py`.
 
 use crate::config::VisionConfig;
-use crate::layers::{
-    projection, read, run_stack, EncoderLayer, LayerDims, LayerNorm, Layout, Packing,
-};
-use crate::weights::WeightFile;
+use crate::layers::{run_stack, EncoderLayer, LayerDims, LayerNorm, SeqGroup};
+use crate::loader::{Init, Vb};
 use crate::{Error, Result};
 use clip_kernels::Activation;
-use clip_tensor::{Linear, Threads};
+use clip_tensor::{Exec, Linear};
 
-/// The vision tower's weights.
+/// The vision tower's weights; fields named as Hugging Face's checkpoint keys.
 #[derive(Debug)]
-pub struct VisionTower {
-    pub config: VisionConfig,
+pub(crate) struct VisionTower {
+    config: VisionConfig,
     /// The patch convolution as `[C, 3*P*P]`, no bias.
-    pub patch_embedding: Linear,
-    pub class_embedding: Vec<f32>,
+    patch_embedding: Linear,
+    class_embedding: Vec<f32>,
     /// `[T, C]`.
-    pub position_embedding: Vec<f32>,
-    pub pre_layrnorm: LayerNorm,
-    pub layers: Vec<EncoderLayer>,
-    pub post_layernorm: LayerNorm,
+    position_embedding: Vec<f32>,
+    pre_layrnorm: LayerNorm,
+    layers: Vec<EncoderLayer>,
+    post_layernorm: LayerNorm,
     /// `[D, C]`, no bias.
-    pub visual_projection: Linear,
+    visual_projection: Linear,
 }
 
 /// What a vision forward pass returns.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct VisionOutput {
     /// `[N, C]`: post-LN class tokens.
     pub pooled: Vec<f32>,
@@ -42,35 +41,17 @@ pub struct VisionOutput {
 }
 
 impl VisionTower {
-    pub fn load(
-        wf: &WeightFile,
-        layout: Layout,
-        cfg: &VisionConfig,
-        projection_dim: usize,
-        pk: &Packing<'_>,
-    ) -> Result<VisionTower> {
+    /// Loads the tower from `vb` (the root view: `vision_model.*` and `visual_projection`).
+    pub fn load(vb: &Vb<'_>, cfg: &VisionConfig, projection_dim: usize) -> Result<VisionTower> {
         let (c, p, t) = (cfg.hidden_size, cfg.patch_size, cfg.num_positions());
-        let (pre, post, conv, cls, pos, layer_prefix) = match layout {
-            Layout::HuggingFace => (
-                "vision_model.pre_layrnorm",
-                "vision_model.post_layernorm",
-                "vision_model.embeddings.patch_embedding.weight",
-                "vision_model.embeddings.class_embedding",
-                "vision_model.embeddings.position_embedding.weight",
-                "vision_model.encoder.layers",
-            ),
-            Layout::OpenAi => (
-                "visual.ln_pre",
-                "visual.ln_post",
-                "visual.conv1.weight",
-                "visual.class_embedding",
-                "visual.positional_embedding",
-                "visual.transformer.resblocks",
-            ),
-        };
-        let conv_w = read(wf, conv, &[c, 3, p, p])?;
-        let patch_embedding =
-            Linear::from_rows_with(&conv_w, c, 3 * p * p, None, pk.precision, pk.th)?;
+        let model = vb.pp("vision_model");
+        let emb = model.pp("embeddings");
+        // The convolution of stride = kernel = P is a GEMM over unfolded patches.
+        let conv = emb.pp("patch_embedding");
+        let init = Init::Std(1.0 / ((3 * p * p) as f32).sqrt());
+        let conv_w = conv
+            .tensor("weight", &[c, 3, p, p], init)?
+            .reshape(&[c, 3 * p * p])?;
         let dims = LayerDims {
             width: c,
             heads: cfg.num_attention_heads,
@@ -79,26 +60,27 @@ impl VisionTower {
             act: cfg.hidden_act,
             causal: false,
         };
-        let layers =
-            EncoderLayer::load_stack(wf, layout, layer_prefix, cfg.num_hidden_layers, dims, pk)?;
-        let visual_projection = projection(
-            wf,
-            layout,
-            "visual_projection.weight",
-            "visual.proj",
-            c,
-            projection_dim,
-            pk,
-        )?;
         Ok(VisionTower {
             config: cfg.clone(),
-            patch_embedding,
-            class_embedding: read(wf, cls, &[c])?,
-            position_embedding: read(wf, pos, &[t, c])?,
-            pre_layrnorm: LayerNorm::load(wf, pre, c, cfg.layer_norm_eps)?,
-            layers,
-            post_layernorm: LayerNorm::load(wf, post, c, cfg.layer_norm_eps)?,
-            visual_projection,
+            patch_embedding: conv.pack("weight", &conv_w)?,
+            class_embedding: emb.vec("class_embedding", &[c], Init::Std(1.0))?,
+            position_embedding: emb.pp("position_embedding").vec(
+                "weight",
+                &[t, c],
+                Init::Std(0.1),
+            )?,
+            pre_layrnorm: model.pp("pre_layrnorm").layer_norm(c, cfg.layer_norm_eps)?,
+            layers: EncoderLayer::load_stack(
+                &model.pp("encoder").pp("layers"),
+                cfg.num_hidden_layers,
+                dims,
+            )?,
+            post_layernorm: model
+                .pp("post_layernorm")
+                .layer_norm(c, cfg.layer_norm_eps)?,
+            visual_projection: vb
+                .pp("visual_projection")
+                .linear_no_bias(projection_dim, c)?,
         })
     }
 
@@ -108,7 +90,7 @@ impl VisionTower {
         pixels: &[f32],
         n: usize,
         hidden: bool,
-        th: &Threads,
+        exec: &Exec,
     ) -> Result<VisionOutput> {
         let cfg = &self.config;
         let (c, p, s, g, t) = (
@@ -118,19 +100,24 @@ impl VisionTower {
             cfg.grid(),
             cfg.num_positions(),
         );
-        if pixels.len() != n * 3 * s * s {
+        let needed = n.checked_mul(3 * s * s);
+        if needed != Some(pixels.len()) {
             return Err(Error::InvalidInput {
                 reason: format!(
                     "pixel values have {} floats, [{n}, 3, {s}, {s}] needs {}",
                     pixels.len(),
-                    n * 3 * s * s
+                    needed.map_or("more than memory holds".to_string(), |v| v.to_string())
                 ),
             });
+        }
+        let mut out = VisionOutput::default();
+        if n == 0 {
+            return Ok(out);
         }
         let patches = unfold(pixels, n, s, p);
         let mut emb = vec![0.0f32; n * g * g * c];
         self.patch_embedding
-            .forward_into(&patches, &mut emb, Activation::None, false, th);
+            .forward_into(&patches, &mut emb, Activation::None, false, exec);
         drop(patches);
         let mut x = vec![0.0f32; n * t * c];
         let pos = &self.position_embedding;
@@ -149,9 +136,8 @@ impl VisionTower {
         }
         drop(emb);
         let mut h = vec![0.0f32; x.len()];
-        self.pre_layrnorm.forward(&x, &mut h, th);
+        self.pre_layrnorm.forward(&x, &mut h, exec);
         let mut x = h;
-        let mut out = VisionOutput::default();
         if hidden {
             out.hidden_states.push(x.clone());
         }
@@ -161,20 +147,24 @@ impl VisionTower {
             &self.layers,
             &mut x,
             c,
-            &[(0, n, t)],
+            &[SeqGroup {
+                first_row: 0,
+                batch: n,
+                seq: t,
+            }],
             &cls_rows,
             hidden_states,
-            th,
+            exec,
         );
         out.pooled = vec![0.0f32; n * c];
-        self.post_layernorm.forward(&cls, &mut out.pooled, th);
+        self.post_layernorm.forward(&cls, &mut out.pooled, exec);
         out.features = vec![0.0f32; n * self.visual_projection.out_features()];
         self.visual_projection.forward_into(
             &out.pooled,
             &mut out.features,
             Activation::None,
             false,
-            th,
+            exec,
         );
         Ok(out)
     }

@@ -10,8 +10,13 @@
 //! [`WeightFile::non_finite`] lists the tensors that hold any, and
 //! `LoadOptions::validate` makes loading refuse them.
 //!
+//! Bounds: the header is at most [`MAX_HEADER_BYTES`] and lists at most [`MAX_TENSORS`]
+//! tensors, checked before it is parsed, so opening a hostile file costs little time and
+//! memory whatever it declares.
+//!
 //! See [`WeightFile::open`] for what happens when a mapped file is truncated.
 
+use crate::error::NonFinite;
 use crate::{Error, Result};
 use clip_tensor::{ByteStorage, DType, Tensor};
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,18 +41,8 @@ struct Entry {
     len: usize,
 }
 
-/// A tensor holding NaN or Inf values, from [`WeightFile::non_finite`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NonFinite {
-    pub key: String,
-    /// How many elements are NaN.
-    pub nan: usize,
-    /// How many elements are +Inf or -Inf.
-    pub inf: usize,
-}
-
 /// An open, validated safetensors file.
-pub struct WeightFile {
+pub(crate) struct WeightFile {
     path: PathBuf,
     bytes: Arc<dyn ByteStorage>,
     /// The memory map, when the bytes come from a file (for `release`).
@@ -90,7 +85,7 @@ impl WeightFile {
     /// weight file by writing a new file and renaming it over the old one (the map keeps the
     /// old file alive), never by rewriting or truncating it in place. Callers who cannot
     /// rule that out can read the file themselves and use [`WeightFile::from_bytes`].
-    pub fn open(path: &Path) -> Result<WeightFile> {
+    pub(crate) fn open(path: &Path) -> Result<WeightFile> {
         let invalid = |reason: String| Error::InvalidWeights {
             path: path.to_path_buf(),
             reason,
@@ -125,7 +120,7 @@ impl WeightFile {
     }
 
     /// Validates safetensors bytes held in memory; `name` stands for the path in errors.
-    pub fn from_bytes(name: &Path, bytes: Vec<u8>) -> Result<WeightFile> {
+    pub(crate) fn from_bytes(name: &Path, bytes: Vec<u8>) -> Result<WeightFile> {
         Self::parse(name, Arc::new(bytes))
     }
 
@@ -139,6 +134,25 @@ impl WeightFile {
             return Err(invalid(format!(
                 "file is {} bytes, shorter than the 8-byte header length",
                 data.len()
+            )));
+        }
+        let header_len = u64::from_le_bytes(data[..8].try_into().unwrap_or([0xff; 8]));
+        if header_len > (data.len() - 8) as u64 {
+            return Err(invalid("the header length exceeds the file".into()));
+        }
+        if header_len > MAX_HEADER_BYTES as u64 {
+            return Err(invalid(format!(
+                "the header is {header_len} bytes, more than the {MAX_HEADER_BYTES}-byte limit \
+                 (a CLIP checkpoint needs well under 1 MB)"
+            )));
+        }
+        // Each tensor's entry in the JSON names its dtype, shape and offsets: counting the
+        // `data_offsets` keys bounds the tensors before the JSON is parsed.
+        let header = &data[8..(8 + header_len as usize).min(data.len())];
+        let declared = count(header, b"data_offsets");
+        if declared > MAX_TENSORS {
+            return Err(invalid(format!(
+                "the header lists {declared} tensors, more than the limit of {MAX_TENSORS}"
             )));
         }
         let st = safetensors::SafeTensors::deserialize(data).map_err(|e| invalid(describe(e)))?;
@@ -172,36 +186,31 @@ impl WeightFile {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Size of the file in bytes.
-    pub fn size(&self) -> usize {
+    pub(crate) fn size(&self) -> usize {
         self.bytes.bytes().len()
     }
 
-    pub fn contains(&self, key: &str) -> bool {
+    pub(crate) fn contains(&self, key: &str) -> bool {
         self.entries.contains_key(key)
     }
 
     /// The shape of `key`, if present.
-    pub fn shape(&self, key: &str) -> Option<&[usize]> {
+    pub(crate) fn shape(&self, key: &str) -> Option<&[usize]> {
         self.entries.get(key).map(|e| e.shape.as_slice())
     }
 
-    /// Every tensor name, sorted.
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.entries.keys().map(String::as_str)
-    }
-
     /// The dtype of the first floating-point tensor (the file's precision).
-    pub fn dtype(&self) -> Option<DType> {
+    pub(crate) fn dtype(&self) -> Option<DType> {
         self.entries.values().find_map(|e| e.dtype.clone().ok())
     }
 
     /// The tensor `key`, which must have shape `expected` and a float dtype.
-    pub fn get(&self, key: &str, expected: &[usize]) -> Result<Tensor> {
+    pub(crate) fn get(&self, key: &str, expected: &[usize]) -> Result<Tensor> {
         let e = self.entries.get(key).ok_or_else(|| Error::MissingTensor {
             key: key.to_string(),
         })?;
@@ -228,14 +237,9 @@ impl WeightFile {
         )?)
     }
 
-    /// `get`, converted to an owned f32 vector.
-    pub fn get_f32(&self, key: &str, expected: &[usize]) -> Result<Vec<f32>> {
-        Ok(self.get(key, expected)?.to_vec_f32())
-    }
-
     /// Tells the OS the pages of `key` are not needed any more (after packing), so they leave
     /// the resident set; a later read would fault them back in from the page cache.
-    pub fn release(&self, key: &str) {
+    pub(crate) fn release(&self, key: &str) {
         if let (Some(e), Some(map)) = (self.entries.get(key), &self.map) {
             let page = 4096;
             let start = e.start.div_ceil(page) * page;
@@ -258,7 +262,7 @@ impl WeightFile {
     /// The float tensors that hold NaN or Inf, by name (sorted), with their counts. Reads
     /// every tensor once; the bit patterns are tested in place, so f16 and bf16 are not
     /// converted.
-    pub fn non_finite(&self) -> Vec<NonFinite> {
+    pub(crate) fn non_finite(&self) -> Vec<NonFinite> {
         let data = self.bytes.bytes();
         let mut out = Vec::new();
         for (key, e) in &self.entries {
@@ -300,7 +304,7 @@ impl WeightFile {
     }
 
     /// `Err(Error::NonFiniteWeights)` naming every tensor with NaN or Inf, else `Ok`.
-    pub fn check_finite(&self) -> Result<()> {
+    pub(crate) fn check_finite(&self) -> Result<()> {
         let bad = self.non_finite();
         if bad.is_empty() {
             return Ok(());
@@ -312,7 +316,7 @@ impl WeightFile {
     }
 
     /// Tensors never read by the model (listed by the CLI with `CLIP_LOG=debug`).
-    pub fn unused(&self) -> Vec<String> {
+    pub(crate) fn unused(&self) -> Vec<String> {
         let used = self.used.lock().map(|u| u.clone()).unwrap_or_default();
         self.entries
             .keys()
@@ -320,6 +324,23 @@ impl WeightFile {
             .cloned()
             .collect()
     }
+}
+
+/// The header size accepted (16 MiB: bigG/14, the largest CLIP, needs about 200 KB).
+pub(crate) const MAX_HEADER_BYTES: usize = 16 << 20;
+
+/// The tensors a header may list (bigG/14 has about 1,800).
+pub(crate) const MAX_TENSORS: usize = 100_000;
+
+/// Occurrences of `needle` in `hay` (non-overlapping), in one pass.
+fn count(hay: &[u8], needle: &[u8]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while let Some(pos) = hay[i..].windows(needle.len()).position(|w| w == needle) {
+        n += 1;
+        i += pos + needle.len();
+    }
+    n
 }
 
 fn describe(e: safetensors::SafeTensorError) -> String {

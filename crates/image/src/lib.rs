@@ -21,7 +21,7 @@ pub mod resize;
 
 pub use decode::{decode_bytes, decode_file};
 pub use error::{Error, Result};
-pub use preprocess::{PixelValues, PreprocessConfig, Preprocessor, ResizeTarget};
+pub use preprocess::{ImageInput, PixelValues, PreprocessConfig, Preprocessor, ResizeTarget};
 pub use probe::ImageFormat;
 
 /// What to do with transparency (an alpha channel, or a PNG `tRNS` colour key).

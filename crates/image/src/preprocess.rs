@@ -123,6 +123,35 @@ impl PreprocessConfig {
     }
 }
 
+/// One image to preprocess: a file, encoded bytes held in memory, or decoded RGB pixels.
+#[derive(Clone, Copy, Debug)]
+pub enum ImageInput<'a> {
+    /// A PNG or JPEG file.
+    Path(&'a Path),
+    /// An encoded PNG or JPEG in memory; `name` labels errors (e.g. `"upload 3"`).
+    Bytes {
+        /// The encoded file.
+        bytes: &'a [u8],
+        /// What errors call it.
+        name: &'a str,
+    },
+    /// Decoded 8-bit RGB pixels.
+    Rgb(&'a RgbImage),
+}
+
+impl ImageInput<'_> {
+    /// What errors call this input.
+    pub fn label(&self) -> PathBuf {
+        match self {
+            ImageInput::Path(p) => p.to_path_buf(),
+            ImageInput::Bytes { name, .. } => PathBuf::from(name),
+            ImageInput::Rgb(img) => {
+                PathBuf::from(format!("<{}x{} RGB image>", img.width, img.height))
+            }
+        }
+    }
+}
+
 /// Preprocessed pixels: `data` in row-major order with `shape`
 /// (`[1, 3, H, W]` for one image, `[N, 3, H, W]` for a batch).
 #[derive(Clone, Debug, PartialEq)]
@@ -241,14 +270,29 @@ impl Preprocessor {
     /// Preprocesses files in parallel into one `[N, 3, H, W]` batch. Every image
     /// must produce the same size (true whenever center crop is on).
     pub fn preprocess_batch<P: AsRef<Path> + Sync>(&self, paths: &[P]) -> Result<PixelValues> {
-        let items: Vec<PixelValues> = paths
+        let inputs: Vec<ImageInput<'_>> =
+            paths.iter().map(|p| ImageInput::Path(p.as_ref())).collect();
+        self.preprocess_inputs(&inputs)
+    }
+
+    /// Preprocesses one input of any kind.
+    pub fn preprocess_input(&self, input: &ImageInput<'_>) -> Result<PixelValues> {
+        match *input {
+            ImageInput::Path(p) => self.preprocess_file(p),
+            ImageInput::Bytes { bytes, name } => self.preprocess_bytes(bytes, Path::new(name)),
+            ImageInput::Rgb(img) => self.preprocess_rgb(img),
+        }
+    }
+
+    /// Decodes and preprocesses inputs of any kind in parallel (on the current rayon pool)
+    /// into one `[N, 3, H, W]` batch, in order. Every image must produce the same size (true
+    /// whenever center crop is on).
+    pub fn preprocess_inputs(&self, inputs: &[ImageInput<'_>]) -> Result<PixelValues> {
+        let items: Vec<PixelValues> = inputs
             .par_iter()
-            .map(|p| self.preprocess_file(p.as_ref()))
+            .map(|i| self.preprocess_input(i))
             .collect::<Result<_>>()?;
-        stack(
-            items,
-            paths.iter().map(|p| p.as_ref().to_path_buf()).collect(),
-        )
+        stack(items, inputs.iter().map(ImageInput::label).collect())
     }
 
     /// Rescale + normalise the cropped `part` (`cols` wide) into the planes of

@@ -48,8 +48,8 @@ pub enum Error {
     NotContiguous { op: &'static str },
     /// A byte buffer that is too short or whose length is not a multiple of the element size.
     Bytes { what: String },
-    /// A thread pool could not be built.
-    Threads { reason: String },
+    /// An execution context could not be built (kernel set not runnable, thread count).
+    Exec { reason: String },
 }
 
 /// `Result` with this crate's [`Error`].
@@ -96,7 +96,7 @@ impl fmt::Display for Error {
             }
             Error::NotContiguous { op } => write!(f, "{op}: the tensor is not contiguous"),
             Error::Bytes { what } => write!(f, "{what}"),
-            Error::Threads { reason } => write!(f, "thread pool: {reason}"),
+            Error::Exec { reason } => write!(f, "threads: {reason}"),
         }
     }
 }

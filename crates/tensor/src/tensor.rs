@@ -411,4 +411,15 @@ impl Tensor {
             ..base
         })
     }
+
+    /// The f32 storage slice starting at this view's offset and the view's strides (2-D).
+    pub(crate) fn strided_f32(&self) -> Result<(&[f32], [usize; 2])> {
+        let all = self.storage_f32().ok_or(Error::DType {
+            op: "strided view",
+            expected: DType::F32,
+            found: self.dtype(),
+        })?;
+        let s = self.strides();
+        Ok((&all[self.offset..], [s[0], s[1]]))
+    }
 }

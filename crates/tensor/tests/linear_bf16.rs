@@ -3,7 +3,7 @@
 //! bf16 memory-mapped, transposed views, f16, slices) packing to the same bits, and results
 //! bitwise identical across thread counts.
 
-use clip_tensor::{bf16, f16, Activation, ByteStorage, DType, Linear, Precision, Tensor, Threads};
+use clip_tensor::{bf16, f16, Activation, ByteStorage, DType, Exec, Linear, Precision, Tensor};
 use std::sync::Arc;
 
 fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
@@ -18,9 +18,9 @@ fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-fn forward(lin: &Linear, x: &[f32], rows: usize, th: &Threads) -> Vec<u32> {
+fn forward(lin: &Linear, x: &[f32], rows: usize, th: &Exec) -> Vec<u32> {
     let mut y = vec![f32::NAN; rows * lin.out_features()];
-    lin.forward_slices(x, &mut y, Activation::None, th);
+    lin.forward_into(x, &mut y, Activation::None, false, th);
     y.iter().map(|v| v.to_bits()).collect()
 }
 
@@ -33,14 +33,15 @@ impl ByteStorage for Bytes {
 
 #[test]
 fn bf16_linear_matches_f64_over_rounded_weight() {
-    let th = Threads::new(2).unwrap();
+    let th = Exec::with_threads(2).unwrap();
     let (rows, inp, out) = (37, 300, 130);
     let x = rand_vec(rows * inp, 1);
     let w = rand_vec(out * inp, 2);
     let b = rand_vec(out, 3);
-    let lin = Linear::new_bf16(
+    let lin = Linear::new(
         &Tensor::from_vec(w.clone(), &[out, inp]).unwrap(),
-        Some(&Tensor::from_vec(b.clone(), &[out]).unwrap()),
+        Some(b.clone()),
+        Precision::Bf16,
         &th,
     )
     .unwrap();
@@ -48,6 +49,7 @@ fn bf16_linear_matches_f64_over_rounded_weight() {
     let f32_lin = Linear::new(
         &Tensor::from_vec(w.clone(), &[out, inp]).unwrap(),
         None,
+        Precision::F32,
         &th,
     )
     .unwrap();
@@ -75,26 +77,31 @@ fn bf16_linear_matches_f64_over_rounded_weight() {
     // The rounding of the weight is visible: the bf16 layer is not the f32 one.
     let yf = forward(&f32_lin, &x, rows, &th);
     let mut lin_nb = vec![0.0f32; rows * out];
-    Linear::new_bf16(&Tensor::from_vec(w, &[out, inp]).unwrap(), None, &th)
-        .unwrap()
-        .forward_slices(&x, &mut lin_nb, Activation::None, &th);
+    Linear::new(
+        &Tensor::from_vec(w, &[out, inp]).unwrap(),
+        None,
+        Precision::Bf16,
+        &th,
+    )
+    .unwrap()
+    .forward_into(&x, &mut lin_nb, Activation::None, false, &th);
     assert_ne!(yf, lin_nb.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
 }
 
 #[test]
 fn every_weight_source_packs_the_same_bf16() {
-    let th = Threads::new(2).unwrap();
+    let th = Exec::with_threads(2).unwrap();
     let (rows, inp, out) = (11, 77, 45);
     let x = rand_vec(rows * inp, 4);
     let w = rand_vec(out * inp, 5);
     let wb: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
     let wr: Vec<f32> = wb.iter().map(|v| v.to_f32()).collect();
     let bias = rand_vec(out, 6);
-    let bias_t = Tensor::from_vec(bias.clone(), &[out]).unwrap();
     let want = forward(
-        &Linear::new_bf16(
+        &Linear::new(
             &Tensor::from_vec(w.clone(), &[out, inp]).unwrap(),
-            Some(&bias_t),
+            Some(bias.clone()),
+            Precision::Bf16,
             &th,
         )
         .unwrap(),
@@ -110,7 +117,7 @@ fn every_weight_source_packs_the_same_bf16() {
     let owned = Tensor::from_bf16(wb.clone(), &[out, inp]).unwrap();
     check(
         "bf16 owned",
-        Linear::new_bf16(&owned, Some(&bias_t), &th).unwrap(),
+        Linear::new(&owned, Some(bias.clone()), Precision::Bf16, &th).unwrap(),
     );
     // Borrowed bf16 bytes (a memory map), at an offset.
     let mut raw = vec![0u8; 2];
@@ -121,7 +128,7 @@ fn every_weight_source_packs_the_same_bf16() {
     let mapped = Tensor::from_bytes(store, 2, DType::BF16, &[out, inp]).unwrap();
     check(
         "bf16 mapped",
-        Linear::new_bf16(&mapped, Some(&bias_t), &th).unwrap(),
+        Linear::new(&mapped, Some(bias.clone()), Precision::Bf16, &th).unwrap(),
     );
     // A transposed view of the [in, out] matrix (strided, no copy).
     let wt: Vec<bf16> = (0..inp * out)
@@ -134,7 +141,7 @@ fn every_weight_source_packs_the_same_bf16() {
     assert!(!view.is_contiguous());
     check(
         "bf16 transposed view",
-        Linear::new_bf16(&view, Some(&bias_t), &th).unwrap(),
+        Linear::new(&view, Some(bias.clone()), Precision::Bf16, &th).unwrap(),
     );
     // A narrowed view: rows of a taller weight.
     let mut tall = wb.clone();
@@ -145,45 +152,54 @@ fn every_weight_source_packs_the_same_bf16() {
         .unwrap();
     check(
         "bf16 narrowed",
-        Linear::new_bf16(&narrow, Some(&bias_t), &th).unwrap(),
+        Linear::new(&narrow, Some(bias.clone()), Precision::Bf16, &th).unwrap(),
     );
-    // f32 slices, already rounded, [out, in] and [in, out].
+    // f32, already rounded, [out, in] and the transposed view of [in, out].
     check(
-        "from_rows_with",
-        Linear::from_rows_with(&wr, out, inp, Some(bias.clone()), Precision::Bf16, &th).unwrap(),
-    );
-    let wrt: Vec<f32> = (0..inp * out)
-        .map(|idx| wr[(idx % out) * inp + idx / out])
-        .collect();
-    check(
-        "from_in_out_with",
-        Linear::from_in_out_with(&wrt, inp, out, Some(bias.clone()), Precision::Bf16, &th).unwrap(),
-    );
-    check(
-        "new_with",
-        Linear::new_with(
-            &Tensor::from_vec(w.clone(), &[out, inp]).unwrap(),
-            Some(&bias_t),
+        "f32 rounded [out, in]",
+        Linear::new(
+            &Tensor::from_vec(wr.clone(), &[out, inp]).unwrap(),
+            Some(bias.clone()),
             Precision::Bf16,
             &th,
         )
         .unwrap(),
     );
+    let wrt: Vec<f32> = (0..inp * out)
+        .map(|idx| wr[(idx % out) * inp + idx / out])
+        .collect();
+    let wrt = Tensor::from_vec(wrt, &[inp, out])
+        .unwrap()
+        .transpose(0, 1)
+        .unwrap();
+    check(
+        "f32 rounded [in, out] transposed",
+        Linear::new(&wrt, Some(bias.clone()), Precision::Bf16, &th).unwrap(),
+    );
     // f16 storage is rounded to bf16 from its bits: the same as rounding its f32 values.
     let wh: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
     let wh32: Vec<f32> = wh.iter().map(|v| v.to_f32()).collect();
-    let from_f16 =
-        Linear::new_bf16(&Tensor::from_f16(wh, &[out, inp]).unwrap(), None, &th).unwrap();
-    let from_f32 =
-        Linear::new_bf16(&Tensor::from_vec(wh32, &[out, inp]).unwrap(), None, &th).unwrap();
+    let from_f16 = Linear::new(
+        &Tensor::from_f16(wh, &[out, inp]).unwrap(),
+        None,
+        Precision::Bf16,
+        &th,
+    )
+    .unwrap();
+    let from_f32 = Linear::new(
+        &Tensor::from_vec(wh32, &[out, inp]).unwrap(),
+        None,
+        Precision::Bf16,
+        &th,
+    )
+    .unwrap();
     assert_eq!(
         forward(&from_f16, &x, rows, &th),
         forward(&from_f32, &x, rows, &th)
     );
     // Errors are reported as for f32.
-    assert!(Linear::new_bf16(&Tensor::zeros(&[3]), None, &th).is_err());
-    assert!(Linear::new_bf16(&owned, Some(&Tensor::zeros(&[out + 1])), &th).is_err());
-    assert!(Linear::from_rows_with(&wr[1..], out, inp, None, Precision::Bf16, &th).is_err());
+    assert!(Linear::new(&Tensor::zeros(&[3]), None, Precision::Bf16, &th).is_err());
+    assert!(Linear::new(&owned, Some(vec![0.0; out + 1]), Precision::Bf16, &th).is_err());
 }
 
 #[test]
@@ -198,10 +214,10 @@ fn bf16_linear_is_bitwise_identical_across_thread_counts() {
         &[out, inp],
     )
     .unwrap();
-    let b = Tensor::from_vec(rand_vec(out, 9), &[out]).unwrap();
+    let b = rand_vec(out, 9);
     let run = |n: usize| -> Vec<u32> {
-        let th = Threads::new(n).unwrap();
-        let lin = Linear::new_bf16(&w, Some(&b), &th).unwrap();
+        let th = Exec::with_threads(n).unwrap();
+        let lin = Linear::new(&w, Some(b.clone()), Precision::Bf16, &th).unwrap();
         let mut y = rand_vec(rows * out, 10);
         lin.forward_into(&x, &mut y, Activation::None, true, &th);
         let mut z = vec![0.0; rows * out];

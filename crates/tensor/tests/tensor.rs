@@ -1,7 +1,7 @@
-//! Tensor views, dtype conversion and ops: against naive f64 references, and bitwise equal
-//! across thread counts.
+//! Tensor views, dtype conversion, `Linear` and the execution context: against naive f64
+//! references, and bitwise equal across thread counts.
 
-use clip_tensor::{bf16, f16, Activation, ByteStorage, DType, Linear, Tensor, Threads};
+use clip_tensor::{bf16, f16, Activation, ByteStorage, DType, Exec, Linear, Precision, Tensor};
 use std::sync::Arc;
 
 fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
@@ -16,10 +16,6 @@ fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
             ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
         })
         .collect()
-}
-
-fn bits(t: &Tensor) -> Vec<u32> {
-    t.to_vec_f32().iter().map(|x| x.to_bits()).collect()
 }
 
 #[test]
@@ -107,70 +103,104 @@ fn naive_linear(x: &[f32], w: &[f32], b: &[f32], rows: usize, inp: usize, out: u
     y
 }
 
+fn forward(lin: &Linear, x: &[f32], act: Activation, exec: &Exec) -> Vec<f32> {
+    let rows = x.len() / lin.in_features();
+    let mut y = vec![f32::NAN; rows * lin.out_features()];
+    lin.forward_into(x, &mut y, act, false, exec);
+    y
+}
+
+/// `Linear::new` on a `[out, in]` tensor and on the transposed view of an `[in, out]` one
+/// (OpenAI's projections) against an f64 reference; the residual form adds to `out`.
 #[test]
-fn linear_and_matmul_match_f64() {
-    let th = Threads::new(2).unwrap();
+fn linear_matches_f64_from_either_layout() {
+    let exec = Exec::with_threads(2).unwrap();
     let (rows, inp, out) = (37, 96, 130);
     let x = rand_vec(rows * inp, 1);
     let w = rand_vec(out * inp, 2);
     let b = rand_vec(out, 3);
-    let layer = Linear::new(
-        &Tensor::from_vec(w.clone(), &[out, inp]).unwrap(),
-        Some(&Tensor::from_vec(b.clone(), &[out]).unwrap()),
-        &th,
-    )
-    .unwrap();
-    let xt = Tensor::from_vec(x.clone(), &[1, rows, inp]).unwrap();
-    let y = xt.linear(&layer, Activation::None, &th).unwrap();
-    assert_eq!(y.shape(), &[1, rows, out]);
+    let wt = Tensor::from_vec(w.clone(), &[out, inp]).unwrap();
+    let layer = Linear::new(&wt, Some(b.clone()), Precision::F32, &exec).unwrap();
+    assert_eq!((layer.in_features(), layer.out_features()), (inp, out));
+    let y = forward(&layer, &x, Activation::None, &exec);
     let want = naive_linear(&x, &w, &b, rows, inp, out);
-    for (g, w) in y.to_vec_f32().iter().zip(&want) {
+    for (g, w) in y.iter().zip(&want) {
         assert!(
             (*g as f64 - w).abs() <= 1e-4 * (1.0 + w.abs()),
             "{g} vs {w}"
         );
     }
-    // matmul with a transposed view of W gives the same product without the bias.
-    let wt = Tensor::from_vec(w.clone(), &[out, inp])
+    // The same weight stored [in, out] and passed as its transposed view packs the same.
+    let mut w_in_out = vec![0.0f32; inp * out];
+    for o in 0..out {
+        for i in 0..inp {
+            w_in_out[i * out + o] = w[o * inp + i];
+        }
+    }
+    let view = Tensor::from_vec(w_in_out, &[inp, out])
         .unwrap()
         .transpose(0, 1)
         .unwrap();
-    let m = xt.matmul(&wt, &th).unwrap();
-    let zero = vec![0.0; out];
-    let want = naive_linear(&x, &w, &zero, rows, inp, out);
-    for (g, w) in m.to_vec_f32().iter().zip(&want) {
-        assert!((*g as f64 - w).abs() <= 1e-4 * (1.0 + w.abs()));
+    let from_view = Linear::new(&view, Some(b.clone()), Precision::F32, &exec).unwrap();
+    assert_eq!(forward(&from_view, &x, Activation::None, &exec), y);
+    // accumulate: out <- out + x W^T + b.
+    let mut acc = vec![1.5f32; rows * out];
+    layer.forward_into(&x, &mut acc, Activation::None, true, &exec);
+    for (a, w) in acc.iter().zip(&want) {
+        assert!((*a as f64 - (w + 1.5)).abs() <= 1e-4 * (2.5 + w.abs()));
     }
-    assert!(xt.linear(&layer, Activation::None, &th).is_ok());
-    assert!(Tensor::zeros(&[3, 5])
-        .linear(&layer, Activation::None, &th)
-        .is_err());
+    assert!(Linear::new(&Tensor::zeros(&[3]), None, Precision::F32, &exec).is_err());
+    assert!(Linear::new(&wt, Some(vec![0.0; out + 1]), Precision::F32, &exec).is_err());
 }
 
+/// q, k and v stacked give the bits of the concatenated weight.
 #[test]
-fn every_op_is_bitwise_identical_across_thread_counts() {
-    let (b, t, c, heads) = (3, 50, 128, 4);
-    let x = Tensor::from_vec(rand_vec(b * t * c, 11), &[b, t, c]).unwrap();
+fn stacked_equals_concatenated() {
+    let exec = Exec::with_threads(2).unwrap();
+    let (rows, c) = (9, 40);
+    let parts: Vec<Vec<f32>> = (0..3).map(|i| rand_vec(c * c, 30 + i)).collect();
+    let bias = rand_vec(3 * c, 33);
+    let x = rand_vec(rows * c, 34);
+    let tensors: Vec<Tensor> = parts
+        .iter()
+        .map(|p| Tensor::from_vec(p.clone(), &[c, c]).unwrap())
+        .collect();
+    let refs: Vec<&Tensor> = tensors.iter().collect();
+    let cat = Tensor::from_vec(parts.concat(), &[3 * c, c]).unwrap();
+    for p in [Precision::F32, Precision::Bf16] {
+        let a = Linear::stacked(&refs, Some(bias.clone()), p, &exec).unwrap();
+        let b = Linear::new(&cat, Some(bias.clone()), p, &exec).unwrap();
+        assert_eq!(
+            forward(&a, &x, Activation::None, &exec),
+            forward(&b, &x, Activation::None, &exec),
+            "{p:?}"
+        );
+    }
+    let odd = Tensor::zeros(&[c, c + 1]);
+    assert!(Linear::stacked(&[&tensors[0], &odd], None, Precision::F32, &exec).is_err());
+}
+
+/// Linear layers (with each activation) and row operations give the same bits on 1, 2 and
+/// 3 threads.
+#[test]
+fn bitwise_identical_across_thread_counts() {
+    let (rows, c) = (150, 128);
+    let x = rand_vec(rows * c, 11);
     let w = Tensor::from_vec(rand_vec(c * c, 12), &[c, c]).unwrap();
-    let bias = Tensor::from_vec(rand_vec(c, 13), &[c]).unwrap();
-    let g = Tensor::from_vec(rand_vec(c, 14), &[c]).unwrap();
+    let bias = rand_vec(c, 13);
+    let g = rand_vec(c, 14);
     let run = |n: usize| -> Vec<Vec<u32>> {
-        let th = Threads::new(n).unwrap();
-        let lin = Linear::new(&w, Some(&bias), &th).unwrap();
-        let scores = Tensor::from_vec(rand_vec(b * t * t, 15), &[b, t, t]).unwrap();
+        let exec = Exec::with_threads(n).unwrap();
+        let lin = Linear::new(&w, Some(bias.clone()), Precision::F32, &exec).unwrap();
+        let mut ln = vec![0.0f32; x.len()];
+        exec.for_rows(&x, &mut ln, c, |isa, x, o| {
+            clip_kernels::rows::layernorm_rows(isa, x, o, c, &g, &bias, 1e-5)
+        });
+        let bits = |v: Vec<f32>| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
         vec![
-            bits(&x.linear(&lin, Activation::QuickGelu, &th).unwrap()),
-            bits(&x.linear(&lin, Activation::Gelu, &th).unwrap()),
-            bits(&x.matmul(&w, &th).unwrap()),
-            bits(&x.layernorm(&g, &bias, 1e-5, &th).unwrap()),
-            bits(&x.softmax(false, &th).unwrap()),
-            bits(&scores.softmax(true, &th).unwrap()),
-            bits(&x.gelu(&th).unwrap()),
-            bits(&x.quick_gelu(&th).unwrap()),
-            bits(&x.add(&x, &th).unwrap()),
-            bits(&x.scale(0.3, &th).unwrap()),
-            bits(&Tensor::attention(&x, &x, &x, heads, true, &th).unwrap()),
-            bits(&Tensor::attention(&x, &x, &x, heads, false, &th).unwrap()),
+            bits(forward(&lin, &x, Activation::QuickGelu, &exec)),
+            bits(forward(&lin, &x, Activation::Gelu, &exec)),
+            bits(ln),
         ]
     };
     let one = run(1);
@@ -182,33 +212,12 @@ fn every_op_is_bitwise_identical_across_thread_counts() {
     }
 }
 
+/// Thread counts beyond the cap are refused with a typed error, not started.
 #[test]
-fn layernorm_and_softmax_match_f64() {
-    let th = Threads::new(2).unwrap();
-    let (rows, c) = (5, 77);
-    let x = rand_vec(rows * c, 21);
-    let t = Tensor::from_vec(x.clone(), &[rows, c]).unwrap();
-    let ones = Tensor::from_vec(vec![1.0; c], &[c]).unwrap();
-    let zeros = Tensor::zeros(&[c]);
-    let ln = t.layernorm(&ones, &zeros, 1e-5, &th).unwrap().to_vec_f32();
-    let sm = t.softmax(false, &th).unwrap().to_vec_f32();
-    for r in 0..rows {
-        let row: Vec<f64> = x[r * c..(r + 1) * c].iter().map(|&v| v as f64).collect();
-        let mean = row.iter().sum::<f64>() / c as f64;
-        let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / c as f64;
-        let mx = row.iter().cloned().fold(f64::MIN, f64::max);
-        let z: f64 = row.iter().map(|v| (v - mx).exp()).sum();
-        for j in 0..c {
-            let want = (row[j] - mean) / (var + 1e-5).sqrt();
-            assert!(
-                (ln[r * c + j] as f64 - want).abs() < 1e-5,
-                "layernorm [{r},{j}]"
-            );
-            let want = (row[j] - mx).exp() / z;
-            assert!(
-                (sm[r * c + j] as f64 - want).abs() < 1e-6,
-                "softmax [{r},{j}]"
-            );
-        }
-    }
+fn too_many_threads_refused() {
+    let max = clip_tensor::max_threads();
+    assert!(Exec::with_threads(max).is_ok());
+    let e = Exec::with_threads(max + 1).unwrap_err();
+    assert!(e.to_string().contains("per core"), "{e}");
+    assert!(Exec::with_threads(100_000).is_err());
 }

@@ -63,7 +63,8 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "input {index} is too long for context length {context_length}: it needs \
-                 {tokens} tokens with SOT and EOT (set truncate to cut it)"
+                 {tokens} tokens with SOT and EOT (truncation cuts it: `--truncate` in the \
+                 clip program, `Truncation::Cut` in the library)"
             ),
             Error::ContextTooShort { context_length } => write!(
                 f,

@@ -148,10 +148,10 @@ fn bench_model(a: &ModelArgs) -> Result<(), String> {
     let random = a.random_weights || crate::model_dir::find(a.model.as_deref())?.is_none();
     let t0 = Instant::now();
     let (model, dir) =
-        crate::model_dir::load_model(a.model.as_deref(), random, threads, a.precision)?;
+        crate::model_dir::load_model(a.model.as_deref(), random, threads, a.precision, None)?;
     let precision = crate::model_dir::precision_name(model.precision());
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let threads = model.threads().count();
+    let threads = model.threads();
     if !a.json {
         println!(
             "load: {load_ms:.0} ms ({})",
@@ -159,7 +159,7 @@ fn bench_model(a: &ModelArgs) -> Result<(), String> {
                 .map_or("random weights".into(), |d| d.display().to_string())
         );
     }
-    let cfg = model.config.clone();
+    let cfg = model.config().clone();
     for tower in towers {
         let cases: Vec<(usize, Option<usize>)> = match tower {
             "image" => a
@@ -186,12 +186,15 @@ fn bench_model(a: &ModelArgs) -> Result<(), String> {
             let (secs, flop) = match tokens {
                 None => {
                     let s = cfg.vision.image_size;
-                    let px: Vec<f32> = (0..batch * 3 * s * s)
-                        .map(|i| ((i % 251) as f32 / 125.0) - 1.0)
-                        .collect();
+                    let px = clip::PixelValues {
+                        data: (0..batch * 3 * s * s)
+                            .map(|i| ((i % 251) as f32 / 125.0) - 1.0)
+                            .collect(),
+                        shape: [batch, 3, s, s],
+                    };
                     let secs = time_median(|| {
                         model
-                            .image_features(&px, batch)
+                            .image_features(&px)
                             .map(|_| ())
                             .map_err(|e| e.to_string())
                     })?;

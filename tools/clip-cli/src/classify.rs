@@ -5,9 +5,8 @@
 //! Ensembling (per class): normalise each template's text embedding, average, renormalise.
 
 use crate::model_dir::{self, ModelArgs};
-use crate::templates;
 use clap::Args;
-use clip::{ClipModel, Embeddings};
+use clip::{Truncation, IMAGENET_TEMPLATES};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -36,6 +35,9 @@ pub struct ClassifyArgs {
     /// One JSON object per image instead of a table.
     #[arg(long)]
     json: bool,
+    /// Cut prompts longer than the context (77 tokens) instead of refusing them.
+    #[arg(long)]
+    truncate: bool,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -54,44 +56,10 @@ pub fn parse_labels(s: &str) -> Result<Vec<String>, String> {
     Ok(labels)
 }
 
-/// One normalised text embedding per label: the (renormalised) mean of the normalised
-/// embeddings of the label in each template.
-pub fn class_embeddings(
-    model: &ClipModel,
-    labels: &[String],
-    templates: &[&str],
-) -> Result<Embeddings, String> {
-    let prompts: Vec<String> = labels
-        .iter()
-        .flat_map(|l| templates.iter().map(move |t| t.replacen("{}", l, 1)))
-        .collect();
-    let dim = model.config.projection_dim;
-    let mut each = Vec::with_capacity(prompts.len() * dim);
-    for chunk in prompts.chunks(256) {
-        let e = model.encode_texts(chunk).map_err(|e| e.to_string())?;
-        each.extend_from_slice(&e.data);
-    }
-    let t = templates.len();
-    let mut data = vec![0f32; labels.len() * dim];
-    for (c, row) in data.chunks_exact_mut(dim).enumerate() {
-        for k in 0..t {
-            let src = &each[(c * t + k) * dim..][..dim];
-            row.iter_mut().zip(src).for_each(|(d, s)| *d += s);
-        }
-        row.iter_mut().for_each(|d| *d /= t as f32);
-    }
-    Ok(Embeddings {
-        data,
-        rows: labels.len(),
-        dim,
-    }
-    .normalized())
-}
-
 pub fn run(a: &ClassifyArgs) -> Result<(), String> {
     let labels = parse_labels(&a.labels)?;
     let templates: Vec<&str> = match a.templates.as_deref() {
-        Some(_) => templates::IMAGENET.to_vec(),
+        Some(_) => IMAGENET_TEMPLATES.to_vec(),
         None => {
             if !a.template.contains("{}") {
                 return Err(format!(
@@ -105,30 +73,32 @@ pub fn run(a: &ClassifyArgs) -> Result<(), String> {
     if a.top_k == 0 {
         return Err("--top-k must be at least 1".into());
     }
+    if a.batch == 0 {
+        return Err("--batch must be at least 1".into());
+    }
     for p in &a.images {
         if !p.is_file() {
             return Err(format!("{}: no such image file", p.display()));
         }
     }
-    let loaded = model_dir::load(&a.model)?;
-    let pre = loaded.preprocessor()?;
-    let classes = class_embeddings(&loaded.model, &labels, &templates)?;
+    let loaded = model_dir::load(&a.model, Some(a.batch))?;
+    let model = &loaded.model;
+    let truncation = match a.truncate {
+        true => Truncation::Cut,
+        false => Truncation::Refuse,
+    };
+    let classifier = model
+        .zero_shot_classifier(&labels, &templates, truncation)
+        .map_err(|e| e.to_string())?;
     let k = a.top_k.min(labels.len());
-    for chunk in a.images.chunks(a.batch.max(1)) {
-        let images = loaded.encode_files(&pre, chunk, chunk.len())?;
-        let probs = loaded
-            .model
-            .logits(&images, &classes)
-            .map_err(|e| e.to_string())?
-            .probs_per_image();
-        for (path, row) in chunk.iter().zip(probs.chunks_exact(labels.len())) {
-            let mut order: Vec<usize> = (0..labels.len()).collect();
-            order.sort_by(|&i, &j| row[j].total_cmp(&row[i]));
-            let top = &order[..k];
+    for chunk in a.images.chunks(a.batch) {
+        let images = model.embed_image_files(chunk).map_err(|e| e.to_string())?;
+        let top = classifier.classify(&images, k).map_err(|e| e.to_string())?;
+        for (path, top) in chunk.iter().zip(top) {
             if a.json {
                 let top: Vec<_> = top
                     .iter()
-                    .map(|&i| serde_json::json!({"label": labels[i], "prob": row[i]}))
+                    .map(|p| serde_json::json!({"label": p.label, "prob": p.prob}))
                     .collect();
                 let obj = serde_json::json!({
                     "image": path.display().to_string(),
@@ -138,8 +108,8 @@ pub fn run(a: &ClassifyArgs) -> Result<(), String> {
                 println!("{obj}");
             } else {
                 println!("{}", path.display());
-                for &i in top {
-                    println!("  {:>7.2}%  {}", 100.0 * row[i], labels[i]);
+                for p in top {
+                    println!("  {:>7.2}%  {}", 100.0 * p.prob, p.label);
                 }
             }
         }

@@ -5,7 +5,7 @@
 use crate::model_dir::{self, Loaded, ModelArgs};
 use crate::similarity::print_matrix;
 use clap::Args;
-use std::path::Path;
+use clip::{ImageInput, Truncation};
 use std::time::Instant;
 
 /// A 224 x 224 PNG drawn by `assets/make_sample.py`: a red ball on grass, blue sky, a sun.
@@ -41,7 +41,7 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
         args.random_weights = true;
     }
     let t = Instant::now();
-    let loaded: Loaded = model_dir::load(&args)?;
+    let loaded: Loaded = model_dir::load(&args, None)?;
     let t_load = ms(t);
     let model = &loaded.model;
     match &loaded.dir {
@@ -51,13 +51,11 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
             model_dir::RANDOM_SEED
         ),
     }
-    println!("threads: {}", model.threads().count());
+    println!("threads: {}", model.threads());
 
     let t = Instant::now();
-    let ctx = model.config.text.max_position_embeddings;
     let ids = model
-        .tokenizer()
-        .tokenize(&PROMPTS, ctx, false)
+        .tokenize(&PROMPTS, Truncation::Refuse)
         .map_err(|e| e.to_string())?;
     let t_tok = ms(t);
     println!("\nprompts and their tokens (SOT ... EOT):");
@@ -71,39 +69,31 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
     }
 
     let t = Instant::now();
-    let pre = loaded.preprocessor()?;
+    let input = ImageInput::Bytes {
+        bytes: SAMPLE_PNG,
+        name: "sample.png",
+    };
     let pv = model
-        .threads()
-        .install(|| pre.preprocess_bytes(SAMPLE_PNG, Path::new("sample.png")))
+        .preprocess(std::slice::from_ref(&input))
         .map_err(|e| e.to_string())?;
     let t_pre = ms(t);
-    let size = model.config.vision.image_size;
-    if pv.shape[2] != size || pv.shape[3] != size {
-        return Err(format!(
-            "preprocessing gives {}x{} images; the model needs {size}x{size}",
-            pv.shape[3], pv.shape[2]
-        ));
-    }
     println!(
         "\nimage: the bundled sample.png (224x224) -> pixels {:?}",
         pv.shape
     );
 
     let t = Instant::now();
-    let image = model
-        .encode_pixels(&pv.data, 1)
-        .map_err(|e| e.to_string())?;
+    let image = model.embed_pixels(&pv).map_err(|e| e.to_string())?;
     let t_img = ms(t);
     let t = Instant::now();
     let seqs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
-    let texts = model.encode_token_ids(&seqs).map_err(|e| e.to_string())?;
+    let texts = model.embed_token_ids(&seqs).map_err(|e| e.to_string())?;
     let t_txt = ms(t);
 
-    let cos = crate::similarity::cosine(&image, &texts);
-    let probs = model
-        .logits(&image, &texts)
-        .map_err(|e| e.to_string())?
-        .probs_per_image();
+    let sim = model
+        .similarity(&image, &texts)
+        .map_err(|e| e.to_string())?;
+    let (cos, probs) = (sim.cosine(), sim.probs());
     let rows: Vec<String> = PROMPTS.iter().map(|p| p.to_string()).collect();
     let table: Vec<f32> = cos.iter().zip(&probs).flat_map(|(&c, &p)| [c, p]).collect();
     println!("\nsample.png against each prompt:");
@@ -113,7 +103,11 @@ pub fn run(a: &DemoArgs) -> Result<(), String> {
     }
 
     println!("\ntimings (ms):");
-    println!("  load model        {t_load:>9.1}");
+    if loaded.random() {
+        println!("  make model        {t_load:>9.1}  (generate and pack random weights)");
+    } else {
+        println!("  load model        {t_load:>9.1}  (map and pack the weights)");
+    }
     println!(
         "  tokenize          {t_tok:>9.1}  ({} prompts)",
         PROMPTS.len()

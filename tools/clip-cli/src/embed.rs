@@ -2,8 +2,7 @@
 
 use crate::{model_dir, npy};
 use clap::{Args, Subcommand};
-use clip::image::Preprocessor;
-use clip::{ClipModel, Embeddings};
+use clip::{ClipModel, Features, ImageInput, PixelValues, Truncation};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
@@ -44,6 +43,9 @@ struct Common {
     /// Weight precision, f32 or bf16 (default: bf16 for a bf16 weight file, else f32).
     #[arg(long, value_parser = model_dir::parse_precision)]
     precision: Option<clip::Precision>,
+    /// Inputs per forward pass (memory stays flat in the number of inputs).
+    #[arg(long, default_value_t = clip::DEFAULT_BATCH_SIZE)]
+    batch: usize,
 }
 
 #[derive(Args)]
@@ -65,8 +67,12 @@ struct TextArgs {
     #[arg(long)]
     jsonl: bool,
     /// A .npy of token ids [N, 77] (int32 or int64) instead of texts.
-    #[arg(long, conflicts_with_all = ["texts", "jsonl"])]
+    #[arg(long, conflicts_with_all = ["texts", "jsonl", "truncate"])]
     token_ids: Option<PathBuf>,
+    /// Cut texts longer than the context (77 tokens) and end them with EOT, as
+    /// clip.tokenize(truncate=True); without it they are an error.
+    #[arg(long)]
+    truncate: bool,
 }
 
 pub fn run(args: &EmbedArgs) -> Result<(), String> {
@@ -77,59 +83,67 @@ pub fn run(args: &EmbedArgs) -> Result<(), String> {
 }
 
 fn load(c: &Common) -> Result<(ClipModel, Option<PathBuf>), String> {
-    model_dir::load_model(c.model.as_deref(), c.random_weights, c.threads, c.precision)
+    if c.batch == 0 {
+        return Err("--batch must be at least 1".into());
+    }
+    model_dir::load_model(
+        c.model.as_deref(),
+        c.random_weights,
+        c.threads,
+        c.precision,
+        Some(c.batch),
+    )
 }
 
-fn write(c: &Common, e: Embeddings) -> Result<(), String> {
-    let e = if c.raw { e } else { e.normalized() };
-    npy::write_f32(&c.out, &[e.rows, e.dim], &e.data)
+fn write(c: &Common, f: Features) -> Result<(), String> {
+    let (rows, dim) = (f.rows(), f.dim());
+    let data = if c.raw {
+        f.into_vec()
+    } else {
+        f.normalize().into_vec()
+    };
+    npy::write_f32(&c.out, &[rows, dim], &data)
         .map_err(|err| format!("{}: cannot write: {err}", c.out.display()))
 }
 
+/// Pixel values from one `.npy` of `[N, 3, S, S]` float32.
+fn npy_pixels(path: &Path, size: usize) -> Result<PixelValues, String> {
+    match npy::read(path)? {
+        npy::Array::F32 { shape, data }
+            if shape.len() == 4 && shape[1] == 3 && shape[2] == size && shape[3] == size =>
+        {
+            Ok(PixelValues {
+                data,
+                shape: [shape[0], 3, size, size],
+            })
+        }
+        npy::Array::F32 { shape, .. } => Err(format!(
+            "{}: pixel values of shape {shape:?}; the model needs [N, 3, {size}, {size}]",
+            path.display()
+        )),
+        npy::Array::I64 { .. } => Err(format!("{}: pixel values must be float32", path.display())),
+    }
+}
+
 fn image(a: &ImageArgs) -> Result<(), String> {
-    let (model, dir) = load(&a.common)?;
-    let size = model.config.vision.image_size;
-    let (pixels, n) = if a.files.len() == 1 && a.files[0].extension().is_some_and(|e| e == "npy") {
-        match npy::read(&a.files[0])? {
-            npy::Array::F32 { shape, data }
-                if shape.len() == 4 && shape[1] == 3 && shape[2] == size && shape[3] == size =>
-            {
-                (data, shape[0])
-            }
-            npy::Array::F32 { shape, .. } => {
-                return Err(format!(
-                    "{}: pixel values of shape {shape:?}; the model needs [N, 3, {size}, {size}]",
-                    a.files[0].display()
-                ))
-            }
-            npy::Array::I64 { .. } => {
-                return Err(format!(
-                    "{}: pixel values must be float32",
-                    a.files[0].display()
-                ))
-            }
-        }
+    let (model, _) = load(&a.common)?;
+    let size = model.config().vision.image_size;
+    let err = |e: clip::Error| e.to_string();
+    let features = if a.files.len() == 1 && a.files[0].extension().is_some_and(|e| e == "npy") {
+        model
+            .image_features(&npy_pixels(&a.files[0], size)?)
+            .map_err(err)?
     } else {
-        let pre = match &dir {
-            Some(d) => Preprocessor::from_model_dir(d).map_err(|e| e.to_string())?,
-            None => Preprocessor::default(),
-        };
-        let pv = model
-            .threads()
-            .install(|| pre.preprocess_batch(&a.files))
-            .map_err(|e| e.to_string())?;
-        if pv.shape[2] != size || pv.shape[3] != size {
-            return Err(format!(
-                "preprocessing gives {}x{} images; the model needs {size}x{size}",
-                pv.shape[2], pv.shape[3]
-            ));
+        let mut out = Features::empty(model.config().projection_dim);
+        for chunk in a.files.chunks(model.batch_size()) {
+            let inputs: Vec<ImageInput<'_>> = chunk.iter().map(|p| ImageInput::Path(p)).collect();
+            let pv = model.preprocess(&inputs).map_err(err)?;
+            out.extend(model.image_features(&pv).map_err(err)?)
+                .map_err(err)?;
         }
-        (pv.data, pv.shape[0])
+        out
     };
-    let e = model
-        .image_features(&pixels, n)
-        .map_err(|e| e.to_string())?;
-    write(&a.common, e)
+    write(&a.common, features)
 }
 
 fn read_jsonl() -> Result<Vec<String>, String> {
@@ -195,22 +209,25 @@ fn text(a: &TextArgs) -> Result<(), String> {
         );
     }
     let (model, _) = load(&a.common)?;
-    let e = match &a.token_ids {
-        Some(p) => {
-            let rows = token_rows(p)?;
-            let seqs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
-            model.text_features(&seqs)
-        }
+    let err = |e: clip::Error| e.to_string();
+    let rows = match &a.token_ids {
+        Some(p) => token_rows(p)?,
         None => {
-            let ctx = model.config.text.max_position_embeddings;
-            let rows = model
-                .tokenizer()
-                .tokenize(&texts, ctx, false)
-                .map_err(|e| text_source(a.jsonl, e))?;
-            let seqs: Vec<&[u32]> = rows.iter().map(Vec::as_slice).collect();
-            model.text_features(&seqs)
+            let truncation = match a.truncate {
+                true => Truncation::Cut,
+                false => Truncation::Refuse,
+            };
+            model.tokenize(&texts, truncation).map_err(|e| match e {
+                clip::Error::Tokenizer(t) => text_source(a.jsonl, t),
+                e => e.to_string(),
+            })?
         }
+    };
+    let mut out = Features::empty(model.config().projection_dim);
+    for chunk in rows.chunks(model.batch_size()) {
+        let seqs: Vec<&[u32]> = chunk.iter().map(Vec::as_slice).collect();
+        out.extend(model.text_features(&seqs).map_err(err)?)
+            .map_err(err)?;
     }
-    .map_err(|e| e.to_string())?;
-    write(&a.common, e)
+    write(&a.common, out)
 }

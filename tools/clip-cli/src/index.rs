@@ -5,8 +5,7 @@
 use crate::model_dir::{self, Loaded, ModelArgs};
 use crate::store::{Manifest, Store};
 use clap::Args;
-use clip::image::Preprocessor;
-use rayon::prelude::*;
+use clip::{ImageInput, PixelValues, Truncation};
 use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -47,6 +46,9 @@ pub struct SearchArgs {
     /// One JSON object per result: {"rank", "score", "path", "random_weights"}.
     #[arg(long)]
     json: bool,
+    /// Cut a query longer than the context (77 tokens) instead of refusing it.
+    #[arg(long, conflicts_with = "image")]
+    truncate: bool,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -141,8 +143,8 @@ impl Progress {
 fn manifest_of(loaded: &Loaded) -> Manifest {
     Manifest {
         model: loaded.identity(),
-        dim: loaded.model.config.projection_dim,
-        image_size: loaded.model.config.vision.image_size,
+        dim: loaded.model.config().projection_dim,
+        image_size: loaded.model.config().vision.image_size,
         random_weights: loaded.random(),
     }
 }
@@ -223,33 +225,24 @@ fn plan(files: &[PathBuf], store: &Store) -> (Vec<(PathBuf, String)>, usize) {
 /// rest and appends them to the store. Returns (added, skipped).
 fn index_batch(
     loaded: &Loaded,
-    pre: &Preprocessor,
     store: &mut Store,
     chunk: &[(PathBuf, String)],
     progress: &Progress,
 ) -> Result<(usize, usize), String> {
-    let size = loaded.model.config.vision.image_size;
-    let results: Vec<_> = loaded.model.threads().install(|| {
-        chunk
-            .par_iter()
-            .map(|(p, _)| pre.preprocess_file(p))
-            .collect()
-    });
+    let model = &loaded.model;
+    let inputs: Vec<ImageInput<'_>> = chunk.iter().map(|(p, _)| ImageInput::Path(p)).collect();
     let mut pixels = Vec::new();
     let mut names = Vec::new();
     let mut skipped = 0;
-    for ((path, name), r) in chunk.iter().zip(results) {
+    for ((path, name), r) in chunk.iter().zip(model.preprocess_each(&inputs)) {
         match r {
-            Ok(pv) if pv.shape[2] == size && pv.shape[3] == size => {
+            Ok(pv) => {
                 pixels.extend_from_slice(&pv.data);
                 names.push(name.clone());
             }
-            Ok(pv) => {
+            Err(e @ clip::Error::InvalidInput { .. }) => {
                 progress.finish();
-                return Err(format!(
-                    "preprocessing gives {}x{} images; the model needs {size}x{size}",
-                    pv.shape[3], pv.shape[2]
-                ));
+                return Err(e.to_string());
             }
             Err(e) => {
                 progress.finish();
@@ -264,11 +257,13 @@ fn index_batch(
         }
     }
     if !names.is_empty() {
-        let e = loaded
-            .model
-            .encode_pixels(&pixels, names.len())
-            .map_err(|e| e.to_string())?;
-        store.append(&names, &e.data)?;
+        let s = model.config().vision.image_size;
+        let pv = PixelValues {
+            data: pixels,
+            shape: [names.len(), 3, s, s],
+        };
+        let e = model.embed_pixels(&pv).map_err(|e| e.to_string())?;
+        store.append(&names, e.as_slice())?;
     }
     Ok((names.len(), skipped))
 }
@@ -300,8 +295,10 @@ pub fn run_index(a: &IndexArgs) -> Result<(), String> {
         }
         None => a.model.clone(),
     };
-    let loaded = model_dir::load(&margs)?;
-    let pre = loaded.preprocessor()?;
+    if a.batch == 0 {
+        return Err("--batch must be at least 1".into());
+    }
+    let loaded = model_dir::load(&margs, Some(a.batch))?;
     let mut store = match existing {
         Some(s) => {
             check_same_model(&s, &loaded)?;
@@ -323,8 +320,8 @@ pub fn run_index(a: &IndexArgs) -> Result<(), String> {
     let already = files.len() - todo.len() - skipped;
     let mut progress = Progress::new(todo.len());
     let mut added = 0usize;
-    for chunk in todo.chunks(a.batch.max(1)) {
-        let (n, bad) = index_batch(&loaded, &pre, &mut store, chunk, &progress)?;
+    for chunk in todo.chunks(a.batch) {
+        let (n, bad) = index_batch(&loaded, &mut store, chunk, &progress)?;
         added += n;
         skipped += bad;
         progress.step(chunk.len());
@@ -363,18 +360,17 @@ pub fn run_search(a: &SearchArgs) -> Result<(), String> {
     }
     let margs = default_to_manifest(&store, &a.model);
     check_kind(&store, &margs)?;
-    let loaded = model_dir::load(&margs)?;
+    let loaded = model_dir::load(&margs, None)?;
     check_same_model(&store, &loaded)?;
-    let q = match (&a.query, &a.image) {
-        (Some(text), _) => loaded
-            .model
-            .encode_texts(&[text.as_str()])
-            .map_err(|e| e.to_string())?,
-        (None, img) => {
-            let pre = loaded.preprocessor()?;
-            loaded.encode_files(&pre, img.as_slice(), 1)?
-        }
+    let truncation = match a.truncate {
+        true => Truncation::Cut,
+        false => Truncation::Refuse,
     };
+    let q = match (&a.query, &a.image) {
+        (Some(text), _) => loaded.model.embed_texts(&[text.as_str()], truncation),
+        (None, img) => loaded.model.embed_image_files(img.as_slice()),
+    }
+    .map_err(|e| e.to_string())?;
     let mut scored: Vec<(f32, usize)> = (0..store.len())
         .map(|i| {
             let s: f32 = store.row(i).iter().zip(q.row(0)).map(|(a, b)| a * b).sum();

@@ -14,7 +14,6 @@ mod npy;
 mod preprocess;
 mod similarity;
 mod store;
-mod templates;
 mod tokenize;
 
 use clap::{Parser, Subcommand};

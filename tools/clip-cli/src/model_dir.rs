@@ -4,7 +4,6 @@
 //!
 //! This module does not parse images or texts; commands do that with the model it returns.
 
-use clip::image::Preprocessor;
 use clip::{ClipConfig, ClipModel, LoadOptions, Precision};
 use std::path::{Path, PathBuf};
 
@@ -108,18 +107,22 @@ pub fn precision_name(p: Precision) -> &'static str {
 }
 
 /// Loads the model: random weights when `random`, else the folder found by [`find`]. Prints
-/// [`RANDOM_NOTE`] on stderr for random weights.
+/// [`RANDOM_NOTE`] on stderr for random weights. `batch` is the inputs per forward pass of
+/// the library's list-taking calls (`None`: its default).
 pub fn load_model(
     model: Option<&Path>,
     random: bool,
     threads: usize,
     precision: Option<Precision>,
+    batch: Option<usize>,
 ) -> Result<(ClipModel, Option<PathBuf>), String> {
-    let opts = LoadOptions {
-        threads,
-        precision,
-        ..Default::default()
-    };
+    let mut opts = LoadOptions::new().threads(threads);
+    if let Some(p) = precision {
+        opts = opts.precision(p);
+    }
+    if let Some(b) = batch {
+        opts = opts.batch_size(b);
+    }
     if random {
         eprintln!("{RANDOM_NOTE}");
         let m = ClipModel::random(&ClipConfig::vit_base_patch32(), RANDOM_SEED, &opts)
@@ -131,7 +134,7 @@ pub fn load_model(
     if debug_log() && !m.unused_tensors().is_empty() {
         eprintln!(
             "debug: {}: {} tensor(s) not used by the model: {}",
-            m.weights_path().display(),
+            dir.join("model.safetensors").display(),
             m.unused_tensors().len(),
             m.unused_tensors().join(", ")
         );
@@ -156,12 +159,13 @@ fn load_error(dir: &Path, e: clip::Error) -> String {
 }
 
 /// [`load_model`] from the shared options.
-pub fn load(args: &ModelArgs) -> Result<Loaded, String> {
+pub fn load(args: &ModelArgs, batch: Option<usize>) -> Result<Loaded, String> {
     let (model, dir) = load_model(
         args.model.as_deref(),
         args.random_weights,
         args.threads,
         args.precision,
+        batch,
     )?;
     Ok(Loaded { model, dir })
 }
@@ -178,14 +182,6 @@ impl Loaded {
         self.dir.is_none()
     }
 
-    /// The preprocessor of the model folder, or CLIP's defaults for random weights.
-    pub fn preprocessor(&self) -> Result<Preprocessor, String> {
-        match &self.dir {
-            Some(d) => Preprocessor::from_model_dir(d).map_err(|e| e.to_string()),
-            None => Ok(Preprocessor::default()),
-        }
-    }
-
     /// A name that identifies the weights: the canonical folder, or `random-weights:SEED`.
     pub fn identity(&self) -> String {
         match &self.dir {
@@ -195,51 +191,5 @@ impl Loaded {
                 .to_string(),
             None => format!("random-weights:vit-base-patch32:seed{RANDOM_SEED}"),
         }
-    }
-
-    /// Preprocesses `paths` (in parallel on the model's threads) into `[n, 3, S, S]` pixels,
-    /// checking that they have the model's image size.
-    pub fn pixels<P: AsRef<Path> + Sync>(
-        &self,
-        pre: &Preprocessor,
-        paths: &[P],
-    ) -> Result<Vec<f32>, String> {
-        let pv = self
-            .model
-            .threads()
-            .install(|| pre.preprocess_batch(paths))
-            .map_err(|e| e.to_string())?;
-        let size = self.model.config.vision.image_size;
-        if pv.shape[2] != size || pv.shape[3] != size {
-            return Err(format!(
-                "preprocessing gives {}x{} images; the model needs {size}x{size}",
-                pv.shape[3], pv.shape[2]
-            ));
-        }
-        Ok(pv.data)
-    }
-
-    /// L2-normalised embeddings of image files, encoded `batch` at a time.
-    pub fn encode_files<P: AsRef<Path> + Sync>(
-        &self,
-        pre: &Preprocessor,
-        paths: &[P],
-        batch: usize,
-    ) -> Result<clip::Embeddings, String> {
-        let mut out = clip::Embeddings {
-            data: Vec::new(),
-            rows: 0,
-            dim: self.model.config.projection_dim,
-        };
-        for chunk in paths.chunks(batch.max(1)) {
-            let pixels = self.pixels(pre, chunk)?;
-            let e = self
-                .model
-                .encode_pixels(&pixels, chunk.len())
-                .map_err(|e| e.to_string())?;
-            out.data.extend_from_slice(&e.data);
-            out.rows += e.rows;
-        }
-        Ok(out)
     }
 }

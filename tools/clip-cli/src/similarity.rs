@@ -4,6 +4,7 @@
 
 use crate::model_dir::{self, ModelArgs};
 use clap::Args;
+use clip::Truncation;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -26,6 +27,9 @@ pub struct SimilarityArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 16)]
     batch: usize,
+    /// Cut texts longer than the context (77 tokens) instead of refusing them.
+    #[arg(long)]
+    truncate: bool,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -67,38 +71,29 @@ pub fn print_matrix(rows: &[String], cols: &[String], m: &[f32], precision: usiz
     }
 }
 
-/// Row-by-row dot products of normalised embeddings, `[a.rows, b.rows]`.
-pub fn cosine(a: &clip::Embeddings, b: &clip::Embeddings) -> Vec<f32> {
-    let mut out = Vec::with_capacity(a.rows * b.rows);
-    for i in 0..a.rows {
-        for j in 0..b.rows {
-            out.push(a.row(i).iter().zip(b.row(j)).map(|(x, y)| x * y).sum());
-        }
-    }
-    out
-}
-
 pub fn run(a: &SimilarityArgs) -> Result<(), String> {
     for p in &a.images {
         if !p.is_file() {
             return Err(format!("{}: no such image file", p.display()));
         }
     }
-    let loaded = model_dir::load(&a.model)?;
-    let pre = loaded.preprocessor()?;
-    let images = loaded.encode_files(&pre, &a.images, a.batch)?;
-    let texts = loaded
-        .model
-        .encode_texts(&a.texts)
-        .map_err(|e| e.to_string())?;
+    if a.batch == 0 {
+        return Err("--batch must be at least 1".into());
+    }
+    let loaded = model_dir::load(&a.model, Some(a.batch))?;
+    let model = &loaded.model;
+    let err = |e: clip::Error| e.to_string();
+    let images = model.embed_image_files(&a.images).map_err(err)?;
+    let truncation = match a.truncate {
+        true => Truncation::Cut,
+        false => Truncation::Refuse,
+    };
+    let texts = model.embed_texts(&a.texts, truncation).map_err(err)?;
+    let sim = model.similarity(&images, &texts).map_err(err)?;
     let matrix: Vec<f32> = if a.logits {
-        loaded
-            .model
-            .logits(&images, &texts)
-            .map_err(|e| e.to_string())?
-            .per_image
+        sim.logits()
     } else {
-        cosine(&images, &texts)
+        sim.cosine().to_vec()
     };
     let kind = if a.logits { "logits" } else { "cosine" };
     let names: Vec<String> = a.images.iter().map(|p| p.display().to_string()).collect();

@@ -91,7 +91,7 @@ fn index_resumes_and_search_ranks() {
     let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     assert_close(
         &data,
-        &library_images(&model, &m, &refs).data,
+        library_images(&model, &m, &refs).as_slice(),
         1e-6,
         "index rows",
     );
@@ -167,7 +167,9 @@ fn index_resumes_and_search_ranks() {
         .collect();
     assert_eq!(scores.len(), 3);
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{out}");
-    let q = model.encode_texts(&["a red square"]).unwrap();
+    let q = model
+        .embed_texts(&["a red square"], clip::Truncation::Refuse)
+        .unwrap();
     let best = (0..4)
         .map(|i| {
             data[i * 32..(i + 1) * 32]

@@ -156,5 +156,5 @@ pub fn s(p: &Path) -> &str {
 pub fn library_images(model: &ClipModel, dir: &Path, files: &[&Path]) -> clip::Embeddings {
     let pre = Preprocessor::from_model_dir(dir).unwrap();
     let pv = pre.preprocess_batch(files).unwrap();
-    model.encode_pixels(&pv.data, files.len()).unwrap()
+    model.embed_pixels(&pv).unwrap()
 }

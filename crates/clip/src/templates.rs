@@ -1,8 +1,9 @@
 //! Prompt templates for zero-shot classification: the 80 ImageNet prompts of the CLIP paper's
-//! prompt-ensembling experiment. Each has one `{}` where the class name goes.
+//! prompt-ensembling experiment (OpenAI's `notebooks/Prompt_Engineering_for_ImageNet.ipynb`).
+//! Each has one `{}` where the class name goes. Not here: ensembling (`zero_shot.rs`).
 
-/// The CLIP paper's 80 ImageNet prompt templates.
-pub const IMAGENET: [&str; 80] = [
+/// The CLIP paper's 80 ImageNet prompt templates, in its order.
+pub const IMAGENET_TEMPLATES: [&str; 80] = [
     "a bad photo of a {}.",
     "a photo of many {}.",
     "a sculpture of a {}.",
@@ -87,12 +88,12 @@ pub const IMAGENET: [&str; 80] = [
 
 #[cfg(test)]
 mod tests {
-    use super::IMAGENET;
+    use super::IMAGENET_TEMPLATES;
 
     #[test]
     fn eighty_distinct_templates_with_one_slot() {
         let mut seen = std::collections::HashSet::new();
-        for t in IMAGENET {
+        for t in IMAGENET_TEMPLATES {
             assert_eq!(t.matches("{}").count(), 1, "{t}");
             assert!(seen.insert(t), "duplicate {t}");
         }

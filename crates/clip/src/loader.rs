@@ -1,0 +1,293 @@
+//! The weight builder: the model code asks for tensors by logical name, relative to a prefix
+//! (`vb.pp("encoder").pp("layers").pp(3).linear(c, c)`), and the builder finds them in the
+//! source, checks their shapes (errors name the key as the file spells it), and packs linear
+//! weights for the GEMM. candle's `VarBuilder` is the model.
+//!
+//! A source is a mapped weight file in some [`Format`], or seeded random values (the same
+//! model code builds a random model: each request carries an [`Init`] hint that only the
+//! random source reads).
+//!
+//! Not here: key names of a format (`checkpoint/`), the safetensors parsing (`weights.rs`).
+
+use crate::checkpoint::{Format, Stored};
+use crate::layers::LayerNorm;
+use crate::weights::WeightFile;
+use crate::{Error, Result};
+use clip_tensor::{Exec, Linear, Precision, Tensor};
+use std::fmt::Display;
+use std::sync::Mutex;
+
+/// Where the model's tensors come from.
+pub(crate) enum Source {
+    /// A weight file whose keys follow `format`.
+    File { wf: WeightFile, format: Format },
+    /// Seeded random values, the same for a name whatever order tensors are asked in; with
+    /// `record`, every tensor made is also kept there (to write a weight file).
+    Random {
+        seed: u64,
+        record: Option<Mutex<Vec<Recorded>>>,
+    },
+}
+
+/// A tensor made by the random source: its logical name, shape and values.
+pub(crate) type Recorded = (String, Vec<usize>, Vec<f32>);
+
+/// How the random source fills a tensor (a file source ignores it).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Init {
+    /// Uniform with mean 0 and this standard deviation.
+    Std(f32),
+    /// Uniform with this mean and standard deviation.
+    Around(f32, f32),
+    /// Every element this value.
+    Const(f32),
+}
+
+impl Source {
+    /// The logical shape of `name`, if the source has it (random sources have none: their
+    /// configuration is given).
+    pub(crate) fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        let Source::File { wf, format } = self else {
+            return None;
+        };
+        match format.resolve(name) {
+            Stored::Key(k) => wf.shape(&k).map(<[usize]>::to_vec),
+            Stored::Transposed(k) => wf.shape(&k).map(|s| s.iter().rev().copied().collect()),
+            Stored::Stacked(parts) => {
+                let shapes: Option<Vec<&[usize]>> = parts.iter().map(|k| wf.shape(k)).collect();
+                let shapes = shapes?;
+                let first = shapes.first()?;
+                if first.is_empty() || shapes.iter().any(|s| s != first) {
+                    return None;
+                }
+                let mut s = first.to_vec();
+                s[0] *= shapes.len();
+                Some(s)
+            }
+        }
+    }
+
+    /// The key that holds `name` (the first of its parts, when stacked), for messages.
+    pub(crate) fn key_for(&self, name: &str) -> String {
+        match self {
+            Source::Random { .. } => name.to_string(),
+            Source::File { format, .. } => match format.resolve(name) {
+                Stored::Key(k) | Stored::Transposed(k) => k,
+                Stored::Stacked(parts) => parts.into_iter().next().unwrap_or_default(),
+            },
+        }
+    }
+
+    /// The tensor `name`, which must have the logical shape `shape`.
+    fn tensor(&self, name: &str, shape: &[usize], init: Init) -> Result<Tensor> {
+        match self {
+            Source::Random { seed, record } => {
+                let data = random(*seed, name, shape, init);
+                if let Some(Ok(mut r)) = record.as_ref().map(Mutex::lock) {
+                    r.push((name.to_string(), shape.to_vec(), data.clone()));
+                }
+                Ok(Tensor::from_vec(data, shape)?)
+            }
+            Source::File { wf, format } => match format.resolve(name) {
+                Stored::Key(k) => wf.get(&k, shape),
+                Stored::Transposed(k) => {
+                    let rev: Vec<usize> = shape.iter().rev().copied().collect();
+                    Ok(wf.get(&k, &rev)?.transpose(0, 1)?)
+                }
+                Stored::Stacked(parts) => {
+                    let part = part_shape(shape, parts.len(), &parts[0])?;
+                    let mut data = Vec::new();
+                    for k in &parts {
+                        data.extend(wf.get(k, &part)?.to_vec_f32());
+                    }
+                    Ok(Tensor::from_vec(data, shape)?)
+                }
+            },
+        }
+    }
+
+    /// The parts of a stacked tensor, each checked against its share of `shape`; `None` when
+    /// `name` is not stored stacked.
+    fn parts(&self, name: &str, shape: &[usize]) -> Result<Option<Vec<Tensor>>> {
+        let Source::File { wf, format } = self else {
+            return Ok(None);
+        };
+        let Stored::Stacked(parts) = format.resolve(name) else {
+            return Ok(None);
+        };
+        let part = part_shape(shape, parts.len(), &parts[0])?;
+        parts
+            .iter()
+            .map(|k| wf.get(k, &part))
+            .collect::<Result<_>>()
+            .map(Some)
+    }
+
+    /// Tells the OS the mapped pages of `name` are no longer needed (after packing).
+    fn release(&self, name: &str) {
+        if let Source::File { wf, format } = self {
+            match format.resolve(name) {
+                Stored::Key(k) | Stored::Transposed(k) => wf.release(&k),
+                Stored::Stacked(parts) => parts.iter().for_each(|k| wf.release(k)),
+            }
+        }
+    }
+}
+
+/// The shape of one of `n` equal parts of `shape` along dimension 0.
+fn part_shape(shape: &[usize], n: usize, first_key: &str) -> Result<Vec<usize>> {
+    match shape.split_first() {
+        Some((&rows, rest)) if n > 0 && rows.is_multiple_of(n) => {
+            let mut s = vec![rows / n];
+            s.extend_from_slice(rest);
+            Ok(s)
+        }
+        _ => Err(Error::WrongShape {
+            key: first_key.to_string(),
+            expected: shape.to_vec(),
+            found: vec![],
+        }),
+    }
+}
+
+/// A view of a [`Source`] at a prefix of logical names, with the precision and execution
+/// context linear weights are packed with.
+pub(crate) struct Vb<'a> {
+    src: &'a Source,
+    prefix: String,
+    precision: Precision,
+    exec: &'a Exec,
+}
+
+impl<'a> Vb<'a> {
+    /// The root view (no prefix).
+    pub(crate) fn new(src: &'a Source, precision: Precision, exec: &'a Exec) -> Vb<'a> {
+        Vb {
+            src,
+            prefix: String::new(),
+            precision,
+            exec,
+        }
+    }
+
+    /// The view at `prefix.name`.
+    pub(crate) fn pp(&self, name: impl Display) -> Vb<'a> {
+        let prefix = if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        };
+        Vb {
+            src: self.src,
+            prefix,
+            precision: self.precision,
+            exec: self.exec,
+        }
+    }
+
+    fn name(&self, leaf: &str) -> String {
+        if self.prefix.is_empty() {
+            leaf.to_string()
+        } else {
+            format!("{}.{leaf}", self.prefix)
+        }
+    }
+
+    /// The tensor `leaf` of shape `shape`, in the file's dtype (may stay memory-mapped).
+    pub(crate) fn tensor(&self, leaf: &str, shape: &[usize], init: Init) -> Result<Tensor> {
+        self.src.tensor(&self.name(leaf), shape, init)
+    }
+
+    /// An f32 copy of the tensor `leaf` of shape `shape`.
+    pub(crate) fn vec(&self, leaf: &str, shape: &[usize], init: Init) -> Result<Vec<f32>> {
+        Ok(self.tensor(leaf, shape, init)?.to_vec_f32())
+    }
+
+    /// `weight` (`[out, in]`) and `bias` (`[out]`) packed as a [`Linear`].
+    pub(crate) fn linear(&self, out: usize, inp: usize) -> Result<Linear> {
+        self.linear_with(out, inp, true)
+    }
+
+    /// `weight` (`[out, in]`) packed as a [`Linear`] without a bias.
+    pub(crate) fn linear_no_bias(&self, out: usize, inp: usize) -> Result<Linear> {
+        self.linear_with(out, inp, false)
+    }
+
+    fn linear_with(&self, out: usize, inp: usize, bias: bool) -> Result<Linear> {
+        let name = self.name("weight");
+        let shape = [out, inp];
+        // The weight is checked first, so a size mismatch is reported on it.
+        let parts = self.src.parts(&name, &shape)?;
+        let whole = match parts {
+            Some(_) => None,
+            None => {
+                let init = Init::Std(1.0 / (inp.max(1) as f32).sqrt());
+                Some(self.src.tensor(&name, &shape, init)?)
+            }
+        };
+        let bias = match bias {
+            true => Some(self.vec("bias", &[out], Init::Std(0.05))?),
+            false => None,
+        };
+        let lin = match (parts, whole) {
+            (Some(parts), _) => {
+                let refs: Vec<&Tensor> = parts.iter().collect();
+                Linear::stacked(&refs, bias, self.precision, self.exec)?
+            }
+            (None, Some(w)) => Linear::new(&w, bias, self.precision, self.exec)?,
+            (None, None) => unreachable!("one of the two was read above"),
+        };
+        self.src.release(&name);
+        Ok(lin)
+    }
+
+    /// Packs a weight the caller read and reshaped itself (a convolution as a GEMM), then
+    /// releases the mapped pages of `leaf`.
+    pub(crate) fn pack(&self, leaf: &str, weight: &Tensor) -> Result<Linear> {
+        let lin = Linear::new(weight, None, self.precision, self.exec)?;
+        self.src.release(&self.name(leaf));
+        Ok(lin)
+    }
+
+    /// `weight` and `bias` (both `[width]`) as a layer norm.
+    pub(crate) fn layer_norm(&self, width: usize, eps: f32) -> Result<LayerNorm> {
+        Ok(LayerNorm {
+            weight: self.vec("weight", &[width], Init::Around(1.0, 0.1))?,
+            bias: self.vec("bias", &[width], Init::Std(0.1))?,
+            eps,
+        })
+    }
+}
+
+/// FNV-1a of a name: each tensor's random stream depends on its name, not on load order.
+fn name_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// splitmix64's output function.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Seeded values for the tensor `name` of `shape`: uniform, so that the given standard
+/// deviation holds (`[-s*sqrt3, s*sqrt3)`).
+fn random(seed: u64, name: &str, shape: &[usize], init: Init) -> Vec<f32> {
+    let n: usize = shape.iter().product();
+    let mut state = mix(seed ^ name_hash(name));
+    let mut uniform = |std: f32| {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let u = (mix(state) >> 40) as f32 / (1u64 << 24) as f32;
+        (u * 2.0 - 1.0) * std * 3f32.sqrt()
+    };
+    (0..n)
+        .map(|_| match init {
+            Init::Std(s) => uniform(s),
+            Init::Around(m, s) => m + uniform(s),
+            Init::Const(c) => c,
+        })
+        .collect()
+}

@@ -1,0 +1,184 @@
+//! `Linear`: a layer's weight packed once for the GEMM (in f32 or bf16), and its bias:
+//! `y = act(x W^T + b)`, optionally added to `y` (a fused residual).
+//!
+//! Built one way, [`Linear::new`], from a `[out, in]` tensor view of any dtype and strides
+//! (an OpenAI `[in, out]` projection is passed as its transposed view), plus the stacked form
+//! [`Linear::stacked`] (separate q, k, v weights packed as one). Not here: the GEMM itself
+//! (`clip-kernels`), where the weights come from (the `clip` crate's loader).
+
+use crate::{DType, Error, Exec, Result, Tensor};
+use clip_kernels::{Activation, ElemType, Epilogue, MatMut, MatRef, PackedB};
+
+/// The element type a [`Linear`] keeps its packed weight in. Activations, the bias and the
+/// accumulation are f32 either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Precision {
+    /// f32 weights.
+    #[default]
+    F32,
+    /// bf16 weights (half the bytes), widened in the GEMM's micro-kernel (or multiplied by
+    /// `vdpbf16ps` where that kernel is chosen); see `clip_kernels::Bf16Kernel`.
+    Bf16,
+}
+
+/// A Linear layer's weight pre-packed for the GEMM, and its bias.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    packed: PackedB,
+    bias: Option<Vec<f32>>,
+}
+
+impl Linear {
+    /// Packs `weight` (a `[out, in]` view, as PyTorch stores a `Linear.weight`; any dtype and
+    /// strides) in `precision`; `bias` is `[out]`. In bf16, a bf16 tensor is packed from its
+    /// bits as stored and an f16 one rounded from its bits (no f32 copy); an f32 one is
+    /// rounded. In f32, an f32 tensor (owned or memory-mapped) is packed in place.
+    pub fn new(
+        weight: &Tensor,
+        bias: Option<Vec<f32>>,
+        precision: Precision,
+        exec: &Exec,
+    ) -> Result<Linear> {
+        if weight.rank() != 2 {
+            return Err(Error::BadShape {
+                op: "Linear::new",
+                shape: weight.shape().to_vec(),
+                reason: "weight must be [out, in]".into(),
+            });
+        }
+        let (out, inp) = (weight.shape()[0], weight.shape()[1]);
+        check_bias(bias.as_deref(), out)?;
+        let isa = exec.isa();
+        if precision == Precision::Bf16 {
+            if let Some((bits, dtype)) = weight.storage_bits16() {
+                // B = W^T: B(i, o) = W(o, i) at o*s0 + i*s1 of the view's storage.
+                let s = weight.strides();
+                let (rs, cs) = (s[1], s[0]);
+                let packed = exec.install(|| match dtype {
+                    DType::BF16 => PackedB::from_bf16_bits(isa, bits, inp, out, rs, cs),
+                    _ => PackedB::from_f16_bits(isa, bits, inp, out, rs, cs),
+                });
+                return Ok(Linear { packed, bias });
+            }
+        }
+        let w = f32_view(weight)?;
+        let (data, [s0, s1]) = w.strided_f32()?;
+        let b = MatRef::strided(data, out, inp, s0, s1).t();
+        let packed = exec.install(|| match precision {
+            Precision::F32 => PackedB::new(isa, b),
+            Precision::Bf16 => PackedB::new_bf16(isa, b),
+        });
+        Ok(Linear { packed, bias })
+    }
+
+    /// Packs several `[out_i, in]` weights stacked along `out` (e.g. separate q, k and v
+    /// projections as one `[3C, C]` weight) as [`Linear::new`] would pack their
+    /// concatenation, without making it: f32 tensors are packed in place, others converted
+    /// to f32 one at a time. `bias` is `[sum of out_i]`.
+    pub fn stacked(
+        weights: &[&Tensor],
+        bias: Option<Vec<f32>>,
+        precision: Precision,
+        exec: &Exec,
+    ) -> Result<Linear> {
+        let inp = weights
+            .first()
+            .map_or(0, |w| w.shape().get(1).copied().unwrap_or(0));
+        for w in weights {
+            if w.rank() != 2 || w.shape()[1] != inp {
+                return Err(Error::BadShape {
+                    op: "Linear::stacked",
+                    shape: w.shape().to_vec(),
+                    reason: format!("each weight must be [out, {inp}]"),
+                });
+            }
+        }
+        let out = weights.iter().map(|w| w.shape()[0]).sum();
+        check_bias(bias.as_deref(), out)?;
+        let f32s = weights
+            .iter()
+            .map(|w| f32_view(w))
+            .collect::<Result<Vec<Tensor>>>()?;
+        let parts = f32s
+            .iter()
+            .map(|w| {
+                let (data, [s0, s1]) = w.strided_f32()?;
+                Ok(MatRef::strided(data, w.shape()[0], inp, s0, s1).t())
+            })
+            .collect::<Result<Vec<MatRef<'_>>>>()?;
+        let isa = exec.isa();
+        let packed =
+            exec.install(|| PackedB::new_stacked(isa, &parts, precision == Precision::Bf16));
+        Ok(Linear { packed, bias })
+    }
+
+    /// The element type of the packed weight.
+    pub fn precision(&self) -> Precision {
+        match self.packed.dtype() {
+            ElemType::F32 => Precision::F32,
+            ElemType::Bf16 => Precision::Bf16,
+        }
+    }
+
+    /// `out <- act(x W^T + b)`, or with `accumulate`, `out <- out + x W^T + b` (a fused
+    /// residual add; `act` must then be `None`). `x` is `[rows, in]`, `out` `[rows, out]`.
+    pub fn forward_into(
+        &self,
+        x: &[f32],
+        out: &mut [f32],
+        act: Activation,
+        accumulate: bool,
+        exec: &Exec,
+    ) {
+        let k = self.in_features();
+        let rows = x.len().checked_div(k).unwrap_or(0);
+        let epi = Epilogue::bias_act(self.bias.as_deref(), act);
+        let beta = if accumulate { 1.0 } else { 0.0 };
+        exec.install(|| {
+            clip_kernels::sgemm_prepacked(
+                1.0,
+                MatRef::row_major(x, rows, k),
+                &self.packed,
+                beta,
+                MatMut::row_major(out, rows, self.out_features()),
+                epi,
+            )
+        });
+    }
+
+    /// Bytes held by the packed weight.
+    pub fn size_bytes(&self) -> usize {
+        self.packed.size_bytes()
+    }
+
+    /// Columns of `x` (the weight's `in`).
+    pub fn in_features(&self) -> usize {
+        self.packed.k()
+    }
+
+    /// Columns of the output (the weight's `out`).
+    pub fn out_features(&self) -> usize {
+        self.packed.n()
+    }
+}
+
+/// The tensor itself when it is f32 (any strides), else a contiguous f32 copy.
+fn f32_view(w: &Tensor) -> Result<Tensor> {
+    if w.dtype() == DType::F32 {
+        Ok(w.clone())
+    } else {
+        w.to_f32()
+    }
+}
+
+/// `Linear`'s bias, if any, has one value per output.
+fn check_bias(bias: Option<&[f32]>, out: usize) -> Result<()> {
+    match bias {
+        Some(b) if b.len() != out => Err(Error::ShapeMismatch {
+            op: "Linear (bias)",
+            expected: vec![out],
+            found: vec![b.len()],
+        }),
+        _ => Ok(()),
+    }
+}
