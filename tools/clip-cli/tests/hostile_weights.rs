@@ -16,6 +16,8 @@ const PEAK_RSS_KB: i64 = 100 * 1024;
 
 /// Runs `cmd` and waits for it with `wait4`, which reports that child's own peak resident
 /// set: (exit code, stderr, peak RSS in KB, wall time).
+// The child is reaped by wait4 below, which std's Child cannot see.
+#[allow(clippy::zombie_processes)]
 fn run_measured(mut cmd: Command) -> (Option<i32>, String, i64, Duration) {
     use std::io::Read;
     let t = Instant::now();
