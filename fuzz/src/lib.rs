@@ -292,10 +292,10 @@ fn clip_tokenizer() -> std::sync::MutexGuard<'static, Tokenizer> {
 /// CLIP's vocabulary size: 256 bytes x 2, 48894 merges, 2 special tokens.
 const VOCAB: u32 = 49408;
 
-/// Bytes of input the tokenizer target reads (90 % of its queue is under 300 bytes). Longer
-/// inputs are cut: encoding is linear in the length (about 1 µs a byte on one long word;
-/// tested to 1 MB in the hostile-input suite), and the fuzzer had drifted to 4-30 kB inputs
-/// that cost it 13-100 ms an execution.
+/// Bytes of input the tokenizer target reads (most of its queue is far shorter). Longer
+/// inputs are cut: encoding is linear in the length (tested to 1 MB in the hostile-input
+/// suite), and left uncut the fuzzer drifts to long inputs that slow every execution
+/// (`docs/reliability.md` has the figures).
 pub const TOKENIZER_MAX_INPUT: usize = 1024;
 
 pub fn tokenizer(data: &[u8]) {

@@ -23,7 +23,6 @@
 //! ftfy's repeat-until-unchanged loop is fast-forwarded over nested escapes,
 //! leaving O(n sqrt n) for a segment with chains of many different depths.
 //! Words over 64 bytes are not cached; the cache holds at most 2^18 words.
-//! Measured: a 1 MB line without spaces takes ~0.6 s, 100k emoji ~0.08 s.
 //! See `docs/tokenizer.md`.
 
 pub mod bpe;
