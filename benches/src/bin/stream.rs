@@ -3,7 +3,7 @@
 //! `[M, K]` A; prints the median of 20 passes, the weight bytes per second and GFLOP/s.
 //! `clip bench gemm` reuses one cache-resident weight instead.
 //!
-//! `cargo run --release -p clip-benches --example stream -- M K N THREADS COPIES`
+//! `cargo run --release -p clip-benches --bin stream -- M K N THREADS COPIES`
 //! (e.g. `8 512 2048 2 18`: the text encoder's fc1 on 8 tokens, 75 MB of weights).
 
 use clip_kernels::gemm::{sgemm_prepacked, Epilogue, MatMut, MatRef, PackedB};
