@@ -34,7 +34,7 @@ pub use checkpoint::Format;
 pub use clip_image as image;
 pub use clip_kernels::{Activation, Isa};
 pub use clip_tensor::Error as TensorError;
-pub use clip_tensor::{DType, Precision};
+pub use clip_tensor::{available_cores, max_threads, DType, Precision};
 pub use clip_tokenizer::{Error as TokenizerError, Tokenizer};
 pub use config::{ClipConfig, TextConfig, VisionConfig};
 pub use embeddings::{Embeddings, Features, Similarity};

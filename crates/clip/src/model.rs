@@ -244,9 +244,17 @@ impl ClipModel {
         }
         let weights = dir.join("model.safetensors");
         if !weights.is_file() {
+            let what = match dir.join("pytorch_model.bin").is_file() {
+                true => {
+                    "model.safetensors (the folder has pytorch_model.bin, which this engine does \
+                     not read; convert it: python -c \"from transformers import CLIPModel; \
+                     CLIPModel.from_pretrained('DIR').save_pretrained('DIR')\")"
+                }
+                false => "model.safetensors",
+            };
             return Err(Error::MissingFile {
                 path: weights,
-                what: "model.safetensors",
+                what,
             });
         }
         let config_path = dir.join("config.json");

@@ -33,14 +33,14 @@ struct ModelArgs {
     #[arg(long)]
     tower: Option<String>,
     /// Items per forward pass (default: 1 and 8 for images, 1 for texts).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::positive)]
     batch: Option<usize>,
     /// Text length in ids, SOT and EOT included, no padding (default: 8, as "a photo of a
     /// cat.", and 77).
     #[arg(long)]
     tokens: Option<usize>,
-    /// Threads (default: all cores).
-    #[arg(long)]
+    /// Threads (default: one per core; at most four per core).
+    #[arg(long, value_parser = crate::args::threads)]
     threads: Option<usize>,
     /// Weight precision, f32 or bf16 (default: bf16 for a bf16 weight file, else f32).
     #[arg(long, value_parser = crate::model_dir::parse_precision)]
@@ -59,15 +59,21 @@ enum BenchWhat {
 }
 
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  clip bench gemm --m 1024 --k 1024 --n 1024 --threads 2 --prepacked\n  clip bench gemm --m 50 --k 768 --n 3072 --prepacked --json\n  clip bench gemm --m 400 --k 768 --n 3072 --prepacked --dtype bf16 --bf16-kernel dot\n  clip bench gemm --m 256 --k 256 --n 256 --isa avx2 --threads 1 --cpu-time"
+)]
 struct GemmArgs {
-    #[arg(long)]
+    /// Rows of A and C (e.g. tokens x images: 50 x 8 = 400 for the image encoder at batch 8).
+    #[arg(long, value_parser = crate::args::positive)]
     m: usize,
-    #[arg(long)]
+    /// The inner dimension: columns of A, the weight's input width.
+    #[arg(long, value_parser = crate::args::positive)]
     k: usize,
-    #[arg(long)]
+    /// Columns of C: the weight's output width.
+    #[arg(long, value_parser = crate::args::positive)]
     n: usize,
-    /// Threads (default: all cores).
-    #[arg(long)]
+    /// Threads (default: one per core; at most four per core).
+    #[arg(long, value_parser = crate::args::threads)]
     threads: Option<usize>,
     /// Kernel set: scalar, portable, avx2, avx512 or neon (default: the best this CPU has, or CLIP_ISA).
     #[arg(long)]
@@ -81,9 +87,10 @@ struct GemmArgs {
     /// The bf16 kernel: convert or dot (default: CLIP_BF16, else convert).
     #[arg(long)]
     bf16_kernel: Option<String>,
-    /// Timed repetitions (the median is reported).
-    #[arg(long, default_value_t = 0)]
-    reps: usize,
+    /// Timed repetitions, the median reported (default: as many as fit in about 1 s, at
+    /// least 5).
+    #[arg(long, value_parser = crate::args::positive)]
+    reps: Option<usize>,
     /// One JSON line instead of text.
     #[arg(long)]
     json: bool,
@@ -94,11 +101,19 @@ struct GemmArgs {
 }
 
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  clip bench peak\n  clip bench peak --threads 1 --json\n  clip bench peak --isa avx2"
+)]
 struct PeakArgs {
-    #[arg(long)]
+    /// Threads (default: one per core; at most four per core).
+    #[arg(long, value_parser = crate::args::threads)]
     threads: Option<usize>,
+    /// Kernel set of the FMA loop: scalar, portable, avx2, avx512 or neon (default: the best
+    /// this CPU has, or CLIP_ISA). The bf16 line, where the CPU has AVX512-BF16, is printed
+    /// whatever this says.
     #[arg(long)]
     isa: Option<String>,
+    /// One JSON line per peak.
     #[arg(long)]
     json: bool,
 }
@@ -301,10 +316,43 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Bytes of memory the OS says it can give now (`MemAvailable`), if known.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Refuses a GEMM whose A, B, C (and packed B) would not fit in memory, before allocating.
+fn check_gemm_fits(m: usize, k: usize, n: usize) -> Result<(), String> {
+    let floats = [m.checked_mul(k), n.checked_mul(k), m.checked_mul(n)]
+        .into_iter()
+        .try_fold(0u128, |acc, x| x.map(|x| acc + x as u128));
+    // B is held twice with --prepacked (as given, and packed); count it twice always.
+    let bytes = floats.map(|f| (f + (n as u128) * (k as u128)) * 4);
+    let too_big = |need: String| {
+        Err(format!(
+            "--m {m} --k {k} --n {n}: A, B and C need {need}, more than this machine has free"
+        ))
+    };
+    match (bytes, available_memory()) {
+        (None, _) => too_big("more bytes than an address space holds".into()),
+        (Some(b), Some(free)) if b > u128::from(free) => too_big(format!(
+            "{:.1} GB (free: {:.1} GB)",
+            b as f64 / 1e9,
+            free as f64 / 1e9
+        )),
+        (Some(b), None) if b > 1 << 40 => too_big(format!("{:.1} GB", b as f64 / 1e9)),
+        _ => Ok(()),
+    }
+}
+
 fn bench_gemm(g: &GemmArgs) -> Result<(), String> {
     let isa = parse_isa(&g.isa)?;
-    let pool = pool(g.threads)?;
     let (m, k, n) = (g.m, g.k, g.n);
+    check_gemm_fits(m, k, n)?;
+    let pool = pool(g.threads)?;
     let a: Vec<f32> = (0..m * k)
         .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
         .collect();
@@ -358,20 +406,27 @@ fn bench_gemm(g: &GemmArgs) -> Result<(), String> {
         warm += 1;
     }
     let per = t0.elapsed().as_secs_f64() / warm as f64;
-    let reps = if g.reps > 0 {
-        g.reps
-    } else {
-        ((1.0 / per) as usize).clamp(5, 2000)
-    };
+    let reps = g.reps.unwrap_or(((1.0 / per) as usize).clamp(5, 2000));
     let cpu0 = process_cpu_seconds();
     let times: Vec<f64> = (0..reps).map(|_| once()).collect();
-    let cpu = process_cpu_seconds() - cpu0;
-    if g.cpu_time {
-        eprintln!(
-            "gflops per cpu-second: {:.1}",
-            flop * reps as f64 / cpu / 1e9
-        );
+    let cpu = process_cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
+    // The CPU clock ticks in 10 ms: a shorter total says nothing.
+    let per_cpu = cpu
+        .filter(|&c| c >= 0.05)
+        .map(|c| flop * reps as f64 / c / 1e9);
+    if g.cpu_time && !g.json {
+        match per_cpu {
+            Some(v) => eprintln!("gflops per cpu-second: {v:.1}"),
+            None => eprintln!(
+                "gflops per cpu-second: not measurable (under 50 ms of CPU time; raise --reps)"
+            ),
+        }
     }
+    let cpu_json = match (g.cpu_time, per_cpu) {
+        (true, Some(v)) => format!(",\"gflops_per_cpu_second\":{v:.2}"),
+        (true, None) => ",\"gflops_per_cpu_second\":null".to_string(),
+        (false, _) => String::new(),
+    };
     let gflops = flop / median(times) / 1e9;
     let threads = pool.current_num_threads();
     let (dtype, kernel_json, kernel_text) = match bf16 {
@@ -384,7 +439,7 @@ fn bench_gemm(g: &GemmArgs) -> Result<(), String> {
     };
     if g.json {
         println!(
-            "{{\"op\":\"gemm\",\"m\":{m},\"k\":{k},\"n\":{n},\"threads\":{threads},\"isa\":\"{isa}\",\"prepacked\":{},\"gflops\":{gflops:.2},\"dtype\":\"{dtype}\"{kernel_json}}}",
+            "{{\"op\":\"gemm\",\"m\":{m},\"k\":{k},\"n\":{n},\"threads\":{threads},\"isa\":\"{isa}\",\"prepacked\":{},\"gflops\":{gflops:.2},\"dtype\":\"{dtype}\"{kernel_json}{cpu_json}}}",
             g.prepacked
         );
     } else {
@@ -430,15 +485,11 @@ fn bench_peak(p: &PeakArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// User + system CPU time of this process, from `/proc/self/stat` (0 where unavailable).
-fn process_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    let Some(rest) = stat.rsplit(')').next() else {
-        return 0.0;
-    };
+/// User + system CPU time of this process, from `/proc/self/stat` (`None` where unavailable).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = stat.rsplit(')').next()?;
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok());
+    Some((ticks(11)? + ticks(12)?) / 100.0)
 }

@@ -30,7 +30,7 @@ pub struct ClassifyArgs {
     #[arg(short = 'k', long, default_value_t = 5)]
     top_k: usize,
     /// Images per forward pass.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = crate::args::positive)]
     batch: usize,
     /// One JSON object per image instead of a table.
     #[arg(long)]
@@ -53,6 +53,10 @@ pub fn parse_labels(s: &str) -> Result<Vec<String>, String> {
     if labels.iter().any(|l| l.is_empty()) {
         return Err(format!("--labels {s:?} has an empty label"));
     }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(dup) = labels.iter().find(|l| !seen.insert(l.as_str())) {
+        return Err(format!("--labels {s:?} names {dup:?} twice"));
+    }
     Ok(labels)
 }
 
@@ -73,13 +77,8 @@ pub fn run(a: &ClassifyArgs) -> Result<(), String> {
     if a.top_k == 0 {
         return Err("--top-k must be at least 1".into());
     }
-    if a.batch == 0 {
-        return Err("--batch must be at least 1".into());
-    }
     for p in &a.images {
-        if !p.is_file() {
-            return Err(format!("{}: no such image file", p.display()));
-        }
+        crate::args::input_file(p)?;
     }
     let loaded = model_dir::load(&a.model, Some(a.batch))?;
     let model = &loaded.model;
@@ -127,5 +126,6 @@ mod tests {
         assert!(parse_labels("").is_err());
         assert!(parse_labels(" , ").is_err());
         assert!(parse_labels("cat,,dog").is_err());
+        assert!(parse_labels("cat,dog, cat").is_err());
     }
 }

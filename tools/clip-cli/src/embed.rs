@@ -37,34 +37,41 @@ struct Common {
     /// Unnormalised projections (HF's get_image_features / get_text_features).
     #[arg(long)]
     raw: bool,
-    /// Threads (default: all cores).
-    #[arg(long, default_value_t = 0)]
+    /// Threads (default: one per core; at most four per core).
+    #[arg(long, default_value_t = 0, hide_default_value = true, value_parser = crate::args::threads)]
     threads: usize,
     /// Weight precision, f32 or bf16 (default: bf16 for a bf16 weight file, else f32).
     #[arg(long, value_parser = model_dir::parse_precision)]
     precision: Option<clip::Precision>,
     /// Inputs per forward pass (memory stays flat in the number of inputs).
-    #[arg(long, default_value_t = clip::DEFAULT_BATCH_SIZE)]
+    #[arg(long, default_value_t = clip::DEFAULT_BATCH_SIZE, value_parser = crate::args::positive)]
     batch: usize,
 }
 
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  clip embed image --model DIR cat.jpg dog.png --out images.npy\n  clip embed image --model DIR photos/*.jpg --batch 64 --out images.npy\n  clip preprocess cat.jpg --out cat.npy && clip embed image --model DIR cat.npy --out cat_emb.npy\n  clip embed image --model DIR pixels.npy --raw --out features.npy"
+)]
 struct ImageArgs {
     #[command(flatten)]
     common: Common,
-    /// Image files (PNG, JPEG), or a single .npy of pixel values.
+    /// Image files (PNG, JPEG), or .npy files of pixel values ([3, H, W] as `clip
+    /// preprocess` writes, or [N, 3, H, W]).
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }
 
 #[derive(Args)]
+#[command(
+    after_help = "Examples:\n  clip embed text --model DIR --out texts.npy \"a photo of a cat\" \"a dog\"\n  printf '\"a cat\"\\n\"a dog\"\\n' | clip embed text --model DIR --jsonl --out texts.npy\n  clip embed text --model DIR --truncate --out long.npy \"a very long caption ...\"\n  clip embed text --model DIR --token-ids ids.npy --out texts.npy"
+)]
 struct TextArgs {
     #[command(flatten)]
     common: Common,
     /// Texts to embed.
     texts: Vec<String>,
-    /// Read texts from stdin, one JSON string per line.
-    #[arg(long)]
+    /// Read texts from stdin, one JSON string per line (instead of arguments).
+    #[arg(long, conflicts_with = "texts")]
     jsonl: bool,
     /// A .npy of token ids [N, 77] (int32 or int64) instead of texts.
     #[arg(long, conflicts_with_all = ["texts", "jsonl", "truncate"])]
@@ -83,9 +90,6 @@ pub fn run(args: &EmbedArgs) -> Result<(), String> {
 }
 
 fn load(c: &Common) -> Result<(ClipModel, Option<PathBuf>), String> {
-    if c.batch == 0 {
-        return Err("--batch must be at least 1".into());
-    }
     model_dir::load_model(
         c.model.as_deref(),
         c.random_weights,
@@ -106,33 +110,64 @@ fn write(c: &Common, f: Features) -> Result<(), String> {
         .map_err(|err| format!("{}: cannot write: {err}", c.out.display()))
 }
 
-/// Pixel values from one `.npy` of `[N, 3, S, S]` float32.
+/// Pixel values from a `.npy` of float32 `[3, S, S]` (one image, as `clip preprocess` writes)
+/// or `[N, 3, S, S]`.
 fn npy_pixels(path: &Path, size: usize) -> Result<PixelValues, String> {
     match npy::read(path)? {
-        npy::Array::F32 { shape, data }
-            if shape.len() == 4 && shape[1] == 3 && shape[2] == size && shape[3] == size =>
-        {
+        npy::Array::F32 { shape, data } => {
+            let n = match shape.as_slice() {
+                [3, h, w] if (*h, *w) == (size, size) => 1,
+                [n, 3, h, w] if (*h, *w) == (size, size) => *n,
+                _ => {
+                    return Err(format!(
+                        "{}: pixel values of shape {shape:?}; the model needs [3, {size}, {size}] \
+                         or [N, 3, {size}, {size}] (clip preprocess --model DIR writes them)",
+                        path.display()
+                    ))
+                }
+            };
             Ok(PixelValues {
                 data,
-                shape: [shape[0], 3, size, size],
+                shape: [n, 3, size, size],
             })
         }
-        npy::Array::F32 { shape, .. } => Err(format!(
-            "{}: pixel values of shape {shape:?}; the model needs [N, 3, {size}, {size}]",
-            path.display()
-        )),
         npy::Array::I64 { .. } => Err(format!("{}: pixel values must be float32", path.display())),
     }
 }
 
+fn is_npy(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+}
+
 fn image(a: &ImageArgs) -> Result<(), String> {
+    for p in &a.files {
+        crate::args::input_file(p)?;
+    }
     let (model, _) = load(&a.common)?;
     let size = model.config().vision.image_size;
     let err = |e: clip::Error| e.to_string();
-    let features = if a.files.len() == 1 && a.files[0].extension().is_some_and(|e| e == "npy") {
-        model
-            .image_features(&npy_pixels(&a.files[0], size)?)
-            .map_err(err)?
+    let npys = a.files.iter().filter(|p| is_npy(p)).count();
+    if npys > 0 && npys < a.files.len() {
+        return Err(
+            "give either image files or .npy files of pixel values, not both (run clip \
+             preprocess on the images first, or embed each kind into its own --out)"
+                .into(),
+        );
+    }
+    let features = if npys > 0 {
+        let mut out = Features::empty(model.config().projection_dim);
+        for p in &a.files {
+            let pv = npy_pixels(p, size)?;
+            for chunk in pv.data.chunks(model.batch_size() * 3 * size * size) {
+                let part = PixelValues {
+                    data: chunk.to_vec(),
+                    shape: [chunk.len() / (3 * size * size), 3, size, size],
+                };
+                out.extend(model.image_features(&part).map_err(err)?)
+                    .map_err(err)?;
+            }
+        }
+        out
     } else {
         let mut out = Features::empty(model.config().projection_dim);
         for chunk in a.files.chunks(model.batch_size()) {

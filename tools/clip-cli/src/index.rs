@@ -22,7 +22,7 @@ pub struct IndexArgs {
     #[arg(long)]
     out: PathBuf,
     /// Images per forward pass (and per saved step).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = crate::args::positive)]
     batch: usize,
     #[command(flatten)]
     model: ModelArgs,
@@ -295,9 +295,6 @@ pub fn run_index(a: &IndexArgs) -> Result<(), String> {
         }
         None => a.model.clone(),
     };
-    if a.batch == 0 {
-        return Err("--batch must be at least 1".into());
-    }
     let loaded = model_dir::load(&margs, Some(a.batch))?;
     let mut store = match existing {
         Some(s) => {
@@ -336,6 +333,29 @@ pub fn run_index(a: &IndexArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Why a folder cannot be searched, and how to make an index of it without writing into it.
+fn not_an_index(p: &Path) -> String {
+    let mut files = Vec::new();
+    let holds_images = p.is_dir() && find_images(p, &mut files).is_ok() && !files.is_empty();
+    let name = p
+        .file_name()
+        .map_or("photos".into(), |n| n.to_string_lossy());
+    if holds_images {
+        format!(
+            "{}: a folder of images, not an index; make an index of it first: clip index {} --out {}.index",
+            p.display(),
+            p.display(),
+            name
+        )
+    } else {
+        format!(
+            "{}: not an index (make one with clip index FOLDER --out {})",
+            p.display(),
+            p.display()
+        )
+    }
+}
+
 pub fn run_search(a: &SearchArgs) -> Result<(), String> {
     if a.query.is_none() && a.image.is_none() {
         return Err("give a text query or --image EXAMPLE".into());
@@ -344,17 +364,9 @@ pub fn run_search(a: &SearchArgs) -> Result<(), String> {
         return Err("-k must be at least 1".into());
     }
     if let Some(p) = &a.image {
-        if !p.is_file() {
-            return Err(format!("{}: no such image file", p.display()));
-        }
+        crate::args::input_file(p)?;
     }
-    let store = Store::open(&a.index)?.ok_or_else(|| {
-        format!(
-            "{}: not an index (make one with clip index FOLDER --out {})",
-            a.index.display(),
-            a.index.display()
-        )
-    })?;
+    let store = Store::open(&a.index)?.ok_or_else(|| not_an_index(&a.index))?;
     if store.len() == 0 {
         return Err(format!("{}: the index holds no images", a.index.display()));
     }

@@ -4,6 +4,7 @@
 //! Errors print one line on stderr and exit non-zero; nothing panics on bad input, and a
 //! panic hook turns any bug that does panic into one line too (no backtrace).
 
+mod args;
 mod bench;
 mod classify;
 mod demo;
@@ -44,7 +45,7 @@ enum Command {
     Index(index::IndexArgs),
     /// Rank the images of an index by a text query or an example image.
     Search(index::SearchArgs),
-    /// Measure throughput: GEMM kernels, the FMA peak.
+    /// Measure speed: the encoders (latency, throughput), GEMM kernels, FMA and bf16 peaks.
     Bench(bench::BenchArgs),
     /// Embed images or texts into a float32 [N, D] .npy (L2-normalised unless --raw).
     Embed(embed::EmbedArgs),
@@ -133,5 +134,8 @@ fn main() {
     if let Err(msg) = result {
         eprintln!("error: {}", msg.replace('\n', " "));
         std::process::exit(1);
+    }
+    if model_dir::RANDOM_USED.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("{}", model_dir::RANDOM_NOTE);
     }
 }

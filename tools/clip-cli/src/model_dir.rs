@@ -9,8 +9,19 @@ use std::path::{Path, PathBuf};
 
 const REPO: &str = "openai/clip-vit-base-patch32";
 
+/// How to turn a `pytorch_model.bin` folder into one this engine loads.
+pub const CONVERT: &str = "python -c \"from transformers import CLIPModel; \
+     CLIPModel.from_pretrained('DIR').save_pretrained('DIR')\" (writes model.safetensors)";
+
 /// The message printed when no model is found.
 pub fn not_found() -> String {
+    if let Some(snap) = cached_snapshot_without_safetensors() {
+        return format!(
+            "the Hugging Face cache has {REPO} at {} as pytorch_model.bin only; this engine \
+             reads safetensors: convert it with {CONVERT}, or pass --model DIR",
+            snap.display()
+        );
+    }
     format!(
         "no CLIP model found: pass --model DIR, set CLIP_MODEL, or put a snapshot of {REPO} in the \
          Hugging Face cache. A folder needs config.json and model.safetensors (optionally \
@@ -48,6 +59,17 @@ fn cached_snapshot() -> Option<PathBuf> {
     found.pop()
 }
 
+/// A snapshot of the default model in the cache with PyTorch weights but no safetensors.
+fn cached_snapshot_without_safetensors() -> Option<PathBuf> {
+    let snaps = hub_cache()?
+        .join("models--openai--clip-vit-base-patch32")
+        .join("snapshots");
+    std::fs::read_dir(snaps)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.join("pytorch_model.bin").is_file() && !p.join("model.safetensors").is_file())
+}
+
 /// The model folder to use, or `None` when there is none.
 pub fn find(explicit: Option<&Path>) -> Result<Option<PathBuf>, String> {
     if let Some(p) = explicit {
@@ -69,8 +91,12 @@ pub fn find(explicit: Option<&Path>) -> Result<Option<PathBuf>, String> {
 /// The seed of `--random-weights` (fixed, so runs are repeatable).
 pub const RANDOM_SEED: u64 = 0;
 
-/// The stderr line every command prints when it runs on random weights.
+/// The stderr line every command prints when it ran on random weights (after its output, so
+/// that an error stays one line).
 pub const RANDOM_NOTE: &str = "note: random weights: outputs are meaningless";
+
+/// Whether this run loaded random weights (for [`RANDOM_NOTE`]).
+pub static RANDOM_USED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The model options every model-using command shares.
 #[derive(clap::Args, Debug, Clone)]
@@ -81,8 +107,8 @@ pub struct ModelArgs {
     /// Use a full-size ViT-B/32 with seeded random weights (no files; outputs are meaningless).
     #[arg(long)]
     pub random_weights: bool,
-    /// Threads (default: all cores).
-    #[arg(long, default_value_t = 0)]
+    /// Threads (default: one per core; at most four per core).
+    #[arg(long, default_value_t = 0, hide_default_value = true, value_parser = crate::args::threads)]
     pub threads: usize,
     /// Weight precision, f32 or bf16 (default: bf16 for a bf16 weight file, else f32).
     #[arg(long, value_parser = parse_precision)]
@@ -106,8 +132,8 @@ pub fn precision_name(p: Precision) -> &'static str {
     }
 }
 
-/// Loads the model: random weights when `random`, else the folder found by [`find`]. Prints
-/// [`RANDOM_NOTE`] on stderr for random weights. `batch` is the inputs per forward pass of
+/// Loads the model: random weights when `random` (noted in [`RANDOM_USED`]), else the folder
+/// found by [`find`]. `batch` is the inputs per forward pass of
 /// the library's list-taking calls (`None`: its default).
 pub fn load_model(
     model: Option<&Path>,
@@ -124,7 +150,7 @@ pub fn load_model(
         opts = opts.batch_size(b);
     }
     if random {
-        eprintln!("{RANDOM_NOTE}");
+        RANDOM_USED.store(true, std::sync::atomic::Ordering::Relaxed);
         let m = ClipModel::random(&ClipConfig::vit_base_patch32(), RANDOM_SEED, &opts)
             .map_err(|e| e.to_string())?;
         return Ok((m, None));

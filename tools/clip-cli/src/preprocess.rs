@@ -29,8 +29,8 @@ pub struct PreprocessArgs {
     /// Apply the EXIF orientation tag (the reference pipeline ignores it).
     #[arg(long)]
     pub exif_orientation: bool,
-    /// Threads (default: all cores).
-    #[arg(long, default_value_t = 0)]
+    /// Threads (default: one per core; at most four per core).
+    #[arg(long, default_value_t = 0, hide_default_value = true, value_parser = crate::args::threads)]
     pub threads: usize,
     /// Refuse images with more pixels than this.
     #[arg(long, default_value_t = clip::image::DEFAULT_MAX_PIXELS)]
@@ -39,6 +39,7 @@ pub struct PreprocessArgs {
 
 /// Runs the command; errors are one-line messages for the caller to print.
 pub fn run(args: &PreprocessArgs) -> Result<(), String> {
+    crate::args::input_file(&args.image)?;
     crate::global_threads(args.threads)?;
     let mut pre = match &args.model {
         Some(dir) => Preprocessor::from_model_dir(dir).map_err(|e| e.to_string())?,

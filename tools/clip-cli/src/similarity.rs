@@ -25,7 +25,7 @@ pub struct SimilarityArgs {
     #[arg(long)]
     json: bool,
     /// Images per forward pass.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = crate::args::positive)]
     batch: usize,
     /// Cut texts longer than the context (77 tokens) instead of refusing them.
     #[arg(long)]
@@ -73,12 +73,7 @@ pub fn print_matrix(rows: &[String], cols: &[String], m: &[f32], precision: usiz
 
 pub fn run(a: &SimilarityArgs) -> Result<(), String> {
     for p in &a.images {
-        if !p.is_file() {
-            return Err(format!("{}: no such image file", p.display()));
-        }
-    }
-    if a.batch == 0 {
-        return Err("--batch must be at least 1".into());
+        crate::args::input_file(p)?;
     }
     let loaded = model_dir::load(&a.model, Some(a.batch))?;
     let model = &loaded.model;

@@ -17,28 +17,42 @@ use clip_tokenizer::{decode_utf8, Tokenizer, Utf8Policy, CONTEXT_LENGTH};
 pub struct TokenizeArgs {
     /// Texts to tokenize; when none is given, stdin is read, one text per line.
     pub texts: Vec<String>,
-    /// Each stdin line is a JSON string (so texts may hold newlines).
-    #[arg(long)]
+    /// Each stdin line is a JSON string (so texts may hold newlines); texts come from stdin.
+    #[arg(long, conflicts_with = "texts")]
     pub jsonl: bool,
     /// Print the context row (SOT, ids, EOT, zero padding) as `clip.tokenize`.
     #[arg(long)]
     pub context: bool,
     /// With --context: cut texts that are too long, ending them with EOT.
-    #[arg(long)]
+    #[arg(long, requires = "context")]
     pub truncate: bool,
-    /// Context length for --context.
-    #[arg(long, default_value_t = CONTEXT_LENGTH)]
+    /// Context length for --context (2 to 4096).
+    #[arg(long, default_value_t = CONTEXT_LENGTH, requires = "context", value_parser = context_length)]
     pub context_length: usize,
     /// Replace invalid UTF-8 on stdin (as Python's errors="replace") instead of failing.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "texts")]
     pub lossy: bool,
-    /// Threads (default: all cores).
-    #[arg(long, default_value_t = 0)]
+    /// Threads (default: one per core; at most four per core).
+    #[arg(long, default_value_t = 0, hide_default_value = true, value_parser = crate::args::threads)]
     pub threads: usize,
     /// Another vocabulary: a folder with vocab.json + merges.txt, or an
     /// OpenAI-format merges file (gzipped or plain).
     #[arg(long)]
     pub vocab: Option<std::path::PathBuf>,
+}
+
+/// The longest context row `--context-length` may ask for: far past any CLIP's 77, small
+/// enough that a row per text stays small.
+const MAX_CONTEXT: usize = 4096;
+
+fn context_length(s: &str) -> Result<usize, String> {
+    let n = crate::args::positive(s)?;
+    if !(2..=MAX_CONTEXT).contains(&n) {
+        return Err(format!(
+            "{n}: must be 2 to {MAX_CONTEXT} (SOT and EOT need 2)"
+        ));
+    }
+    Ok(n)
 }
 
 fn read_stdin_texts(args: &TokenizeArgs) -> Result<Vec<String>, String> {
