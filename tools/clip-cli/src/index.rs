@@ -3,10 +3,10 @@
 //! similarity to a text or to an example image. The index format is in `store.rs`.
 
 use crate::model_dir::{self, Loaded, ModelArgs};
-use crate::store::{Manifest, Store};
+use crate::store::{Manifest, Stamp, Store};
 use clap::Args;
 use clip::{ImageInput, PixelValues, Truncation};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -199,46 +199,124 @@ fn check_same_model(store: &Store, loaded: &Loaded) -> Result<(), String> {
     Ok(())
 }
 
-/// The files not yet in `store` (path and its string), and how many cannot be stored.
-fn plan(files: &[PathBuf], store: &Store) -> (Vec<(PathBuf, String)>, usize) {
-    let done: HashSet<&str> = store.paths.iter().map(String::as_str).collect();
-    let mut todo = Vec::new();
-    let mut skipped = 0usize;
+/// A file to embed.
+struct Todo {
+    path: PathBuf,
+    /// The string stored for it.
+    name: String,
+    /// Its stamp when planned (taken before it is read).
+    stamp: Option<Stamp>,
+    /// Already indexed under another stamp.
+    changed: bool,
+}
+
+/// What an index run does to the store.
+#[derive(Default)]
+struct Plan {
+    /// Files to embed: new ones and changed ones.
+    todo: Vec<Todo>,
+    /// Of `todo`, those already indexed under another stamp.
+    changed: usize,
+    /// Entries to drop: their file changed (re-embedded) or is gone.
+    remove: Vec<usize>,
+    /// Entries whose file is gone.
+    gone: usize,
+    /// Entries kept as they are.
+    unchanged: usize,
+    /// Entries of a format-1 index, kept, taking their file's current stamp.
+    adopt: Vec<(usize, Stamp)>,
+    /// Files that cannot be stored (path not UTF-8 or with a newline).
+    skipped: usize,
+}
+
+/// Compares the files found with the store: new, changed (another size or modification
+/// time), unchanged, and entries whose file no longer exists.
+fn plan(files: &[PathBuf], store: &Store) -> Plan {
+    let index: HashMap<&str, usize> = store
+        .paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.as_str(), i))
+        .collect();
+    let mut plan = Plan::default();
+    let mut seen = HashSet::new();
     for f in files {
-        match f.to_str() {
+        let s = match f.to_str() {
             Some(s) if s.contains('\n') => {
                 eprintln!("warning: skipping {}: a newline in the path", f.display());
-                skipped += 1;
+                plan.skipped += 1;
+                continue;
             }
-            Some(s) if !done.contains(s) => todo.push((f.clone(), s.to_string())),
-            Some(_) => {}
+            Some(s) => s,
             None => {
                 eprintln!("warning: skipping {}: the path is not UTF-8", f.display());
-                skipped += 1;
+                plan.skipped += 1;
+                continue;
+            }
+        };
+        let stamp = Stamp::of(f);
+        match index.get(s) {
+            None => plan.todo.push(Todo {
+                path: f.clone(),
+                name: s.to_string(),
+                stamp,
+                changed: false,
+            }),
+            Some(&i) => {
+                seen.insert(i);
+                match (store.stamps[i], stamp) {
+                    (Some(old), Some(now)) if old == now => plan.unchanged += 1,
+                    (None, Some(now)) => {
+                        plan.adopt.push((i, now));
+                        plan.unchanged += 1;
+                    }
+                    _ => {
+                        plan.remove.push(i);
+                        plan.changed += 1;
+                        plan.todo.push(Todo {
+                            path: f.clone(),
+                            name: s.to_string(),
+                            stamp,
+                            changed: true,
+                        });
+                    }
+                }
             }
         }
     }
-    (todo, skipped)
+    // Entries outside the folder indexed now stay, unless their file is gone.
+    for (i, p) in store.paths.iter().enumerate() {
+        if !seen.contains(&i) && std::fs::symlink_metadata(p).is_err() {
+            plan.remove.push(i);
+            plan.gone += 1;
+        }
+    }
+    plan.remove.sort_unstable();
+    plan
 }
 
 /// Preprocesses one batch (in parallel), warns about and skips unreadable files, encodes the
-/// rest and appends them to the store. Returns (added, skipped).
+/// rest and appends them to the store. Returns (new added, changed added, skipped).
 fn index_batch(
     loaded: &Loaded,
     store: &mut Store,
-    chunk: &[(PathBuf, String)],
+    chunk: &[Todo],
     progress: &Progress,
-) -> Result<(usize, usize), String> {
+) -> Result<(usize, usize, usize), String> {
     let model = &loaded.model;
-    let inputs: Vec<ImageInput<'_>> = chunk.iter().map(|(p, _)| ImageInput::Path(p)).collect();
+    let inputs: Vec<ImageInput<'_>> = chunk.iter().map(|t| ImageInput::Path(&t.path)).collect();
     let mut pixels = Vec::new();
     let mut names = Vec::new();
-    let mut skipped = 0;
-    for ((path, name), r) in chunk.iter().zip(model.preprocess_each(&inputs)) {
+    let mut stamps = Vec::new();
+    let (mut changed, mut skipped) = (0, 0);
+    for (t, r) in chunk.iter().zip(model.preprocess_each(&inputs)) {
+        let path = &t.path;
         match r {
             Ok(pv) => {
                 pixels.extend_from_slice(&pv.data);
-                names.push(name.clone());
+                names.push(t.name.clone());
+                stamps.push(t.stamp);
+                changed += usize::from(t.changed);
             }
             Err(e @ clip::Error::InvalidInput { .. }) => {
                 progress.finish();
@@ -263,9 +341,9 @@ fn index_batch(
             shape: [names.len(), 3, s, s],
         };
         let e = model.embed_pixels(&pv).map_err(|e| e.to_string())?;
-        store.append(&names, e.as_slice())?;
+        store.append(&names, &stamps, e.as_slice())?;
     }
-    Ok((names.len(), skipped))
+    Ok((names.len() - changed, changed, skipped))
 }
 
 pub fn run_index(a: &IndexArgs) -> Result<(), String> {
@@ -286,7 +364,8 @@ pub fn run_index(a: &IndexArgs) -> Result<(), String> {
     if a.out.exists() && !a.out.is_dir() {
         return Err(format!("{}: exists and is not a folder", a.out.display()));
     }
-    let existing = Store::open(&a.out)?;
+    // The writer lock first: a second `clip index` on the same --out stops here.
+    let (lock, existing) = Store::acquire(&a.out)?;
     let margs = match &existing {
         Some(s) => {
             let margs = default_to_manifest(s, &a.model);
@@ -297,36 +376,39 @@ pub fn run_index(a: &IndexArgs) -> Result<(), String> {
     };
     let loaded = model_dir::load(&margs, Some(a.batch))?;
     let mut store = match existing {
-        Some(s) => {
+        Some(mut s) => {
             check_same_model(&s, &loaded)?;
+            s.hold(lock);
             s.consolidate()?;
             s
         }
-        None => {
-            let nonempty = std::fs::read_dir(&a.out).is_ok_and(|mut d| d.next().is_some());
-            if nonempty {
-                return Err(format!(
-                    "{}: a folder that is not an index; choose a new --out",
-                    a.out.display()
-                ));
-            }
-            Store::create(&a.out, manifest_of(&loaded))?
-        }
+        None => Store::create_locked(&a.out, manifest_of(&loaded), lock)?,
     };
-    let (todo, mut skipped) = plan(&files, &store);
-    let already = files.len() - todo.len() - skipped;
-    let mut progress = Progress::new(todo.len());
-    let mut added = 0usize;
-    for chunk in todo.chunks(a.batch) {
-        let (n, bad) = index_batch(&loaded, &mut store, chunk, &progress)?;
-        added += n;
+    let plan = plan(&files, &store);
+    for &(i, stamp) in &plan.adopt {
+        store.stamps[i] = Some(stamp);
+    }
+    // Changed and vanished entries leave before anything is embedded (made durable now: a
+    // stop later finds the changed files missing and embeds them as new).
+    store.remove(&plan.remove);
+    if !plan.remove.is_empty() || !plan.adopt.is_empty() {
+        store.consolidate()?;
+    }
+    let mut progress = Progress::new(plan.todo.len());
+    let (mut new, mut changed, mut skipped) = (0usize, 0usize, plan.skipped);
+    for chunk in plan.todo.chunks(a.batch) {
+        let (n, c, bad) = index_batch(&loaded, &mut store, chunk, &progress)?;
+        new += n;
+        changed += c;
         skipped += bad;
         progress.step(chunk.len());
     }
     progress.finish();
     store.consolidate()?;
     println!(
-        "indexed {added} new, {already} already indexed, {skipped} skipped; {} holds {} images",
+        "indexed {new} new, {} already indexed, {skipped} skipped, {changed} changed, {} removed; {} holds {} images",
+        plan.unchanged,
+        plan.gone,
         a.out.display(),
         store.len()
     );
@@ -390,7 +472,19 @@ pub fn run_search(a: &SearchArgs) -> Result<(), String> {
         })
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    for (rank, &(score, i)) in scored.iter().take(a.top_k).enumerate() {
+    // Files deleted since they were indexed are left out (and counted), not shown as hits.
+    let mut gone = 0usize;
+    let hits: Vec<(f32, usize)> = scored
+        .iter()
+        .copied()
+        .filter(|&(_, i)| {
+            let exists = std::fs::symlink_metadata(&store.paths[i]).is_ok();
+            gone += usize::from(!exists);
+            exists
+        })
+        .take(a.top_k)
+        .collect();
+    for (rank, &(score, i)) in hits.iter().enumerate() {
         if a.json {
             let obj = serde_json::json!({
                 "rank": rank + 1,
@@ -402,6 +496,12 @@ pub fn run_search(a: &SearchArgs) -> Result<(), String> {
         } else {
             println!("{score:.4}  {}", store.paths[i]);
         }
+    }
+    if gone > 0 {
+        eprintln!(
+            "note: skipped {gone} indexed file(s) that no longer exist; run clip index again to \
+             drop them"
+        );
     }
     Ok(())
 }

@@ -197,3 +197,194 @@ fn index_resumes_and_search_ranks() {
     let e = fails(&d, &["search", s(&idx), "a cat", "--model", s(&m2)]);
     assert!(e.contains("was made with"), "{e}");
 }
+
+/// Every row of the index at `idx` is the library's embedding of its path.
+fn assert_rows_match_paths(idx: &Path, model: &ClipModel, m: &Path) -> Vec<PathBuf> {
+    let paths: Vec<PathBuf> = std::fs::read_to_string(idx.join("paths.txt"))
+        .unwrap()
+        .lines()
+        .map(PathBuf::from)
+        .collect();
+    let (shape, data) = read_npy(&idx.join("embeddings.npy"));
+    assert_eq!(shape[0], paths.len(), "rows vs paths");
+    let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    if !refs.is_empty() {
+        assert_close(
+            &data,
+            library_images(model, m, &refs).as_slice(),
+            1e-6,
+            "rows",
+        );
+    }
+    paths
+}
+
+/// `indexed N new, M already indexed, S skipped, C changed, R removed; ...` as (N, M, S, C, R).
+fn summary5(out: &str) -> [usize; 5] {
+    let nums: Vec<usize> = out
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|t| !t.is_empty())
+        .take(5)
+        .map(|t| t.parse().unwrap())
+        .collect();
+    [nums[0], nums[1], nums[2], nums[3], nums[4]]
+}
+
+/// A file replaced by another picture under the same name is re-embedded; a deleted file
+/// leaves the index; search never returns a file that is gone; a format-1 index (no stamps)
+/// is upgraded in place.
+#[test]
+fn changed_and_deleted_files_are_noticed() {
+    let d = scratch("stale");
+    let m = tiny_model(&d, "clip-tiny");
+    let model = ClipModel::load(&m).unwrap();
+    let photos = d.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    for i in 0..4 {
+        write_png(&photos.join(format!("p{i}.png")), 20 + i, 20, i);
+    }
+    let idx = d.join("photos.index");
+    let index = |d: &Path| {
+        ok(
+            d,
+            &["index", s(&photos), "--out", s(&idx), "--model", s(&m)],
+        )
+    };
+    assert_eq!(summary5(&index(&d)), [4, 0, 0, 0, 0]);
+    // Replace p1 with another picture (another size, so the stamp differs even if the
+    // clock is coarse), delete p3.
+    let p1 = std::fs::canonicalize(photos.join("p1.png")).unwrap();
+    write_png(&p1, 33, 17, 99);
+    std::fs::remove_file(photos.join("p3.png")).unwrap();
+    let out = index(&d);
+    assert_eq!(summary5(&out), [0, 2, 0, 1, 1], "{out}");
+    assert!(out.contains("holds 3 images"), "{out}");
+    let paths = assert_rows_match_paths(&idx, &model, &m);
+    assert!(!paths.iter().any(|p| p.ends_with("p3.png")));
+    // Searching with the new picture finds it, with the same embedding.
+    let hit = ok(
+        &d,
+        &[
+            "search",
+            s(&idx),
+            "--image",
+            s(&p1),
+            "--model",
+            s(&m),
+            "-k",
+            "1",
+            "--json",
+        ],
+    );
+    let hit = &json_lines(&hit)[0];
+    assert_eq!(hit["path"], s(&p1));
+    assert!((hit["score"].as_f64().unwrap() - 1.0).abs() < 1e-5, "{hit}");
+    // A file deleted after indexing is skipped by search, with a note.
+    std::fs::remove_file(photos.join("p0.png")).unwrap();
+    let out = run(
+        &d,
+        &[
+            "search",
+            s(&idx),
+            "a cat",
+            "--model",
+            s(&m),
+            "-k",
+            "5",
+            "--json",
+        ],
+    );
+    assert!(out.status.success());
+    let hits = json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(hits.len(), 2);
+    assert!(hits
+        .iter()
+        .all(|h| !h["path"].as_str().unwrap().ends_with("p0.png")));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("skipped 1 indexed file"));
+    // A format-1 index: no stamps, manifest format 1. It keeps working and gains stamps.
+    let manifest = std::fs::read_to_string(idx.join("manifest.json")).unwrap();
+    std::fs::write(
+        idx.join("manifest.json"),
+        manifest.replace("\"format\":2", "\"format\":1"),
+    )
+    .unwrap();
+    std::fs::remove_file(idx.join("stamps.txt")).unwrap();
+    let out = index(&d);
+    assert_eq!(summary5(&out), [0, 2, 0, 0, 1], "{out}");
+    let stamps = std::fs::read_to_string(idx.join("stamps.txt")).unwrap();
+    assert_eq!(stamps.lines().count(), 2);
+    assert!(!stamps.contains('?'), "{stamps}");
+    assert_eq!(summary5(&index(&d)), [0, 2, 0, 0, 0]);
+}
+
+/// A writer holds the index's lock: a second `clip index` on the same --out is refused with
+/// one line; two started together never leave mixed rows.
+#[test]
+fn concurrent_writers_are_refused_and_nothing_is_mixed() {
+    let d = scratch("concurrent");
+    let m = tiny_model(&d, "clip-tiny");
+    let model = ClipModel::load(&m).unwrap();
+    let (fa, fb) = (d.join("f2a"), d.join("f2b"));
+    for (f, seed) in [(&fa, 0u32), (&fb, 1000)] {
+        std::fs::create_dir_all(f).unwrap();
+        for i in 0..40 {
+            write_png(&f.join(format!("i{i:02}.png")), 24, 24, seed + i);
+        }
+    }
+    let idx = d.join("shared.index");
+    ok(
+        &d,
+        &[
+            "index",
+            s(&fa),
+            "--out",
+            s(&idx),
+            "--model",
+            s(&m),
+            "--batch",
+            "40",
+        ],
+    );
+    // Held by another process (this one): refused, the index untouched.
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(idx.join("lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let e = fails(&d, &["index", s(&fb), "--out", s(&idx), "--model", s(&m)]);
+    assert!(e.contains("another clip index is writing"), "{e}");
+    drop(lock);
+    // Two real processes at once, on a fresh index.
+    let idx2 = d.join("race.index");
+    let start = |f: &Path| {
+        clip(&d)
+            .args([
+                "index",
+                s(f),
+                "--out",
+                s(&idx2),
+                "--model",
+                s(&m),
+                "--batch",
+                "1",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (start(&fa), start(&fb));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let refused = [&a, &b]
+        .iter()
+        .filter(|o| !o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stderr).to_string())
+        .collect::<Vec<_>>();
+    for e in &refused {
+        assert!(e.contains("another clip index is writing"), "{e}");
+    }
+    assert!(refused.len() < 2, "both refused: {refused:?}");
+    let paths = assert_rows_match_paths(&idx2, &model, &m);
+    let expected = if refused.is_empty() { 80 } else { 40 };
+    assert_eq!(paths.len(), expected, "{refused:?}");
+}
