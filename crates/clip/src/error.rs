@@ -95,6 +95,16 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A forward pass produced NaN or Inf (typically from NaN or Inf weights, which
+    /// [`crate::LoadOptions::validate`] finds at load).
+    NonFiniteOutput {
+        /// "image" or "text".
+        tower: &'static str,
+        /// Which input of the batch.
+        input: usize,
+        /// Where the values first stop being finite.
+        stage: String,
+    },
     /// An argument out of range (e.g. a batch size of 0, a template without `{}`).
     InvalidArgument {
         /// What is wrong.
@@ -180,6 +190,16 @@ impl fmt::Display for Raw<'_> {
             }
             Error::InvalidInput { reason } => write!(f, "invalid input: {reason}"),
             Error::InvalidArgument { reason } => write!(f, "invalid argument: {reason}"),
+            Error::NonFiniteOutput {
+                tower,
+                input,
+                stage,
+            } => write!(
+                f,
+                "{tower} {input}: the {tower} tower produced NaN or Inf, first in {stage}; \
+                 the weights may hold NaN or Inf (load with validation to check: \
+                 LoadOptions::validate, or --validate)"
+            ),
             Error::Tokenizer(e) => write!(f, "tokenizer: {e}"),
             Error::Tensor(e) => write!(f, "{e}"),
             Error::Image(e) => write!(f, "{e}"),

@@ -67,6 +67,14 @@ impl Source {
         }
     }
 
+    /// The file's path (or a placeholder for random weights), for messages.
+    pub(crate) fn path(&self) -> std::path::PathBuf {
+        match self {
+            Source::File { wf, .. } => wf.path().to_path_buf(),
+            Source::Random { .. } => "<random weights>".into(),
+        }
+    }
+
     /// The key that holds `name` (the first of its parts, when stacked), for messages.
     pub(crate) fn key_for(&self, name: &str) -> String {
         match self {

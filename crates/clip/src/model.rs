@@ -177,10 +177,21 @@ impl Towers {
         let exec = Exec::new(opts.threads, opts.kernels.unwrap_or_else(Isa::active))?;
         let precision = opts.precision.unwrap_or_default();
         let vb = Vb::new(src, precision, &exec);
+        let logit_scale = vb.vec("logit_scale", &[], Init::Const(100f32.ln()))?[0];
+        // Its exp multiplies every cosine: past ~88.7 that is Inf, and every probability NaN.
+        if !logit_scale.exp().is_finite() {
+            return Err(Error::InvalidWeights {
+                path: src.path(),
+                reason: format!(
+                    "logit_scale = {logit_scale}: its exp is not a finite f32 (OpenAI's models \
+                     store ln 100 = 4.605)"
+                ),
+            });
+        }
         Ok(Towers {
             vision: VisionTower::load(&vb, &config.vision, config.projection_dim)?,
             text: TextTower::load(&vb, &config.text, config.projection_dim)?,
-            logit_scale: vb.vec("logit_scale", &[], Init::Const(100f32.ln()))?[0],
+            logit_scale,
             exec,
             precision,
             batch_size,
@@ -488,6 +499,15 @@ impl ClipModel {
                 ),
             });
         }
+        if let Some(i) = pixels.data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::InvalidInput {
+                reason: format!(
+                    "pixel values hold NaN or Inf (image {}, value {})",
+                    i / (3 * s * s).max(1),
+                    pixels.data[i]
+                ),
+            });
+        }
         // One entry into the pool for the whole pass: its parallel regions then start from a
         // worker instead of each blocking this thread on a hand-off.
         let exec = &self.exec;
@@ -507,15 +527,59 @@ impl ClipModel {
     }
 
     /// Projected image features, not normalised (HF's `get_image_features`), `[n, D]`.
+    /// Refused NaN or Inf in them: an error naming where they first appear.
     pub fn image_features(&self, pixels: &PixelValues) -> Result<Features> {
         let out = self.vision_forward(pixels, ForwardOptions::new())?;
+        if let Some(row) = first_non_finite_row(&out.features, self.config.projection_dim) {
+            // The failure path only: run again keeping every layer, to say where.
+            let one = PixelValues {
+                data: pixels.data[row * pixels.data.len() / pixels.shape[0]..]
+                    [..pixels.data.len() / pixels.shape[0]]
+                    .to_vec(),
+                shape: [1, 3, pixels.shape[2], pixels.shape[3]],
+            };
+            let full = self.vision_forward(&one, ForwardOptions::new().with_hidden_states())?;
+            return Err(self.non_finite("image", row, &full.hidden_states, &full.pooled));
+        }
         Features::new(out.features, pixels.shape[0], self.config.projection_dim)
     }
 
     /// Projected text features, not normalised (HF's `get_text_features`), `[M, D]`.
+    /// Refused NaN or Inf in them: an error naming where they first appear.
     pub fn text_features(&self, seqs: &[&[u32]]) -> Result<Features> {
         let out = self.text_forward(seqs, ForwardOptions::new())?;
+        if let Some(row) = first_non_finite_row(&out.features, self.config.projection_dim) {
+            let full = self.text_forward(
+                &seqs[row..row + 1],
+                ForwardOptions::new().with_hidden_states(),
+            )?;
+            return Err(self.non_finite("text", row, &full.hidden_states, &full.pooled));
+        }
         Features::new(out.features, seqs.len(), self.config.projection_dim)
+    }
+
+    /// The error for non-finite output of input `row`, naming the first stage that had
+    /// NaN or Inf: the embeddings (hidden state 0), a layer, the final layer norm, or the
+    /// projection.
+    fn non_finite(
+        &self,
+        tower: &'static str,
+        row: usize,
+        hidden: &[Vec<f32>],
+        pooled: &[f32],
+    ) -> Error {
+        let bad = |v: &[f32]| v.iter().any(|x| !x.is_finite());
+        let stage = match hidden.iter().position(|h| bad(h)) {
+            Some(0) => "the embeddings (before the first layer)".to_string(),
+            Some(i) => format!("layer {i} of {}", hidden.len() - 1),
+            None if bad(pooled) => "the final layer norm".to_string(),
+            None => "the projection".to_string(),
+        };
+        Error::NonFiniteOutput {
+            tower,
+            input: row,
+            stage,
+        }
     }
 
     // ---- images ----
@@ -658,6 +722,13 @@ impl ClipModel {
             self.logit_scale.exp(),
         ))
     }
+}
+
+/// The first row of `[rows, dim]` values holding NaN or Inf.
+fn first_non_finite_row(v: &[f32], dim: usize) -> Option<usize> {
+    v.iter()
+        .position(|x| !x.is_finite())
+        .map(|i| i / dim.max(1))
 }
 
 /// A tokenizer error about text `index` of a chunk, renumbered to the whole list.

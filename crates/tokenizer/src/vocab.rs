@@ -62,7 +62,21 @@ pub fn read_maybe_gz(path: &Path) -> Result<String> {
         path: path.display().to_string(),
         error,
     };
-    let raw = std::fs::read(path).map_err(io)?;
+    let file = std::fs::File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(io(std::io::Error::other("not a regular file")));
+    }
+    let mut raw = Vec::new();
+    file.take(MAX_VOCAB_BYTES + 1)
+        .read_to_end(&mut raw)
+        .map_err(io)?;
+    if raw.len() as u64 > MAX_VOCAB_BYTES {
+        return Err(io(std::io::Error::other(format!(
+            "larger than {} MB, far more than a vocabulary",
+            MAX_VOCAB_BYTES >> 20
+        ))));
+    }
     let bytes = if raw.starts_with(&[0x1F, 0x8B]) {
         gunzip(&raw).map_err(io)?
     } else {
@@ -73,10 +87,22 @@ pub fn read_maybe_gz(path: &Path) -> Result<String> {
     })
 }
 
-/// Decompresses gzip data.
+/// The largest vocabulary file accepted, after decompression: CLIP's merges file is 1.7 MB;
+/// a gzip bomb stops here instead of filling memory.
+pub const MAX_VOCAB_BYTES: u64 = 64 << 20;
+
+/// Decompresses gzip data, refusing more than [`MAX_VOCAB_BYTES`] of output.
 pub fn gunzip(raw: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(raw.len() * 3);
-    flate2::read::GzDecoder::new(raw).read_to_end(&mut out)?;
+    let mut out = Vec::with_capacity(raw.len().saturating_mul(3).min(MAX_VOCAB_BYTES as usize));
+    flate2::read::GzDecoder::new(raw)
+        .take(MAX_VOCAB_BYTES + 1)
+        .read_to_end(&mut out)?;
+    if out.len() as u64 > MAX_VOCAB_BYTES {
+        return Err(std::io::Error::other(format!(
+            "decompresses to more than {} MB, far more than a vocabulary (a gzip bomb?)",
+            MAX_VOCAB_BYTES >> 20
+        )));
+    }
     Ok(out)
 }
 
@@ -149,13 +175,8 @@ impl Vocab {
 
     /// From a folder holding `vocab.json` and `merges.txt`.
     pub fn from_hf_dir(dir: &Path) -> Result<Vocab> {
-        let read = |name: &str| {
-            let path = dir.join(name);
-            std::fs::read_to_string(&path).map_err(|error| Error::Io {
-                path: path.display().to_string(),
-                error,
-            })
-        };
+        // Bounded like any vocabulary file (gzip is undone too, harmlessly).
+        let read = |name: &str| read_maybe_gz(&dir.join(name));
         Vocab::from_hf(&read("vocab.json")?, &read("merges.txt")?)
     }
 

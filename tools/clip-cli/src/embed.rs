@@ -43,6 +43,9 @@ struct Common {
     /// Weight precision, f32 or bf16 (default: bf16 for a bf16 weight file, else f32).
     #[arg(long, value_parser = model_dir::parse_precision)]
     precision: Option<clip::Precision>,
+    /// Read every weight once at load and refuse NaN or Inf, naming the tensors.
+    #[arg(long)]
+    validate: bool,
     /// Inputs per forward pass (memory stays flat in the number of inputs).
     #[arg(long, default_value_t = clip::DEFAULT_BATCH_SIZE, value_parser = crate::args::positive)]
     batch: usize,
@@ -90,12 +93,13 @@ pub fn run(args: &EmbedArgs) -> Result<(), String> {
 }
 
 fn load(c: &Common) -> Result<(ClipModel, Option<PathBuf>), String> {
-    model_dir::load_model(
+    model_dir::load_model_with(
         c.model.as_deref(),
         c.random_weights,
         c.threads,
         c.precision,
         Some(c.batch),
+        c.validate,
     )
 }
 

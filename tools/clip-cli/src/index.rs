@@ -477,6 +477,8 @@ pub fn run_search(a: &SearchArgs) -> Result<(), String> {
     let hits: Vec<(f32, usize)> = scored
         .iter()
         .copied()
+        // A row with NaN (an index made from NaN weights) has no meaningful rank.
+        .filter(|&(score, _)| score.is_finite())
         .filter(|&(_, i)| {
             let exists = std::fs::symlink_metadata(&store.paths[i]).is_ok();
             gone += usize::from(!exists);

@@ -12,6 +12,7 @@ mod embed;
 mod index;
 mod model_dir;
 mod npy;
+mod out;
 mod preprocess;
 mod similarity;
 mod store;

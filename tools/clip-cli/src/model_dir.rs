@@ -113,6 +113,9 @@ pub struct ModelArgs {
     /// Weight precision, f32 or bf16 (default: bf16 for a bf16 weight file, else f32).
     #[arg(long, value_parser = parse_precision)]
     pub precision: Option<Precision>,
+    /// Read every weight once at load and refuse NaN or Inf, naming the tensors.
+    #[arg(long)]
+    pub validate: bool,
 }
 
 /// Parses `--precision`.
@@ -142,7 +145,19 @@ pub fn load_model(
     precision: Option<Precision>,
     batch: Option<usize>,
 ) -> Result<(ClipModel, Option<PathBuf>), String> {
-    let mut opts = LoadOptions::new().threads(threads);
+    load_model_with(model, random, threads, precision, batch, false)
+}
+
+/// [`load_model`], with `validate` reading every weight for NaN or Inf at load.
+pub fn load_model_with(
+    model: Option<&Path>,
+    random: bool,
+    threads: usize,
+    precision: Option<Precision>,
+    batch: Option<usize>,
+    validate: bool,
+) -> Result<(ClipModel, Option<PathBuf>), String> {
+    let mut opts = LoadOptions::new().threads(threads).validate(validate);
     if let Some(p) = precision {
         opts = opts.precision(p);
     }
@@ -186,12 +201,13 @@ fn load_error(dir: &Path, e: clip::Error) -> String {
 
 /// [`load_model`] from the shared options.
 pub fn load(args: &ModelArgs, batch: Option<usize>) -> Result<Loaded, String> {
-    let (model, dir) = load_model(
+    let (model, dir) = load_model_with(
         args.model.as_deref(),
         args.random_weights,
         args.threads,
         args.precision,
         batch,
+        args.validate,
     )?;
     Ok(Loaded { model, dir })
 }

@@ -1,7 +1,6 @@
 //! NumPy `.npy` files: writing float32 arrays (through a temporary file and a rename, so
 //! an output is complete or absent) and reading float32, int32 and int64 arrays in C order.
 
-use std::io::Write;
 use std::path::Path;
 
 /// The `.npy` v1.0 header for a little-endian float32 C-order array, padded so
@@ -23,24 +22,16 @@ pub fn header(shape: &[usize]) -> Vec<u8> {
     out
 }
 
-/// Writes `data` with `shape` to `path` via a temporary file and a rename.
+/// Writes `data` with `shape` to `path` (through a temporary file and a rename; see
+/// `out.rs` for links and devices).
 pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> std::io::Result<()> {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp{}", std::process::id()));
-    let tmp = path.with_file_name(name);
-    let result = (|| {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    crate::out::write(path, |f| {
         f.write_all(&header(shape))?;
         for v in data {
             f.write_all(&v.to_le_bytes())?;
         }
-        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+        Ok(())
+    })
 }
 
 /// A `.npy` array read from disk.

@@ -155,21 +155,10 @@ fn lock_writer(dir: &Path) -> Result<std::fs::File, String> {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
+/// Writes `bytes` to `path` through a temporary file and a rename (see `out.rs`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp{}", std::process::id()));
-    let tmp = path.with_file_name(name);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(|e| format!("{}: cannot write: {e}", path.display()))
+    crate::out::write(path, |f| f.write_all(bytes))
+        .map_err(|e| format!("{}: cannot write: {e}", path.display()))
 }
 
 /// An index in memory: the manifest, the paths and their normalised embeddings.
