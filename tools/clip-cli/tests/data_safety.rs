@@ -108,7 +108,7 @@ fn empty_pixel_batch_gives_an_empty_matrix() {
     // float32 [0, 3, 16, 16]
     let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 3, 16, 16), }";
     let mut h = dict.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');
