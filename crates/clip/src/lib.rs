@@ -20,6 +20,7 @@ mod checkpoint;
 mod config;
 mod embeddings;
 mod error;
+pub mod hub;
 mod layers;
 mod loader;
 mod model;

@@ -256,11 +256,7 @@ impl ClipModel {
         let weights = dir.join("model.safetensors");
         if !weights.is_file() {
             let what = match dir.join("pytorch_model.bin").is_file() {
-                true => {
-                    "model.safetensors (the folder has pytorch_model.bin, which this engine does \
-                     not read; convert it: python -c \"from transformers import CLIPModel; \
-                     CLIPModel.from_pretrained('DIR').save_pretrained('DIR')\")"
-                }
+                true => crate::hub::PYTORCH_ONLY,
                 false => "model.safetensors",
             };
             return Err(Error::MissingFile {
@@ -289,6 +285,20 @@ impl ClipModel {
                 Tokenizer::new()
             }
         })
+    }
+
+    /// Loads the model `spec` names, as Hugging Face tools find it (see [`crate::hub`]): a
+    /// folder, or a repository name (`openai/clip-vit-base-patch32`) in the local cache; with
+    /// `None`, `CLIP_MODEL` and then that repository. Nothing is downloaded.
+    pub fn from_pretrained(spec: Option<&str>, opts: &LoadOptions) -> Result<ClipModel> {
+        match crate::hub::find_model(spec)? {
+            Some(dir) => Self::load_with(dir, opts),
+            None => Err(Error::MissingFile {
+                path: crate::hub::hub_cache_dir().unwrap_or_default(),
+                what: "CLIP model: none named, CLIP_MODEL is not set, and the Hugging Face \
+                       cache has no openai/clip-vit-base-patch32 with model.safetensors",
+            }),
+        }
     }
 
     /// A model from the bytes of a safetensors file held in memory, with the bytes of a

@@ -7,21 +7,10 @@
 use clip::{ClipConfig, ClipModel, LoadOptions, Precision};
 use std::path::{Path, PathBuf};
 
-const REPO: &str = "openai/clip-vit-base-patch32";
-
-/// How to turn a `pytorch_model.bin` folder into one this engine loads.
-pub const CONVERT: &str = "python -c \"from transformers import CLIPModel; \
-     CLIPModel.from_pretrained('DIR').save_pretrained('DIR')\" (writes model.safetensors)";
+const REPO: &str = clip::hub::DEFAULT_REPO;
 
 /// The message printed when no model is found.
 pub fn not_found() -> String {
-    if let Some(snap) = cached_snapshot_without_safetensors() {
-        return format!(
-            "the Hugging Face cache has {REPO} at {} as pytorch_model.bin only; this engine \
-             reads safetensors: convert it with {CONVERT}, or pass --model DIR",
-            snap.display()
-        );
-    }
     format!(
         "no CLIP model found: pass --model DIR, set CLIP_MODEL, or put a snapshot of {REPO} in the \
          Hugging Face cache. A folder needs config.json and model.safetensors (optionally \
@@ -35,57 +24,17 @@ pub fn not_found_short() -> String {
     format!("for real results put config.json and model.safetensors from https://huggingface.co/{REPO} in a folder and pass --model DIR")
 }
 
-fn hub_cache() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("HF_HUB_CACHE") {
-        return Some(PathBuf::from(p));
-    }
-    if let Some(p) = std::env::var_os("HF_HOME") {
-        return Some(PathBuf::from(p).join("hub"));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface/hub"))
-}
-
-/// A snapshot folder of the default model in the Hugging Face cache that has the weights.
-fn cached_snapshot() -> Option<PathBuf> {
-    let snaps = hub_cache()?
-        .join("models--openai--clip-vit-base-patch32")
-        .join("snapshots");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(snaps)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("model.safetensors").is_file())
-        .collect();
-    found.sort();
-    found.pop()
-}
-
-/// A snapshot of the default model in the cache with PyTorch weights but no safetensors.
-fn cached_snapshot_without_safetensors() -> Option<PathBuf> {
-    let snaps = hub_cache()?
-        .join("models--openai--clip-vit-base-patch32")
-        .join("snapshots");
-    std::fs::read_dir(snaps)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.join("pytorch_model.bin").is_file() && !p.join("model.safetensors").is_file())
-}
-
-/// The model folder to use, or `None` when there is none.
+/// The model folder to use, or `None` when there is none: `--model` (a folder, or a
+/// repository name in the Hugging Face cache), then `CLIP_MODEL`, then the cache's
+/// openai/clip-vit-base-patch32 (see `clip::hub`).
 pub fn find(explicit: Option<&Path>) -> Result<Option<PathBuf>, String> {
-    if let Some(p) = explicit {
-        if !p.is_dir() {
-            return Err(format!("--model {}: not a folder", p.display()));
+    let spec = explicit.map(|p| p.to_string_lossy().into_owned());
+    clip::hub::find_model(spec.as_deref()).map_err(|e| match (explicit, &e) {
+        (Some(p), clip::Error::MissingFile { what, .. }) if *what == "model folder" => {
+            format!("--model {}: not a folder", p.display())
         }
-        return Ok(Some(p.to_path_buf()));
-    }
-    if let Some(p) = std::env::var_os("CLIP_MODEL").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        if !p.is_dir() {
-            return Err(format!("CLIP_MODEL={}: not a folder", p.display()));
-        }
-        return Ok(Some(p));
-    }
-    Ok(cached_snapshot())
+        _ => e.to_string(),
+    })
 }
 
 /// The seed of `--random-weights` (fixed, so runs are repeatable).

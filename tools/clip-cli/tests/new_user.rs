@@ -199,7 +199,9 @@ fn messages_say_what_to_do() {
     std::fs::write(snap.join("pytorch_model.bin"), b"not read").unwrap();
     let err = fails(&d, &["embed", "text", "--out", "o.npy", "a"]);
     assert!(
-        err.contains("pytorch_model.bin only") && err.contains("convert"),
+        err.contains("snapshots/abc")
+            && err.contains("pytorch_model.bin")
+            && err.contains("convert"),
         "{err}"
     );
     // With random weights an error is still one line (`fails` checks), the note only on success.
