@@ -356,3 +356,48 @@ fn cpu_time_is_finite_or_null_and_reaches_json() {
     );
     assert!(!out.contains("inf"), "{out}");
 }
+
+/// A repository name finds its snapshot in the Hugging Face cache (the one `refs/main`
+/// names), with `--model` or with nothing given; a name not in the cache is one line.
+#[test]
+fn models_are_found_in_the_hugging_face_cache_by_name() {
+    let d = scratch("hub");
+    let m = tiny_model(&d, "clip-tiny");
+    let base = d.join("no-hf-cache/models--openai--clip-vit-base-patch32");
+    for snap in ["aaa", "bbb"] {
+        let p = base.join("snapshots").join(snap);
+        std::fs::create_dir_all(&p).unwrap();
+        for f in std::fs::read_dir(&m).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, p.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    // "aaa" is the one refs/main names; "bbb" gets a broken config, so using it would fail.
+    std::fs::create_dir_all(base.join("refs")).unwrap();
+    std::fs::write(base.join("refs/main"), "aaa\n").unwrap();
+    std::fs::write(base.join("snapshots/bbb/config.json"), "{broken").unwrap();
+    let img = d.join("a.png");
+    write_png(&img, 20, 20, 1);
+    let out = d.join("o.npy");
+    for model in [Some("openai/clip-vit-base-patch32"), None] {
+        let mut args = vec!["embed", "image", s(&img), "--out", s(&out)];
+        if let Some(name) = model {
+            args.extend(["--model", name]);
+        }
+        ok(&d, &args);
+        assert_eq!(read_npy(&out).0, [1, 32]);
+    }
+    let e = fails(
+        &d,
+        &[
+            "embed",
+            "image",
+            s(&img),
+            "--out",
+            s(&out),
+            "--model",
+            "nobody/nothing",
+        ],
+    );
+    assert!(e.contains("Hugging Face cache"), "{e}");
+}
