@@ -109,7 +109,7 @@ impl<const R: usize> MicroKernel for Avx512Rows<R> {
     }
 
     unsafe fn pack_a_rows(dst: &mut [f32], src: &[f32], rs: usize, kc: usize) -> bool {
-        // SAFETY: forwarded contract; the trait requires a CPU with AVX-512F.
+        // SAFETY: the trait requires a CPU with AVX-512F.
         unsafe { pack_a_rows_avx512::<R>(dst, src, rs, kc) }
     }
 }
@@ -119,15 +119,9 @@ impl<const R: usize> MicroKernel for Avx512Rows<R> {
 /// gather `v` is output `o = 16v + i`, row `o % R`, k `o / R`). About 3x the scalar
 /// transpose's speed here; it moves the same floats, so the packed panel is the same.
 ///
-/// # Safety
-/// `src` holds `(R-1)*rs + kc` floats, `dst` `kc*R`; the CPU supports AVX-512F.
+/// Panics unless `src` holds `(R-1)*rs + kc` floats and `dst` `kc*R`.
 #[target_feature(enable = "avx512f")]
-unsafe fn pack_a_rows_avx512<const R: usize>(
-    dst: &mut [f32],
-    src: &[f32],
-    rs: usize,
-    kc: usize,
-) -> bool {
+fn pack_a_rows_avx512<const R: usize>(dst: &mut [f32], src: &[f32], rs: usize, kc: usize) -> bool {
     // Gather indices are i32 element offsets.
     if R > 16 || (R - 1) * rs + 16 > i32::MAX as usize {
         return false;
@@ -140,7 +134,7 @@ unsafe fn pack_a_rows_avx512<const R: usize>(
             let o = 16 * v + i;
             *l = ((o % R) * rs + o / R) as i32;
         }
-        // SAFETY: reads 16 i32 from a local array.
+        // SAFETY: reads 16 i32 from a local array of 16.
         *iv = unsafe { _mm512_loadu_si512(lanes.as_ptr().cast()) };
     }
     let full = kc / 16 * 16;
@@ -382,14 +376,13 @@ impl MicroKernel for Avx512Bf16 {
     }
 
     unsafe fn pack_a_rows(dst: &mut [f32], src: &[f32], rs: usize, kc: usize) -> bool {
-        // SAFETY: forwarded contract; the trait requires a CPU with AVX-512F.
+        // SAFETY: the trait requires a CPU with AVX-512F.
         unsafe { pack_a_rows_avx512::<MR>(dst, src, rs, kc) }
     }
 
     unsafe fn widen_b(src: &[u32], dst: &mut [f32], kc: usize) {
-        assert!(src.len() >= kc / 2 * NR && dst.len() >= kc * NR);
-        // SAFETY: lengths checked above; the trait requires a CPU with AVX-512F.
-        unsafe { widen_panel_avx512(src.as_ptr(), dst.as_mut_ptr(), kc / 2) }
+        // SAFETY: the trait requires a CPU with AVX-512F.
+        unsafe { widen_panel_avx512(src, dst, kc / 2) }
     }
 
     unsafe fn ukernel_pf(
@@ -412,13 +405,14 @@ impl MicroKernel for Avx512Bf16 {
 /// Widens `pairs` rows of 32 bf16 pairs into `2*pairs` rows of 32 f32 (the f32 kernel's
 /// packed B micro-panel): row `2p` from the low halves, row `2p+1` from the high halves.
 ///
-/// # Safety
-/// `src` holds `pairs*32` pairs, `dst` `pairs*64` floats; the CPU supports AVX-512F.
+/// Panics unless `src` holds `pairs*32` pairs and `dst` `pairs*64` floats.
 #[target_feature(enable = "avx512f")]
-unsafe fn widen_panel_avx512(mut src: *const u32, mut dst: *mut f32, pairs: usize) {
-    // SAFETY: each step reads 32 pairs and writes 64 floats inside the caller's buffers.
+fn widen_panel_avx512(src: &[u32], dst: &mut [f32], pairs: usize) {
+    assert!(src.len() >= pairs * NR && dst.len() >= pairs * 2 * NR);
+    let (mut src, mut dst) = (src.as_ptr(), dst.as_mut_ptr());
+    let hi = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
+    // SAFETY: each step reads 32 pairs and writes 64 floats, inside the lengths asserted above.
     unsafe {
-        let hi = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
         for _ in 0..pairs {
             let x0 = _mm512_loadu_si512(src.cast());
             let x1 = _mm512_loadu_si512(src.add(16).cast());
@@ -527,7 +521,7 @@ mod tests {
                     .map(|i| i as f32 * 0.5 - 7.0)
                     .collect();
                 let mut dst = vec![f32::NAN; kc * R];
-                // SAFETY: lengths as the contract asks; the CPU was checked to run AVX-512F.
+                // SAFETY: the CPU was checked to run AVX-512F.
                 assert!(unsafe { pack_a_rows_avx512::<R>(&mut dst, &src, rs, kc) });
                 for k in 0..kc {
                     for r in 0..R {

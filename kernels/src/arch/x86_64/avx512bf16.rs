@@ -43,6 +43,10 @@ impl MicroKernel for Avx512Bf16Dot {
     const MC: usize = 240;
     const NC: usize = 3072;
 
+    fn is_available() -> bool {
+        crate::gemm::has_avx512bf16()
+    }
+
     unsafe fn ukernel(
         kc: usize,
         a: *const u32,
@@ -53,8 +57,8 @@ impl MicroKernel for Avx512Bf16Dot {
         beta: f32,
         bias: *const f32,
     ) {
-        // SAFETY: forwarded contract; this kernel is only chosen on a CPU with AVX512-BF16
-        // (`Bf16Kernel::is_available`).
+        // SAFETY: forwarded contract; the CPU has AVX512-BF16 (`is_available`, checked
+        // by `PackedB` before it names this kernel).
         unsafe {
             bf16gemm_ukernel_avx512bf16_10x32(
                 kc,
