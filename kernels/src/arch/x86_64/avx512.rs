@@ -537,9 +537,10 @@ mod tests {
 
     #[test]
     fn gather_packer_matches_its_definition() {
-        if !Isa::Avx512.is_available() {
-            eprintln!("SKIPPED: this CPU has no AVX-512F");
-            return;
+        match crate::dispatch::test_isa(Isa::Avx512) {
+            Ok(true) => {}
+            Ok(false) => return eprintln!("!!! gather packer: no AVX-512F here: SKIPPED !!!"),
+            Err(e) => panic!("{e}"),
         }
         packs_like_the_definition::<10>();
         packs_like_the_definition::<11>();
