@@ -3,6 +3,8 @@
 //!
 //! A bf16 is the top half of an f32 (sign, 8 exponent bits, 7 mantissa bits), so widening is
 //! a shift and exact. Narrowing rounds to nearest, ties to even; NaN stays NaN (quietened).
+//!
+//! Not here: the bf16 micro-kernels (`arch/`), the packing of pairs (`pack.rs`).
 
 use crate::table::Kernel;
 use crate::Isa;
@@ -48,9 +50,9 @@ impl Bf16Kernel {
     }
 
     /// The kernel [`super::PackedB::new_bf16`] uses for `isa`: `CLIP_BF16` if set and available
-    /// for `isa`, else `Convert`. `Dot` is not the default even where the CPU has it: on the
-    /// Xeon this was measured on, `vdpbf16ps` has about half the throughput of f32 FMAs (see
-    /// `docs/kernels.md`), so it only loses accuracy.
+    /// for `isa`, else `Convert`. `Dot` is not the default even where the CPU has it: where it
+    /// was measured, `vdpbf16ps` had a lower FLOP rate than f32 FMAs (`docs/kernels.md`), so
+    /// it only lost accuracy.
     pub fn default_for(isa: Isa) -> Bf16Kernel {
         match env_choice() {
             Some(k) if k.is_available(isa) => k,

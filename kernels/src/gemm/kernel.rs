@@ -32,6 +32,8 @@
 //!   IR loop streams A micro-panels past it;
 //! - `MC` (loop 3, IC): rows of the packed A block, `MC x KC`, sized to stay in L2;
 //! - `NR` (loop 2, JR) and `MR` (loop 1, IR): the register tile.
+//!
+//! Not here: the kernels (`arch/`), which kernel each set runs (`table.rs`), the loops.
 
 use super::pack::PanelElem;
 use super::Activation;
@@ -196,11 +198,9 @@ impl Prefetch {
     };
 }
 
-/// Row tiles of a task from which a `WIDEN` kernel's B panels are widened once by the loops.
-/// Measured on AVX-512 (GFLOP per CPU-second, 1 thread, against widening in every tile):
-/// with KC = 256, 0.94-0.97x at 5 tiles (50 rows), 1.00x at 8 and 10, 1.06-1.08x at 20 or
-/// more (400 rows on 2 threads, 1024): storing the widened panel costs about as much as
-/// widening it in 8-10 tiles; with KC = 1024, 1.03-1.07x at 20 tiles.
+/// Row tiles of a task from which a `WIDEN` kernel's B panels are widened once by the loops:
+/// storing the widened panel costs about as much as widening it in 8-10 tiles, so below that
+/// widening in every tile is cheaper (measured on AVX-512: `docs/performance.md`).
 pub(crate) const WIDEN_MIN_TILES: usize = 12;
 
 /// The largest `MR x NR` of any micro-kernel, for the edge-tile scratch.

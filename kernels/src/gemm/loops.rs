@@ -1,17 +1,29 @@
-//! BLIS's five loops around a micro-kernel, compiled once per ISA (`gemm_loop::<K>`).
+//! BLIS's five loops around a micro-kernel, compiled once per micro-kernel (`gemm_loop::<K>`).
 //!
 //! ```text
-//! loop 5  JC: for each NC-wide block of B's columns     pack B (all k, nc) unless pre-packed
-//!   [parallel]: tasks = IC blocks x JR chunks          one rayon task each, disjoint C
-//!   loop 4  PC: for each KC-deep block of k            (never split across threads)
-//!     pack A block (MC x KC)                           stays in L2
-//!     loop 2  JR: for each NR-wide B micro-panel       stays in L1
-//!       loop 1  IR: for each MR-high A micro-panel
-//!         micro-kernel on one MR x NR tile of C
+//! if tasks share rows: pack all of A, once per call      (M x K; in parallel over panels)
+//! loop 5  JC: for each NC-wide block of B's columns      pack B (all k, nc) unless pre-packed
+//!   loop 3  IC [parallel]: tasks = row blocks x panel chunks    one rayon task each, disjoint C
+//!     loop 4  PC: for each KC-deep block of k            (never split across threads)
+//!       if the task owns its rows: pack its MC x KC block of A   (written and read in L2)
+//!       loop 2  JR: for each NR-wide B micro-panel       (L1; L2 for AVX-512's KC = 1024)
+//!         loop 1  IR: for each MR-high A micro-panel
+//!           micro-kernel on one MR x NR tile of C
 //! ```
 //! Loop 3 (IC) is the task split: each task owns rows `i0..i0+mc` and panels `p0..p1`, so
 //! every element of C is computed by one thread with the same k order whatever the thread
-//! count. The bias and activation are applied to each tile after its last KC block.
+//! count. How A is packed is decided per call from that split:
+//! - when the row blocks alone keep every thread busy (8 micro-panels a thread or more: M of
+//!   160 rows or more on 2 threads with the 10-row AVX-512 tile; any M on 1 thread), each task
+//!   packs its own MC x KC block of A at the top of each KC block, so the packed block never
+//!   leaves the core's L2;
+//! - otherwise (skinny M: tasks share rows and split the panels of N), A is packed once per
+//!   call for all tasks and JC blocks, so no two tasks pack the same rows.
+//!
+//! The bias and activation are applied to each tile after its last KC block.
+//!
+//! Not here: the micro-kernels (`arch/`), which one a kernel set runs (`table.rs`), the packed
+//! layouts (`pack.rs`).
 
 use super::kernel::{MicroKernel, Prefetch, MAX_NR, MAX_TILE, WIDEN_MIN_TILES};
 use super::pack::{self, AlignedBuf, PanelElem};
@@ -419,8 +431,8 @@ fn task<K: MicroKernel>(job: &Job<'_, K>, i0: usize, mc: usize, p0: usize, p1: u
 ///
 /// Never inlined: a tile is thousands of cycles, and inlined into `task` it made the text
 /// encoder on 8 tokens (M = 8: one edge tile per panel, weights streamed from memory) run at
-/// half the speed (12 against 6-7 ms, interleaved; the cause is in the generated code of
-/// `task`, not in the arithmetic, which is the same).
+/// half the speed, with the same arithmetic: the cause is in the generated code of `task`
+/// (figures in `docs/performance.md`).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
 fn tile<K: MicroKernel, U: MicroKernel<A = K::A>>(

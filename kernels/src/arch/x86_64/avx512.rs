@@ -15,19 +15,20 @@
 //! K = 3072, so C is read and rewritten at most twice; the 1024 x 32 B micro-panel (128 KiB)
 //! lives in L2 and streams through L1 next to the A micro-panel (the L1 streamer keeps up:
 //! 168 bytes per 10 cycles). MC = 240 keeps the 240 x 1024 A block (960 KiB) in the 2 MiB L2
-//! beside it. NC = 3072 bounds the per-call packed B. Against KC = 256 / MC = 480 (B panel in
-//! L1), one thread's CPU time on 400 x 768 x 3072 fell 9-12 % and on 1024^3 4-8 %.
+//! beside it. NC = 3072 bounds the per-call packed B. Measured faster than KC = 256 / MC = 480
+//! with the B panel in L1 (`docs/performance.md`).
 //!
 //! Prefetch: the loops pass each tile a share of the *next* B micro-panel; the kernel issues
 //! one `prefetcht1` per k step across that share, so the next panel streams from memory into
 //! L2 while this one is multiplied. Model weights (350 MB for ViT-B/32 in f32) do not fit in
 //! cache, and at 50-77 rows a panel is used by only 5-8 tiles: without it the kernel waited
-//! on memory (50x768x3072 with 377 MB of distinct weights: 174 -> 270 GFLOP/s at 2 threads).
-//! The first tile of a task to read a B micro-panel (`Prefetch::stream_b`) also prefetches it
-//! into L1 32 k ahead of its loads (`body::<R, true>`): when M is a single tile (8 text
-//! tokens) nothing else brings the panel closer than L2 in time, and the text encoder on 8
-//! tokens went from 7.7-8.3 to 5.9-6.6 ms (2 threads, interleaved); the other tiles re-read the
-//! panel from L2 and run without it.
+//! on memory. The first tile of a task to read a B micro-panel (`Prefetch::stream_b`) also
+//! prefetches it into L1 32 k ahead of its loads (`body::<R, true>`): when M is a single tile
+//! (8 text tokens) nothing else brings the panel closer than L2 in time; the other tiles
+//! re-read the panel from L2 and run without it. (What each gained: `docs/performance.md`.)
+//!
+//! Not here: the loops that hand out the hints (`gemm/loops.rs`), the AVX512-BF16 dot kernel
+//! (`avx512bf16.rs`).
 
 use crate::gemm::{Activation, MicroKernel, Prefetch};
 use crate::Isa;
@@ -116,8 +117,8 @@ impl<const R: usize> MicroKernel for Avx512Rows<R> {
 
 /// Packs an `R`-row micro-panel of A (k-major: `dst[k*R + r] = src[r*rs + k]`) 16 k at a
 /// time: the 16*R floats of those k are R gathers of 16 lanes, one store each (lane `i` of
-/// gather `v` is output `o = 16v + i`, row `o % R`, k `o / R`). About 3x the scalar
-/// transpose's speed here; it moves the same floats, so the packed panel is the same.
+/// gather `v` is output `o = 16v + i`, row `o % R`, k `o / R`). Faster than the scalar
+/// transpose (`docs/performance.md`); it moves the same floats, so the packed panel is the same.
 ///
 /// Panics unless `src` holds `(R-1)*rs + kc` floats and `dst` `kc*R`.
 #[target_feature(enable = "avx512f")]

@@ -16,10 +16,12 @@
 //! Block sizes are the AVX-512 conversion kernel's (the packed B layout is shared): KC = 1024
 //! (a 64 KiB B micro-panel), NR = 32.
 //!
-//! Measured on the Xeon (Emerald Rapids, under KVM) this was written on, `vdpbf16ps zmm` has
-//! about 0.53x the FLOP throughput of `vfmadd231ps zmm` (it competes for the same two ports),
-//! so this kernel is slower than the conversion kernel wherever the GEMM is compute-bound;
-//! it is kept for CPUs where the instruction is fast (AMD Zen 4/5) and as an option.
+//! Where `vdpbf16ps zmm` has a lower FLOP rate than `vfmadd231ps zmm` (on the Xeon this was
+//! written on it competes for the same two ports: `docs/performance.md`), this kernel is
+//! slower than the conversion kernel wherever the GEMM is compute-bound; it is kept for CPUs
+//! where the instruction is fast (AMD Zen 4/5) and as an option.
+//!
+//! Not here: the conversion kernel and the shared epilogue (`avx512.rs`).
 
 use super::avx512::{store_tile, stream_ahead, PanelPrefetch};
 use crate::gemm::{Activation, MicroKernel, Prefetch};
