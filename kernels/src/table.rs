@@ -15,7 +15,7 @@
 //! (`<Portable as KernelSet>::Lanes`), so it is declared once. Every call runs through
 //! [`run`]: the CPU check, then the one `unsafe` call into a function compiled with the
 //! set's target features, where code generic over the set (rows, attention, the GEMM's
-//! choice of micro-kernel) is instantiated. [`visit_set`] only looks up the types (block
+//! choice of micro-kernel) is instantiated. [`describe`] only looks up the types (block
 //! sizes, availability), for every set built on this target.
 //!
 //! A new kind of kernel (an int8 GEMM, say) is one more associated type of [`KernelSet`]
