@@ -16,7 +16,8 @@
 //! Not here: the Q/K/V projections (GEMM), KV caches, masks other than causal.
 
 use crate::math::SimdF32;
-use crate::rows::{assert_available, softmax_row};
+use crate::rows::softmax_row;
+use crate::table::{self, assert_available, KernelSet, SetVisitor};
 use crate::Isa;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -132,21 +133,18 @@ pub fn attention(
         }
     }
 
-    let head_fn: HeadFn = match isa {
-        Isa::Scalar => head_scalar,
-        Isa::Portable | Isa::Neon => head_portable,
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => x86::head_avx2,
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => x86::head_avx512,
-        #[cfg(not(target_arch = "x86_64"))]
-        Isa::Avx2 | Isa::Avx512 => unreachable!("checked by assert_available"),
-    };
     let run = |(job, mut rows): (usize, Vec<&mut [f32]>)| {
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
-            // SAFETY: `assert_available(isa)` above checked the CPU runs the chosen set.
-            unsafe { head_fn(&p, job, &mut s, &mut rows) }
+            let head = Head {
+                p: &p,
+                job,
+                scratch: &mut s,
+                out_rows: &mut rows,
+            };
+            // Per job, on the thread that runs it: the head's code is compiled inside the
+            // set's target-feature function (`table::run`), not in this closure.
+            table::run(isa, head)
         })
     };
     if rayon::current_num_threads() <= 1 || jobs.len() == 1 {
@@ -156,48 +154,19 @@ pub fn attention(
     }
 }
 
-/// One (batch, head) job. `unsafe` because the x86 instances need their CPU features.
-type HeadFn = unsafe fn(&Problem<'_>, usize, &mut Vec<f32>, &mut [&mut [f32]]);
-
-/// # Safety
-/// None beyond the signature (scalar code); `unsafe` only to share [`HeadFn`].
-unsafe fn head_scalar(p: &Problem<'_>, job: usize, s: &mut Vec<f32>, o: &mut [&mut [f32]]) {
-    attend_head::<f32>(p, job, s, o)
+/// One (batch, head) job, run on the kernel set's lane type.
+struct Head<'a, 'b> {
+    p: &'a Problem<'a>,
+    job: usize,
+    scratch: &'b mut Vec<f32>,
+    out_rows: &'b mut [&'a mut [f32]],
 }
 
-/// # Safety
-/// None beyond the signature (portable code); `unsafe` only to share [`HeadFn`].
-unsafe fn head_portable(p: &Problem<'_>, job: usize, s: &mut Vec<f32>, o: &mut [&mut [f32]]) {
-    attend_head::<wide::f32x8>(p, job, s, o)
-}
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use super::{attend_head, Problem};
-    use crate::math::{avx2::Avx2F32, avx512::Avx512F32};
-
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn head_avx2(
-        p: &Problem<'_>,
-        job: usize,
-        s: &mut Vec<f32>,
-        o: &mut [&mut [f32]],
-    ) {
-        attend_head::<Avx2F32>(p, job, s, o)
-    }
-
-    /// # Safety
-    /// The CPU must support AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn head_avx512(
-        p: &Problem<'_>,
-        job: usize,
-        s: &mut Vec<f32>,
-        o: &mut [&mut [f32]],
-    ) {
-        attend_head::<Avx512F32>(p, job, s, o)
+impl SetVisitor for Head<'_, '_> {
+    type Out = ();
+    #[inline(always)]
+    fn visit<S: KernelSet>(self) {
+        attend_head::<S::Lanes>(self.p, self.job, self.scratch, self.out_rows)
     }
 }
 

@@ -8,7 +8,8 @@
 //! - [`math`]: exp, erf, sigmoid and the GELUs on each kernel set's vector type.
 //!
 //! The kernel set is chosen once per process ([`Isa::active`]); every entry point also takes an
-//! explicit [`Isa`] so tests can compare each set with the scalar reference.
+//! explicit [`Isa`] so tests can compare each set with the scalar reference. Which kernels a
+//! set runs, and its fallbacks, is one table (`table.rs`).
 //! Not here: tensors, threads pools, model code (see `clip-tensor` and `clip`).
 
 pub(crate) mod arch;
@@ -18,6 +19,7 @@ pub mod gemm;
 pub mod math;
 pub mod peak;
 pub mod rows;
+pub(crate) mod table;
 
 pub use attention::{attention, AttentionShape};
 pub use dispatch::Isa;

@@ -2,6 +2,8 @@
 //! AVX512-BF16, its `vdpbf16ps` peak, so GEMM figures can be read as a fraction of them. Each
 //! thread runs independent chains on registers (no memory traffic); the result is FLOP/s over
 //! all threads.
+//!
+//! Not here: the GEMM's figures (`clip bench gemm`), any choice of kernel from them.
 
 use crate::Isa;
 use std::time::Instant;
@@ -77,11 +79,8 @@ mod x86 {
     use core::arch::x86_64::*;
 
     /// 16 independent zmm FMA chains per iteration.
-    ///
-    /// # Safety
-    /// The CPU supports AVX-512F.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn fma_loop_avx512(iters: u64) -> f32 {
+    pub(super) fn fma_loop_avx512(iters: u64) -> f32 {
         let m = _mm512_set1_ps(0.999_999);
         let a = _mm512_set1_ps(1e-7);
         let mut acc = [_mm512_set1_ps(1.0); 16];
@@ -99,11 +98,8 @@ mod x86 {
 
     /// 20 independent zmm `vdpbf16ps` chains per iteration (as many as the dot micro-kernel
     /// keeps), on values that stay normal.
-    ///
-    /// # Safety
-    /// The CPU supports AVX-512F and AVX512-BF16.
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub(super) unsafe fn dot_loop_avx512bf16(iters: u64) -> f32 {
+    pub(super) fn dot_loop_avx512bf16(iters: u64) -> f32 {
         // Pairs (1.0, 1.0) and (2^-7, 2^-7) in bf16.
         let a = _mm512_set1_epi32(std::hint::black_box(0x3F80_3F80u32) as i32);
         let b = _mm512_set1_epi32(std::hint::black_box(0x3C00_3C00u32) as i32);
@@ -128,11 +124,8 @@ mod x86 {
     }
 
     /// 12 independent ymm FMA chains per iteration.
-    ///
-    /// # Safety
-    /// The CPU supports AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn fma_loop_avx2(iters: u64) -> f32 {
+    pub(super) fn fma_loop_avx2(iters: u64) -> f32 {
         let m = _mm256_set1_ps(0.999_999);
         let a = _mm256_set1_ps(1e-7);
         let mut acc = [_mm256_set1_ps(1.0); 12];

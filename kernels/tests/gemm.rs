@@ -5,20 +5,16 @@
 //! must match the f64 reference bit for bit whatever its summation order or FMA use.
 //! Random real inputs (the CLIP shapes) are checked against the bound in `docs/numerics.md`.
 
+mod common;
+
 use clip_kernels::{
     sgemm, sgemm_prepacked, Activation, Blocking, Epilogue, Isa, MatMut, MatRef, PackedB,
 };
 
-/// The ISAs to test, announcing loudly any this CPU lacks.
+/// The ISAs to test, announcing loudly any this CPU lacks (a failure if `CLIP_REQUIRE_ISA`
+/// names it).
 fn isas() -> Vec<Isa> {
-    for isa in Isa::ALL {
-        if !isa.is_available() {
-            eprintln!(
-                "WARNING: ISA {isa} is not available on this CPU: its GEMM tests are SKIPPED"
-            );
-        }
-    }
-    Isa::available()
+    common::isas("GEMM")
 }
 
 /// A small deterministic generator (xorshift64*).

@@ -3,7 +3,10 @@
 //!
 //! A bf16 is the top half of an f32 (sign, 8 exponent bits, 7 mantissa bits), so widening is
 //! a shift and exact. Narrowing rounds to nearest, ties to even; NaN stays NaN (quietened).
+//!
+//! Not here: the bf16 micro-kernels (`arch/`), the packing of pairs (`pack.rs`).
 
+use crate::table::Kernel;
 use crate::Isa;
 use std::sync::OnceLock;
 
@@ -43,21 +46,13 @@ impl Bf16Kernel {
     /// Whether `isa` has this kind of kernel on this CPU: `Convert` everywhere `isa` runs;
     /// `Dot` on `Isa::Avx512` when the CPU has AVX512-BF16, and on `Isa::Scalar` (a model).
     pub fn is_available(self, isa: Isa) -> bool {
-        isa.is_available()
-            && match self {
-                Bf16Kernel::Convert => true,
-                Bf16Kernel::Dot => match isa {
-                    Isa::Scalar => true,
-                    Isa::Avx512 => has_avx512bf16(),
-                    _ => false,
-                },
-            }
+        super::loops::is_available(Kernel::Bf16(isa, self))
     }
 
     /// The kernel [`super::PackedB::new_bf16`] uses for `isa`: `CLIP_BF16` if set and available
-    /// for `isa`, else `Convert`. `Dot` is not the default even where the CPU has it: on the
-    /// Xeon this was measured on, `vdpbf16ps` has about half the throughput of f32 FMAs (see
-    /// `docs/kernels.md`), so it only loses accuracy.
+    /// for `isa`, else `Convert`. `Dot` is not the default even where the CPU has it: where it
+    /// was measured, `vdpbf16ps` had a lower FLOP rate than f32 FMAs (`docs/kernels.md`), so
+    /// it only lost accuracy.
     pub fn default_for(isa: Isa) -> Bf16Kernel {
         match env_choice() {
             Some(k) if k.is_available(isa) => k,
@@ -90,19 +85,13 @@ fn env_choice() -> Option<Bf16Kernel> {
 }
 
 /// Whether the CPU has AVX512-BF16 (`vdpbf16ps`) besides AVX-512F; detected once.
+#[cfg(target_arch = "x86_64")]
 pub(crate) fn has_avx512bf16() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static HAS: OnceLock<bool> = OnceLock::new();
-        *HAS.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512bf16")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bf16")
+    })
 }
 
 /// Rounds an f32 to the nearest bf16 (ties to even), as its 16 bits. Infinities stay

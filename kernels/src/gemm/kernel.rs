@@ -32,6 +32,8 @@
 //!   IR loop streams A micro-panels past it;
 //! - `MC` (loop 3, IC): rows of the packed A block, `MC x KC`, sized to stay in L2;
 //! - `NR` (loop 2, JR) and `MR` (loop 1, IR): the register tile.
+//!
+//! Not here: the kernels (`arch/`), which kernel each set runs (`table.rs`), the loops.
 
 use super::pack::PanelElem;
 use super::Activation;
@@ -68,6 +70,11 @@ pub(crate) trait MicroKernel: Sync + 'static {
     /// then repeated per tile). Either way the FMAs are the same, so the result does not
     /// depend on the choice.
     const WIDEN: bool = false;
+    /// Whether this CPU runs the kernel: its set's check, and for a kernel that needs more
+    /// than its set (AVX512-BF16) that too.
+    fn is_available() -> bool {
+        Self::ISA.is_available()
+    }
     /// The depth granularity: 1 for f32 kernels, 2 when either panel holds bf16 pairs.
     const KSTEP: usize = if <Self::A as PanelElem>::K_PER > <Self::B as PanelElem>::K_PER {
         <Self::A as PanelElem>::K_PER
@@ -97,8 +104,10 @@ pub(crate) trait MicroKernel: Sync + 'static {
     /// Widens a packed B micro-panel of padded depth `kc` into `Wide`'s layout (`dst` holds
     /// `kc*NR` elements). Only called when `WIDEN`.
     ///
+    /// Panics unless `src` holds `kc/B::K_PER*NR` elements and `dst` `kc*NR`.
+    ///
     /// # Safety
-    /// `src` holds `kc/B::K_PER*NR` elements, `dst` `kc*NR`; the CPU supports the kernel set.
+    /// The CPU runs the kernel ([`MicroKernel::is_available`]).
     unsafe fn widen_b(src: &[Self::B], dst: &mut [<Self::Wide as MicroKernel>::B], kc: usize) {
         let _ = (src, dst, kc);
         unreachable!("widen_b of a kernel that does not widen");
@@ -109,9 +118,11 @@ pub(crate) trait MicroKernel: Sync + 'static {
     /// as the generic packer lays it out). Returns `false` when the kernel has no packer of
     /// its own for these arguments (the generic one then runs); both give the same bits.
     ///
+    /// Panics unless `src` holds `(MR-1)*rs + kc` floats and `dst` `kc/A::K_PER*MR` elements;
+    /// `kc` is a multiple of `KSTEP`.
+    ///
     /// # Safety
-    /// `src` holds `(MR-1)*rs + kc` floats, `dst` `kc/A::K_PER*MR` elements; `kc` is a
-    /// multiple of `KSTEP`; the CPU supports the kernel set.
+    /// The CPU runs the kernel ([`MicroKernel::is_available`]).
     unsafe fn pack_a_rows(dst: &mut [Self::A], src: &[f32], rs: usize, kc: usize) -> bool {
         let _ = (dst, src, rs, kc);
         false
@@ -163,8 +174,9 @@ pub(crate) fn apply_activation(isa: Isa, act: Activation, row: &mut [f32]) {
 }
 
 /// Prefetch hints for one tile; hints only, so the addresses need not be dereferenceable.
-/// Kernels without prefetching ignore them.
+/// Kernels without prefetching ignore them (all but the AVX-512 ones, hence unread elsewhere).
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct Prefetch {
     /// This tile's share of the next B micro-panel, brought into L2 over the k loop (one
     /// `prefetcht1` per k step across `next_bytes`); null for none.
@@ -176,6 +188,7 @@ pub(crate) struct Prefetch {
     pub stream_b: bool,
 }
 
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 impl Prefetch {
     /// No hints.
     pub const NONE: Prefetch = Prefetch {
@@ -185,11 +198,9 @@ impl Prefetch {
     };
 }
 
-/// Row tiles of a task from which a `WIDEN` kernel's B panels are widened once by the loops.
-/// Measured on AVX-512 (GFLOP per CPU-second, 1 thread, against widening in every tile):
-/// with KC = 256, 0.94-0.97x at 5 tiles (50 rows), 1.00x at 8 and 10, 1.06-1.08x at 20 or
-/// more (400 rows on 2 threads, 1024): storing the widened panel costs about as much as
-/// widening it in 8-10 tiles; with KC = 1024, 1.03-1.07x at 20 tiles.
+/// Row tiles of a task from which a `WIDEN` kernel's B panels are widened once by the loops:
+/// storing the widened panel costs about as much as widening it in 8-10 tiles, so below that
+/// widening in every tile is cheaper (measured on AVX-512: `docs/performance.md`).
 pub(crate) const WIDEN_MIN_TILES: usize = 12;
 
 /// The largest `MR x NR` of any micro-kernel, for the edge-tile scratch.

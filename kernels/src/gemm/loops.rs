@@ -1,23 +1,34 @@
-//! BLIS's five loops around a micro-kernel, compiled once per ISA (`gemm_loop::<K>`).
+//! BLIS's five loops around a micro-kernel, compiled once per micro-kernel (`gemm_loop::<K>`).
 //!
 //! ```text
-//! loop 5  JC: for each NC-wide block of B's columns     pack B (all k, nc) unless pre-packed
-//!   [parallel]: tasks = IC blocks x JR chunks          one rayon task each, disjoint C
-//!   loop 4  PC: for each KC-deep block of k            (never split across threads)
-//!     pack A block (MC x KC)                           stays in L2
-//!     loop 2  JR: for each NR-wide B micro-panel       stays in L1
-//!       loop 1  IR: for each MR-high A micro-panel
-//!         micro-kernel on one MR x NR tile of C
+//! if tasks share rows: pack all of A, once per call      (M x K; in parallel over panels)
+//! loop 5  JC: for each NC-wide block of B's columns      pack B (all k, nc) unless pre-packed
+//!   loop 3  IC [parallel]: tasks = row blocks x panel chunks    one rayon task each, disjoint C
+//!     loop 4  PC: for each KC-deep block of k            (never split across threads)
+//!       if the task owns its rows: pack its MC x KC block of A   (written and read in L2)
+//!       loop 2  JR: for each NR-wide B micro-panel       (L1; L2 for AVX-512's KC = 1024)
+//!         loop 1  IR: for each MR-high A micro-panel
+//!           micro-kernel on one MR x NR tile of C
 //! ```
 //! Loop 3 (IC) is the task split: each task owns rows `i0..i0+mc` and panels `p0..p1`, so
 //! every element of C is computed by one thread with the same k order whatever the thread
-//! count. The bias and activation are applied to each tile after its last KC block.
+//! count. How A is packed is decided per call from that split:
+//! - when the row blocks alone keep every thread busy (8 micro-panels a thread or more: M of
+//!   160 rows or more on 2 threads with the 10-row AVX-512 tile; any M on 1 thread), each task
+//!   packs its own MC x KC block of A at the top of each KC block, so the packed block never
+//!   leaves the core's L2;
+//! - otherwise (skinny M: tasks share rows and split the panels of N), A is packed once per
+//!   call for all tasks and JC blocks, so no two tasks pack the same rows.
+//!
+//! The bias and activation are applied to each tile after its last KC block.
+//!
+//! Not here: the micro-kernels (`arch/`), which one a kernel set runs (`table.rs`), the packed
+//! layouts (`pack.rs`).
 
-use super::bf16::Bf16Kernel;
 use super::kernel::{MicroKernel, Prefetch, MAX_NR, MAX_TILE, WIDEN_MIN_TILES};
 use super::pack::{self, AlignedBuf, PanelElem};
 use super::{Activation, Epilogue, MatMut, MatRef, PackedB};
-use crate::Isa;
+use crate::table::{self, Kernel, KernelSet, KernelVisitor, SetVisitor};
 use std::cell::RefCell;
 
 /// Where B comes from.
@@ -26,54 +37,11 @@ pub(crate) enum BSource<'a> {
     Packed(&'a PackedB),
 }
 
-/// A micro-kernel: a kernel set and the element type of B (and, for bf16, the kind).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kernel {
-    F32(Isa),
-    Bf16(Isa, Bf16Kernel),
-}
-
-/// Something to do with a micro-kernel type, chosen at run time by [`visit`].
-trait Visitor {
-    type Out;
-    fn visit<K: MicroKernel>(self) -> Self::Out;
-}
-
-/// Calls `v.visit::<K>()` with the micro-kernel type of `kernel`. Panics for a kernel that is
-/// not built on this target (the constructors of `PackedB` check availability first).
-fn visit<V: Visitor>(kernel: Kernel, v: V) -> V::Out {
-    #[cfg(target_arch = "x86_64")]
-    use crate::arch::x86_64::{avx2, avx512, avx512bf16};
-    use crate::arch::{portable, scalar};
-    match kernel {
-        Kernel::F32(Isa::Scalar) => v.visit::<scalar::Scalar>(),
-        Kernel::F32(Isa::Portable) => v.visit::<portable::Portable>(),
-        #[cfg(target_arch = "x86_64")]
-        Kernel::F32(Isa::Avx2) => v.visit::<avx2::Avx2>(),
-        #[cfg(target_arch = "x86_64")]
-        Kernel::F32(Isa::Avx512) => v.visit::<avx512::Avx512>(),
-        #[cfg(target_arch = "aarch64")]
-        Kernel::F32(Isa::Neon) => v.visit::<crate::arch::aarch64::neon::Neon>(),
-        Kernel::Bf16(Isa::Scalar, Bf16Kernel::Convert) => v.visit::<scalar::ScalarBf16>(),
-        Kernel::Bf16(Isa::Scalar, Bf16Kernel::Dot) => v.visit::<scalar::ScalarBf16Dot>(),
-        // NEON has no bf16 kernel of its own yet: the portable one (same layout).
-        Kernel::Bf16(Isa::Portable | Isa::Neon, Bf16Kernel::Convert) => {
-            v.visit::<portable::PortableBf16>()
-        }
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Bf16(Isa::Avx2, Bf16Kernel::Convert) => v.visit::<avx2::Avx2Bf16>(),
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Bf16(Isa::Avx512, Bf16Kernel::Convert) => v.visit::<avx512::Avx512Bf16>(),
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Bf16(Isa::Avx512, Bf16Kernel::Dot) => v.visit::<avx512bf16::Avx512Bf16Dot>(),
-        other => unreachable!("no micro-kernel {other:?} on this target"),
-    }
-}
-
-/// The register tile and block sizes of a micro-kernel.
+/// The register tile and block sizes of a micro-kernel. Panics for a kind of kernel the set
+/// lacks (see `Blocking::of_bf16`).
 pub(crate) fn blocking(kernel: Kernel) -> super::Blocking {
     struct Of;
-    impl Visitor for Of {
+    impl KernelVisitor for Of {
         type Out = super::Blocking;
         fn visit<K: MicroKernel>(self) -> super::Blocking {
             super::Blocking {
@@ -85,18 +53,19 @@ pub(crate) fn blocking(kernel: Kernel) -> super::Blocking {
             }
         }
     }
-    match kernel {
-        // Documented for every target, built only on aarch64.
-        #[cfg(not(target_arch = "aarch64"))]
-        Kernel::F32(Isa::Neon) => super::Blocking {
-            mr: 6,
-            nr: 16,
-            kc: 256,
-            mc: 240,
-            nc: 3072,
-        },
-        _ => visit(kernel, Of),
+    table::describe(kernel, Of).unwrap_or_else(|| panic!("no micro-kernel {kernel:?}"))
+}
+
+/// Whether this CPU runs the micro-kernel `kernel` (`false` where its set lacks that kind).
+pub(crate) fn is_available(kernel: Kernel) -> bool {
+    struct Available;
+    impl KernelVisitor for Available {
+        type Out = bool;
+        fn visit<K: MicroKernel>(self) -> bool {
+            K::is_available()
+        }
     }
+    kernel.isa().is_available() && table::describe(kernel, Available).unwrap_or(false)
 }
 
 /// Runs the loops with the micro-kernel `kernel` (which the caller checked is runnable).
@@ -110,6 +79,7 @@ pub(crate) fn dispatch(
     epi: &Epilogue<'_>,
 ) {
     struct Run<'a> {
+        kernel: Kernel,
         alpha: f32,
         a: &'a MatRef<'a>,
         b: BSource<'a>,
@@ -117,13 +87,24 @@ pub(crate) fn dispatch(
         c: MatMut<'a>,
         epi: &'a Epilogue<'a>,
     }
-    impl Visitor for Run<'_> {
+    impl KernelVisitor for Run<'_> {
         type Out = ();
+        #[inline(always)]
         fn visit<K: MicroKernel>(self) {
             gemm_loop::<K>(self.alpha, self.a, self.b, self.beta, self.c, self.epi)
         }
     }
+    impl SetVisitor for Run<'_> {
+        type Out = ();
+        #[inline(always)]
+        fn visit<S: KernelSet>(self) {
+            let (kernel, m) = (self.kernel, self.c.rows);
+            table::with_kernel::<S, _>(kernel, Some(m), self)
+                .unwrap_or_else(|| unreachable!("no micro-kernel {kernel:?}: PackedB checks"))
+        }
+    }
     let run = Run {
+        kernel,
         alpha,
         a,
         b,
@@ -131,12 +112,7 @@ pub(crate) fn dispatch(
         c,
         epi,
     };
-    // AVX-512 f32 has a second, 11-row tile for the M it pads less (e.g. 77 text tokens).
-    #[cfg(target_arch = "x86_64")]
-    if kernel == Kernel::F32(Isa::Avx512) && crate::arch::x86_64::avx512::use_r11(run.c.rows) {
-        return run.visit::<crate::arch::x86_64::avx512::Avx512R11>();
-    }
-    visit(kernel, run)
+    table::run(kernel.isa(), run)
 }
 
 /// C's base pointer, shared by tasks that write disjoint tiles.
@@ -205,6 +181,10 @@ impl<K: MicroKernel> Clone for Job<'_, K> {
 }
 impl<K: MicroKernel> Copy for Job<'_, K> {}
 
+/// Loops 5 to 1 for the micro-kernel `K`. Never inlined: it is called inside the kernel set's
+/// target-feature function (`table::run`), and the loops are meant to compile as plain code
+/// (only the micro-kernels carry features).
+#[inline(never)]
 fn gemm_loop<K: MicroKernel>(
     alpha: f32,
     a: &MatRef<'_>,
@@ -376,8 +356,7 @@ fn task<K: MicroKernel>(job: &Job<'_, K>, i0: usize, mc: usize, p0: usize, p1: u
             let bpanel = &job.bpack[off..off + bsteps * K::NR];
             if let Some(w) = wbuf.as_mut() {
                 let wide = &mut w.view_mut::<<K::Wide as MicroKernel>::B>()[..kc_pad * K::NR];
-                // SAFETY: the packed panel holds bsteps*NR elements and `wide` kc_pad*NR;
-                // the caller checked that the CPU runs K's kernel set.
+                // SAFETY: the caller checked that the CPU runs K (lengths: checked by K).
                 unsafe { K::widen_b(bpanel, wide, kc_pad) };
             }
             // The B micro-panel this task reads next, prefetched into L2 in shares spread
@@ -452,8 +431,8 @@ fn task<K: MicroKernel>(job: &Job<'_, K>, i0: usize, mc: usize, p0: usize, p1: u
 ///
 /// Never inlined: a tile is thousands of cycles, and inlined into `task` it made the text
 /// encoder on 8 tokens (M = 8: one edge tile per panel, weights streamed from memory) run at
-/// half the speed (12 against 6-7 ms, interleaved; the cause is in the generated code of
-/// `task`, not in the arithmetic, which is the same).
+/// half the speed, with the same arithmetic: the cause is in the generated code of `task`
+/// (figures in `docs/performance.md`).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
 fn tile<K: MicroKernel, U: MicroKernel<A = K::A>>(

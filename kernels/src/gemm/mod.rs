@@ -15,12 +15,16 @@ mod kernel;
 mod loops;
 pub(crate) mod pack;
 
+use crate::table::Kernel;
 use crate::Isa;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use bf16::has_avx512bf16;
 pub use bf16::{
     bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, Bf16Kernel, ElemType, BF16_ENV,
 };
-pub(crate) use kernel::{MicroKernel, Prefetch};
-use loops::Kernel;
+pub(crate) use kernel::MicroKernel;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use kernel::Prefetch;
 use pack::AlignedBuf;
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i*rs + j*cs]`.

@@ -320,8 +320,8 @@ pub(crate) fn pack_a_panel<K: super::MicroKernel>(
     if rows == K::MR && a.cs == 1 && kc == kc_pad {
         let base = row0 * a.rs + k0;
         let src = &a.data[base..base + (K::MR - 1) * a.rs + kc];
-        // SAFETY: `src` and `dst` are sliced to the lengths the contract asks for (slicing
-        // panics otherwise); the loops only run kernels the CPU supports.
+        // SAFETY: the loops only run kernels the CPU supports (`PackedB` and `sgemm` check,
+        // and `table::run` before the loops); the lengths are the kernel's to check.
         if unsafe { K::pack_a_rows(&mut dst[..kc / K::A::K_PER * K::MR], src, a.rs, kc) } {
             return;
         }

@@ -2,8 +2,12 @@
 //!
 //! `Avx2F32` implements the crate's lane operations with AVX/AVX2/FMA intrinsics. Values of
 //! it only exist inside code that runs after `Isa::Avx2.is_available()` was checked (the crate
-//! invariant stated on `SimdF32`); every `unsafe` block below relies on that. The public
-//! functions take and return raw `__m256` and are `unsafe` for the same reason.
+//! invariant stated on `SimdF32`: trait methods cannot carry `#[target_feature]`, and they must
+//! be `#[inline(always)]`); every `unsafe` block below relies on that. The public functions take
+//! and return raw `__m256` and are safe `#[target_feature]` functions: callable without
+//! `unsafe` from code compiled with AVX2 and FMA.
+//!
+//! Not here: the algorithms (`math/mod.rs`), slices (`rows::`).
 
 use super::SimdF32;
 use std::arch::x86_64::*;
@@ -168,44 +172,54 @@ fn tail_mask(n: usize) -> __m256i {
 /// `e^x` lane-wise (see [`crate::math`]).
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA (`Isa::Avx2.is_available()`).
-#[inline(always)]
-pub unsafe fn exp(x: __m256) -> __m256 {
+/// Safe to call from code compiled with AVX2 and FMA; from elsewhere (in `unsafe`) only when
+/// the CPU has them (`Isa::Avx2.is_available()`).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub fn exp(x: __m256) -> __m256 {
     super::exp(Avx2F32(x)).0
 }
 
 /// `erf(x)` lane-wise.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA.
-#[inline(always)]
-pub unsafe fn erf(x: __m256) -> __m256 {
+/// Safe to call from code compiled with AVX2 and FMA; from elsewhere (in `unsafe`) only when
+/// the CPU has them (`Isa::Avx2.is_available()`).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub fn erf(x: __m256) -> __m256 {
     super::erf(Avx2F32(x)).0
 }
 
 /// `1 / (1 + e^-x)` lane-wise.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA.
-#[inline(always)]
-pub unsafe fn sigmoid(x: __m256) -> __m256 {
+/// Safe to call from code compiled with AVX2 and FMA; from elsewhere (in `unsafe`) only when
+/// the CPU has them (`Isa::Avx2.is_available()`).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub fn sigmoid(x: __m256) -> __m256 {
     super::sigmoid(Avx2F32(x)).0
 }
 
 /// Exact GELU lane-wise.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA.
-#[inline(always)]
-pub unsafe fn gelu(x: __m256) -> __m256 {
+/// Safe to call from code compiled with AVX2 and FMA; from elsewhere (in `unsafe`) only when
+/// the CPU has them (`Isa::Avx2.is_available()`).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub fn gelu(x: __m256) -> __m256 {
     super::gelu(Avx2F32(x)).0
 }
 
 /// `x * sigmoid(1.702 x)` lane-wise.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA.
-#[inline(always)]
-pub unsafe fn quick_gelu(x: __m256) -> __m256 {
+/// Safe to call from code compiled with AVX2 and FMA; from elsewhere (in `unsafe`) only when
+/// the CPU has them (`Isa::Avx2.is_available()`).
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+pub fn quick_gelu(x: __m256) -> __m256 {
     super::quick_gelu(Avx2F32(x)).0
 }

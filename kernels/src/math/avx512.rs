@@ -2,8 +2,12 @@
 //!
 //! `Avx512F32` implements the crate's lane operations with AVX-512F intrinsics. Values of it
 //! only exist inside code that runs after `Isa::Avx512.is_available()` was checked (the crate
-//! invariant stated on `SimdF32`); every `unsafe` block below relies on that. The public
-//! functions take and return raw `__m512` and are `unsafe` for the same reason.
+//! invariant stated on `SimdF32`: trait methods cannot carry `#[target_feature]`, and they must
+//! be `#[inline(always)]`); every `unsafe` block below relies on that. The public functions take
+//! and return raw `__m512` and are safe `#[target_feature]` functions: callable without
+//! `unsafe` from code compiled with AVX-512F.
+//!
+//! Not here: the algorithms (`math/mod.rs`), slices (`rows::`).
 
 use super::SimdF32;
 use std::arch::x86_64::*;
@@ -136,44 +140,54 @@ impl SimdF32 for Avx512F32 {
 /// `e^x` lane-wise (see [`crate::math`]).
 ///
 /// # Safety
-/// The CPU must support AVX-512F (`Isa::Avx512.is_available()`).
-#[inline(always)]
-pub unsafe fn exp(x: __m512) -> __m512 {
+/// Safe to call from code compiled with AVX-512F; from elsewhere (in `unsafe`) only when
+/// the CPU has them (`Isa::Avx512.is_available()`).
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub fn exp(x: __m512) -> __m512 {
     super::exp(Avx512F32(x)).0
 }
 
 /// `erf(x)` lane-wise.
 ///
 /// # Safety
-/// The CPU must support AVX-512F.
-#[inline(always)]
-pub unsafe fn erf(x: __m512) -> __m512 {
+/// Safe to call from code compiled with AVX-512F; from elsewhere (in `unsafe`) only when
+/// the CPU has them (`Isa::Avx512.is_available()`).
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub fn erf(x: __m512) -> __m512 {
     super::erf(Avx512F32(x)).0
 }
 
 /// `1 / (1 + e^-x)` lane-wise.
 ///
 /// # Safety
-/// The CPU must support AVX-512F.
-#[inline(always)]
-pub unsafe fn sigmoid(x: __m512) -> __m512 {
+/// Safe to call from code compiled with AVX-512F; from elsewhere (in `unsafe`) only when
+/// the CPU has them (`Isa::Avx512.is_available()`).
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub fn sigmoid(x: __m512) -> __m512 {
     super::sigmoid(Avx512F32(x)).0
 }
 
 /// Exact GELU lane-wise.
 ///
 /// # Safety
-/// The CPU must support AVX-512F.
-#[inline(always)]
-pub unsafe fn gelu(x: __m512) -> __m512 {
+/// Safe to call from code compiled with AVX-512F; from elsewhere (in `unsafe`) only when
+/// the CPU has them (`Isa::Avx512.is_available()`).
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub fn gelu(x: __m512) -> __m512 {
     super::gelu(Avx512F32(x)).0
 }
 
 /// `x * sigmoid(1.702 x)` lane-wise.
 ///
 /// # Safety
-/// The CPU must support AVX-512F.
-#[inline(always)]
-pub unsafe fn quick_gelu(x: __m512) -> __m512 {
+/// Safe to call from code compiled with AVX-512F; from elsewhere (in `unsafe`) only when
+/// the CPU has them (`Isa::Avx512.is_available()`).
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub fn quick_gelu(x: __m512) -> __m512 {
     super::quick_gelu(Avx512F32(x)).0
 }

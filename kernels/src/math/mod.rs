@@ -9,9 +9,11 @@
 //! fused only when the crate is compiled with the `fma` target feature; otherwise its results
 //! may differ from the others by an ulp or so.)
 //!
-//! Each public per-ISA module exposes `#[inline(always)]` functions on its native vector type
-//! for use inside other kernels (for example GEMM epilogues). The slice-level, dispatched API
-//! is in [`crate::rows`]. Measured accuracy: `docs/numerics.md`. Coefficients:
+//! Each public per-ISA module exposes functions on its native vector type (safe
+//! `#[target_feature]` functions for the x86 types). Inside the crate the kernels call the
+//! generic algorithms on the lane types directly (the AVX-512 GEMM epilogue does). The
+//! slice-level, dispatched API is in [`crate::rows`]; which lane type a kernel set uses is
+//! `crate::table`. Measured accuracy: `docs/numerics.md`. Coefficients:
 //! `kernels/scripts/fit_polys.py`.
 //!
 //! Not here: reductions over rows, memory traversal, threads.
@@ -29,14 +31,16 @@ pub mod avx512;
 /// For the x86 types ([`avx2::Avx2F32`], [`avx512::Avx512F32`]) the methods call intrinsics
 /// that need the matching target features. Crate invariant: values of those types are only
 /// created and used inside code that runs after [`crate::Isa::is_available`] returned true for
-/// that kernel set (in practice: inside `#[target_feature]` wrappers called from the safe,
-/// checked entry points, or from the `unsafe fn`s of the per-ISA modules).
+/// that kernel set (in practice: inside the set's target-feature function entered by
+/// `table::run` after its check, inside the micro-kernels, or in the `#[target_feature]`
+/// functions of the per-ISA modules). The methods cannot carry `#[target_feature]` themselves:
+/// a trait method with it must be `unsafe`, and they must be `#[inline(always)]`.
 ///
-/// Code generic over this trait must reach the `#[target_feature]` wrapper through
+/// Code generic over this trait must reach the target-feature function through
 /// `#[inline(always)]` functions and trait methods only. A closure or `fn` item passed into
-/// the generic code may stay out of line, compiled *without* the wrapper's features, and then
-/// every intrinsic inside it becomes a function call (measured: 10-20x slower). Use a
-/// small trait with an `#[inline(always)]` method instead (see `rows/generic.rs`).
+/// the generic code may stay out of line, compiled *without* the features, and then every
+/// intrinsic inside it becomes a function call (many times slower: `docs/performance.md`).
+/// Use a small trait with an `#[inline(always)]` method instead (see `rows/generic.rs`).
 pub(crate) trait SimdF32: Copy {
     /// Number of f32 lanes.
     const LANES: usize;

@@ -5,8 +5,10 @@
 //! result never depends on its position or on the slice length. No threads here: callers
 //! split rows across threads if they want to.
 //!
-//! These bodies are `#[inline(always)]`; they become real code inside the per-ISA
-//! `#[target_feature]` wrappers (`rows/x86.rs`) or the scalar/portable dispatch arms.
+//! These bodies are `#[inline(always)]`; they become real code inside the kernel set's
+//! target-feature function (`table::run`), instantiated with the set's lane type.
+//!
+//! Not here: the argument checks and dispatch (`rows/mod.rs`), the lane math (`math/`).
 
 use super::SoftmaxMask;
 use crate::math::{self, SimdF32};

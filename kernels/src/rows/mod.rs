@@ -1,23 +1,24 @@
 //! Row kernels: softmax, layernorm, GELU (exact and quick), exp/erf/sigmoid, add, scale.
 //!
-//! The safe public API. Every function takes the kernel set first, checks its arguments and
-//! that the CPU can run that set, then dispatches once per call to one monomorphised loop
-//! (`generic.rs` instantiated with `f32`, `wide::f32x8`, or inside the `#[target_feature]`
-//! wrappers of `x86.rs`). Single-threaded: callers parallelise over rows.
+//! The safe public API. Every function takes the kernel set first, checks its arguments, then
+//! dispatches once per call through the kernel-set table (`table::run`, which checks that
+//! the CPU can run the set) to one loop of `generic.rs` on the set's lane type, compiled inside
+//! the set's target-feature function. Single-threaded: callers parallelise over rows.
 //!
 //! Determinism: elementwise functions give the same bits for an element wherever it sits and
 //! whatever the slice length (tails run through the same vector code, padded). For the
 //! elementwise functions, `Scalar`, `Avx2` and `Avx512` are bitwise identical. Row reductions
 //! (softmax, layernorm) depend on the lane count, so differ across sets by rounding only.
 //! Bounds: `docs/numerics.md`.
+//!
+//! Not here: the lane math (`math/`), attention (`attention.rs`), threads.
 
 mod generic;
-#[cfg(target_arch = "x86_64")]
-mod x86;
 
 pub(crate) use generic::softmax_row;
 use generic::ElemOp;
 
+use crate::table::{self, KernelSet, SetVisitor};
 use crate::Isa;
 
 /// The mask applied by [`softmax_rows`].
@@ -39,33 +40,35 @@ pub enum SoftmaxMask<'a> {
     Additive(&'a [f32]),
 }
 
-/// Panics unless the CPU can run `isa`: the safe boundary in front of the `unsafe` wrappers.
-#[inline]
-pub(crate) fn assert_available(isa: Isa) {
-    assert!(
-        isa.is_available(),
-        "kernel set {isa} is not available on this CPU"
-    );
+/// One call of a row kernel, run by [`table::run`] on the kernel set's lane type.
+enum RowCall<'a> {
+    Map(ElemOp, &'a mut [f32]),
+    Scale(&'a mut [f32], f32),
+    Add(&'a mut [f32], &'a [f32]),
+    AddBiasRows(&'a mut [f32], &'a [f32]),
+    Softmax(&'a mut [f32], usize, SoftmaxMask<'a>),
+    LayerNorm(&'a [f32], &'a mut [f32], [&'a [f32]; 2], f32),
+    LayerNormInplace(&'a mut [f32], [&'a [f32]; 2], f32),
 }
 
-/// Calls `$f` from the kernel set chosen by `$isa`, after checking the CPU can run it.
-macro_rules! dispatch {
-    ($isa:expr, $f:ident ( $($arg:expr),* )) => {{
-        let isa: Isa = $isa;
-        assert_available(isa);
-        match isa {
-            Isa::Scalar => generic::$f::<f32>($($arg),*),
-            Isa::Portable | Isa::Neon => generic::$f::<wide::f32x8>($($arg),*),
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `assert_available` checked that the CPU supports AVX2 and FMA.
-            Isa::Avx2 => unsafe { x86::avx2::$f($($arg),*) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `assert_available` checked that the CPU supports AVX-512F.
-            Isa::Avx512 => unsafe { x86::avx512::$f($($arg),*) },
-            #[cfg(not(target_arch = "x86_64"))]
-            Isa::Avx2 | Isa::Avx512 => unreachable!("checked by assert_available"),
+impl SetVisitor for RowCall<'_> {
+    type Out = ();
+    #[inline(always)]
+    fn visit<S: KernelSet>(self) {
+        use generic as g;
+        type V<S> = <S as KernelSet>::Lanes;
+        match self {
+            RowCall::Map(op, x) => g::map_inplace::<V<S>>(op, x),
+            RowCall::Scale(x, s) => g::scale::<V<S>>(x, s),
+            RowCall::Add(dst, src) => g::add::<V<S>>(dst, src),
+            RowCall::AddBiasRows(x, bias) => g::add_bias_rows::<V<S>>(x, bias),
+            RowCall::Softmax(x, cols, mask) => g::softmax_rows::<V<S>>(x, cols, mask),
+            RowCall::LayerNorm(x, out, [w, b], eps) => g::layernorm_rows::<V<S>>(x, out, w, b, eps),
+            RowCall::LayerNormInplace(x, [w, b], eps) => {
+                g::layernorm_rows_inplace::<V<S>>(x, w, b, eps)
+            }
         }
-    }};
+    }
 }
 
 fn check_rows(len: usize, cols: usize, what: &str) {
@@ -97,7 +100,7 @@ pub fn softmax_rows(isa: Isa, x: &mut [f32], cols: usize, mask: SoftmaxMask<'_>)
             m.len()
         );
     }
-    dispatch!(isa, softmax_rows(x, cols, mask))
+    table::run(isa, RowCall::Softmax(x, cols, mask))
 }
 
 fn check_layernorm(x: usize, out: usize, cols: usize, w: usize, b: usize) {
@@ -132,7 +135,7 @@ pub fn layernorm_rows(
     if x.is_empty() {
         return;
     }
-    dispatch!(isa, layernorm_rows(x, out, weight, bias, eps))
+    table::run(isa, RowCall::LayerNorm(x, out, [weight, bias], eps))
 }
 
 /// [`layernorm_rows`] in place; same results bit for bit.
@@ -148,32 +151,32 @@ pub fn layernorm_rows_inplace(
     if x.is_empty() {
         return;
     }
-    dispatch!(isa, layernorm_rows_inplace(x, weight, bias, eps))
+    table::run(isa, RowCall::LayerNormInplace(x, [weight, bias], eps))
 }
 
 /// Exact GELU in place: `x <- 0.5 x (1 + erf(x / sqrt 2))`.
 pub fn gelu(isa: Isa, x: &mut [f32]) {
-    dispatch!(isa, map_inplace(ElemOp::Gelu, x))
+    table::run(isa, RowCall::Map(ElemOp::Gelu, x))
 }
 
 /// CLIP's quick GELU in place: `x <- x * sigmoid(1.702 x)`.
 pub fn quick_gelu(isa: Isa, x: &mut [f32]) {
-    dispatch!(isa, map_inplace(ElemOp::QuickGelu, x))
+    table::run(isa, RowCall::Map(ElemOp::QuickGelu, x))
 }
 
 /// `x <- e^x` in place (subnormal results flushed to 0).
 pub fn exp(isa: Isa, x: &mut [f32]) {
-    dispatch!(isa, map_inplace(ElemOp::Exp, x))
+    table::run(isa, RowCall::Map(ElemOp::Exp, x))
 }
 
 /// `x <- erf(x)` in place.
 pub fn erf(isa: Isa, x: &mut [f32]) {
-    dispatch!(isa, map_inplace(ElemOp::Erf, x))
+    table::run(isa, RowCall::Map(ElemOp::Erf, x))
 }
 
 /// `x <- 1 / (1 + e^-x)` in place.
 pub fn sigmoid(isa: Isa, x: &mut [f32]) {
-    dispatch!(isa, map_inplace(ElemOp::Sigmoid, x))
+    table::run(isa, RowCall::Map(ElemOp::Sigmoid, x))
 }
 
 /// `dst <- dst + src`. Panics if the lengths differ.
@@ -185,12 +188,12 @@ pub fn add(isa: Isa, dst: &mut [f32], src: &[f32]) {
         dst.len(),
         src.len()
     );
-    dispatch!(isa, add(dst, src))
+    table::run(isa, RowCall::Add(dst, src))
 }
 
 /// `x <- x * s`.
 pub fn scale(isa: Isa, x: &mut [f32], s: f32) {
-    dispatch!(isa, scale(x, s))
+    table::run(isa, RowCall::Scale(x, s))
 }
 
 /// `x[r, j] <- x[r, j] + bias[j]` over rows of `bias.len()`. Panics if `x.len()` is not a
@@ -200,5 +203,5 @@ pub fn add_bias_rows(isa: Isa, x: &mut [f32], bias: &[f32]) {
     if x.is_empty() {
         return;
     }
-    dispatch!(isa, add_bias_rows(x, bias))
+    table::run(isa, RowCall::AddBiasRows(x, bias))
 }

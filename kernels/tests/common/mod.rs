@@ -2,16 +2,29 @@
 //! references for the functions the standard library lacks.
 #![allow(dead_code)]
 
+use clip_kernels::dispatch::test_isa;
 use clip_kernels::Isa;
 
-/// Every kernel set this CPU runs; says loudly which ones are skipped.
+/// Every kernel set this CPU runs; says loudly which ones are skipped, and fails the test if
+/// `CLIP_REQUIRE_ISA` names one of those.
 pub fn isas(test: &str) -> Vec<Isa> {
-    for isa in Isa::ALL {
-        if !isa.is_available() {
+    Isa::ALL
+        .into_iter()
+        .filter(|&isa| run_or_skip(test, isa))
+        .collect()
+}
+
+/// Whether `test` runs the kernel set `isa`: `false`, said loudly, when this CPU cannot run
+/// it; a panic (the test fails) when `CLIP_REQUIRE_ISA` names it all the same.
+pub fn run_or_skip(test: &str, isa: Isa) -> bool {
+    match test_isa(isa) {
+        Ok(true) => true,
+        Ok(false) => {
             eprintln!("!!! {test}: kernel set {isa} is NOT available on this CPU: SKIPPED !!!");
+            false
         }
+        Err(e) => panic!("{test}: {e}"),
     }
-    Isa::available()
 }
 
 /// SplitMix64: small, seeded, good enough for test data.

@@ -12,10 +12,12 @@
 //! Block sizes: KC = 256 keeps a 256 x 16 B micro-panel (16 KiB) in a 64 KiB L1; MC = 240
 //! keeps the A block (240 KiB) in L2. NEON is part of the aarch64 baseline, so no run-time
 //! detection is needed.
+//!
+//! Not here: NEON row kernels and a NEON bf16 kernel (the portable ones run instead: see
+//! `crate::table`). The type and its sizes are built on every target; the kernel on aarch64.
 
 use crate::gemm::MicroKernel;
 use crate::Isa;
-use core::arch::aarch64::*;
 
 /// The NEON 6x16 micro-kernel.
 pub(crate) struct Neon;
@@ -44,13 +46,22 @@ impl MicroKernel for Neon {
         beta: f32,
         bias: *const f32,
     ) {
+        #[cfg(target_arch = "aarch64")]
         // SAFETY: forwarded contract (NEON is always present on aarch64).
-        unsafe { sgemm_ukernel_neon_6x16(kc, a, b, c, rs_c, alpha, beta, bias) }
+        unsafe {
+            sgemm_ukernel_neon_6x16(kc, a, b, c, rs_c, alpha, beta, bias)
+        }
+        #[cfg(not(target_arch = "aarch64"))]
+        {
+            let _ = (kc, a, b, c, rs_c, alpha, beta, bias);
+            unreachable!("the NEON kernel runs on aarch64 only (Isa::Neon is unavailable here)")
+        }
     }
 }
 
 /// # Safety
 /// See [`MicroKernel::ukernel`].
+#[cfg(target_arch = "aarch64")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn sgemm_ukernel_neon_6x16(
     kc: usize,
@@ -62,6 +73,7 @@ unsafe fn sgemm_ukernel_neon_6x16(
     beta: f32,
     bias: *const f32,
 ) {
+    use core::arch::aarch64::*;
     // SAFETY: every pointer access stays within the caller-guaranteed panels and tile.
     unsafe {
         let mut acc = [[vdupq_n_f32(0.0); 4]; MR];

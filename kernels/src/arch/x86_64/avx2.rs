@@ -130,9 +130,8 @@ impl MicroKernel for Avx2Bf16 {
     const WIDEN: bool = true;
 
     unsafe fn widen_b(src: &[u32], dst: &mut [f32], kc: usize) {
-        assert!(src.len() >= kc / 2 * NR && dst.len() >= kc * NR);
-        // SAFETY: lengths checked above; the trait requires a CPU with AVX2.
-        unsafe { widen_panel_avx2(src.as_ptr(), dst.as_mut_ptr(), kc / 2) }
+        // SAFETY: the trait requires a CPU with AVX2.
+        unsafe { widen_panel_avx2(src, dst, kc / 2) }
     }
     const ISA: Isa = Isa::Avx2;
     const MR: usize = MR;
@@ -159,13 +158,14 @@ impl MicroKernel for Avx2Bf16 {
 /// Widens `pairs` rows of 16 bf16 pairs into `2*pairs` rows of 16 f32 (the f32 kernel's
 /// packed B micro-panel): row `2p` from the low halves, row `2p+1` from the high halves.
 ///
-/// # Safety
-/// `src` holds `pairs*16` pairs, `dst` `pairs*32` floats; the CPU supports AVX2.
+/// Panics unless `src` holds `pairs*16` pairs and `dst` `pairs*32` floats.
 #[target_feature(enable = "avx2")]
-unsafe fn widen_panel_avx2(mut src: *const u32, mut dst: *mut f32, pairs: usize) {
-    // SAFETY: each step reads 16 pairs and writes 32 floats inside the caller's buffers.
+fn widen_panel_avx2(src: &[u32], dst: &mut [f32], pairs: usize) {
+    assert!(src.len() >= pairs * NR && dst.len() >= pairs * 2 * NR);
+    let (mut src, mut dst) = (src.as_ptr(), dst.as_mut_ptr());
+    let hi = _mm256_set1_epi32(0xFFFF_0000u32 as i32);
+    // SAFETY: each step reads 16 pairs and writes 32 floats, inside the lengths asserted above.
     unsafe {
-        let hi = _mm256_set1_epi32(0xFFFF_0000u32 as i32);
         for _ in 0..pairs {
             let x0 = _mm256_loadu_si256(src.cast());
             let x1 = _mm256_loadu_si256(src.add(8).cast());

@@ -15,19 +15,20 @@
 //! K = 3072, so C is read and rewritten at most twice; the 1024 x 32 B micro-panel (128 KiB)
 //! lives in L2 and streams through L1 next to the A micro-panel (the L1 streamer keeps up:
 //! 168 bytes per 10 cycles). MC = 240 keeps the 240 x 1024 A block (960 KiB) in the 2 MiB L2
-//! beside it. NC = 3072 bounds the per-call packed B. Against KC = 256 / MC = 480 (B panel in
-//! L1), one thread's CPU time on 400 x 768 x 3072 fell 9-12 % and on 1024^3 4-8 %.
+//! beside it. NC = 3072 bounds the per-call packed B. Measured faster than KC = 256 / MC = 480
+//! with the B panel in L1 (`docs/performance.md`).
 //!
 //! Prefetch: the loops pass each tile a share of the *next* B micro-panel; the kernel issues
 //! one `prefetcht1` per k step across that share, so the next panel streams from memory into
 //! L2 while this one is multiplied. Model weights (350 MB for ViT-B/32 in f32) do not fit in
 //! cache, and at 50-77 rows a panel is used by only 5-8 tiles: without it the kernel waited
-//! on memory (50x768x3072 with 377 MB of distinct weights: 174 -> 270 GFLOP/s at 2 threads).
-//! The first tile of a task to read a B micro-panel (`Prefetch::stream_b`) also prefetches it
-//! into L1 32 k ahead of its loads (`body::<R, true>`): when M is a single tile (8 text
-//! tokens) nothing else brings the panel closer than L2 in time, and the text encoder on 8
-//! tokens went from 7.7-8.3 to 5.9-6.6 ms (2 threads, interleaved); the other tiles re-read the
-//! panel from L2 and run without it.
+//! on memory. The first tile of a task to read a B micro-panel (`Prefetch::stream_b`) also
+//! prefetches it into L1 32 k ahead of its loads (`body::<R, true>`): when M is a single tile
+//! (8 text tokens) nothing else brings the panel closer than L2 in time; the other tiles
+//! re-read the panel from L2 and run without it. (What each gained: `docs/performance.md`.)
+//!
+//! Not here: the loops that hand out the hints (`gemm/loops.rs`), the AVX512-BF16 dot kernel
+//! (`avx512bf16.rs`).
 
 use crate::gemm::{Activation, MicroKernel, Prefetch};
 use crate::Isa;
@@ -109,25 +110,19 @@ impl<const R: usize> MicroKernel for Avx512Rows<R> {
     }
 
     unsafe fn pack_a_rows(dst: &mut [f32], src: &[f32], rs: usize, kc: usize) -> bool {
-        // SAFETY: forwarded contract; the trait requires a CPU with AVX-512F.
+        // SAFETY: the trait requires a CPU with AVX-512F.
         unsafe { pack_a_rows_avx512::<R>(dst, src, rs, kc) }
     }
 }
 
 /// Packs an `R`-row micro-panel of A (k-major: `dst[k*R + r] = src[r*rs + k]`) 16 k at a
 /// time: the 16*R floats of those k are R gathers of 16 lanes, one store each (lane `i` of
-/// gather `v` is output `o = 16v + i`, row `o % R`, k `o / R`). About 3x the scalar
-/// transpose's speed here; it moves the same floats, so the packed panel is the same.
+/// gather `v` is output `o = 16v + i`, row `o % R`, k `o / R`). Faster than the scalar
+/// transpose (`docs/performance.md`); it moves the same floats, so the packed panel is the same.
 ///
-/// # Safety
-/// `src` holds `(R-1)*rs + kc` floats, `dst` `kc*R`; the CPU supports AVX-512F.
+/// Panics unless `src` holds `(R-1)*rs + kc` floats and `dst` `kc*R`.
 #[target_feature(enable = "avx512f")]
-unsafe fn pack_a_rows_avx512<const R: usize>(
-    dst: &mut [f32],
-    src: &[f32],
-    rs: usize,
-    kc: usize,
-) -> bool {
+fn pack_a_rows_avx512<const R: usize>(dst: &mut [f32], src: &[f32], rs: usize, kc: usize) -> bool {
     // Gather indices are i32 element offsets.
     if R > 16 || (R - 1) * rs + 16 > i32::MAX as usize {
         return false;
@@ -140,7 +135,7 @@ unsafe fn pack_a_rows_avx512<const R: usize>(
             let o = 16 * v + i;
             *l = ((o % R) * rs + o / R) as i32;
         }
-        // SAFETY: reads 16 i32 from a local array.
+        // SAFETY: reads 16 i32 from a local array of 16.
         *iv = unsafe { _mm512_loadu_si512(lanes.as_ptr().cast()) };
     }
     let full = kc / 16 * 16;
@@ -382,14 +377,13 @@ impl MicroKernel for Avx512Bf16 {
     }
 
     unsafe fn pack_a_rows(dst: &mut [f32], src: &[f32], rs: usize, kc: usize) -> bool {
-        // SAFETY: forwarded contract; the trait requires a CPU with AVX-512F.
+        // SAFETY: the trait requires a CPU with AVX-512F.
         unsafe { pack_a_rows_avx512::<MR>(dst, src, rs, kc) }
     }
 
     unsafe fn widen_b(src: &[u32], dst: &mut [f32], kc: usize) {
-        assert!(src.len() >= kc / 2 * NR && dst.len() >= kc * NR);
-        // SAFETY: lengths checked above; the trait requires a CPU with AVX-512F.
-        unsafe { widen_panel_avx512(src.as_ptr(), dst.as_mut_ptr(), kc / 2) }
+        // SAFETY: the trait requires a CPU with AVX-512F.
+        unsafe { widen_panel_avx512(src, dst, kc / 2) }
     }
 
     unsafe fn ukernel_pf(
@@ -412,13 +406,14 @@ impl MicroKernel for Avx512Bf16 {
 /// Widens `pairs` rows of 32 bf16 pairs into `2*pairs` rows of 32 f32 (the f32 kernel's
 /// packed B micro-panel): row `2p` from the low halves, row `2p+1` from the high halves.
 ///
-/// # Safety
-/// `src` holds `pairs*32` pairs, `dst` `pairs*64` floats; the CPU supports AVX-512F.
+/// Panics unless `src` holds `pairs*32` pairs and `dst` `pairs*64` floats.
 #[target_feature(enable = "avx512f")]
-unsafe fn widen_panel_avx512(mut src: *const u32, mut dst: *mut f32, pairs: usize) {
-    // SAFETY: each step reads 32 pairs and writes 64 floats inside the caller's buffers.
+fn widen_panel_avx512(src: &[u32], dst: &mut [f32], pairs: usize) {
+    assert!(src.len() >= pairs * NR && dst.len() >= pairs * 2 * NR);
+    let (mut src, mut dst) = (src.as_ptr(), dst.as_mut_ptr());
+    let hi = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
+    // SAFETY: each step reads 32 pairs and writes 64 floats, inside the lengths asserted above.
     unsafe {
-        let hi = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
         for _ in 0..pairs {
             let x0 = _mm512_loadu_si512(src.cast());
             let x1 = _mm512_loadu_si512(src.add(16).cast());
@@ -527,7 +522,7 @@ mod tests {
                     .map(|i| i as f32 * 0.5 - 7.0)
                     .collect();
                 let mut dst = vec![f32::NAN; kc * R];
-                // SAFETY: lengths as the contract asks; the CPU was checked to run AVX-512F.
+                // SAFETY: the CPU was checked to run AVX-512F.
                 assert!(unsafe { pack_a_rows_avx512::<R>(&mut dst, &src, rs, kc) });
                 for k in 0..kc {
                     for r in 0..R {
@@ -543,9 +538,10 @@ mod tests {
 
     #[test]
     fn gather_packer_matches_its_definition() {
-        if !Isa::Avx512.is_available() {
-            eprintln!("SKIPPED: this CPU has no AVX-512F");
-            return;
+        match crate::dispatch::test_isa(Isa::Avx512) {
+            Ok(true) => {}
+            Ok(false) => return eprintln!("!!! gather packer: no AVX-512F here: SKIPPED !!!"),
+            Err(e) => panic!("{e}"),
         }
         packs_like_the_definition::<10>();
         packs_like_the_definition::<11>();

@@ -16,10 +16,12 @@
 //! Block sizes are the AVX-512 conversion kernel's (the packed B layout is shared): KC = 1024
 //! (a 64 KiB B micro-panel), NR = 32.
 //!
-//! Measured on the Xeon (Emerald Rapids, under KVM) this was written on, `vdpbf16ps zmm` has
-//! about 0.53x the FLOP throughput of `vfmadd231ps zmm` (it competes for the same two ports),
-//! so this kernel is slower than the conversion kernel wherever the GEMM is compute-bound;
-//! it is kept for CPUs where the instruction is fast (AMD Zen 4/5) and as an option.
+//! Where `vdpbf16ps zmm` has a lower FLOP rate than `vfmadd231ps zmm` (on the Xeon this was
+//! written on it competes for the same two ports: `docs/performance.md`), this kernel is
+//! slower than the conversion kernel wherever the GEMM is compute-bound; it is kept for CPUs
+//! where the instruction is fast (AMD Zen 4/5) and as an option.
+//!
+//! Not here: the conversion kernel and the shared epilogue (`avx512.rs`).
 
 use super::avx512::{store_tile, stream_ahead, PanelPrefetch};
 use crate::gemm::{Activation, MicroKernel, Prefetch};
@@ -43,6 +45,10 @@ impl MicroKernel for Avx512Bf16Dot {
     const MC: usize = 240;
     const NC: usize = 3072;
 
+    fn is_available() -> bool {
+        crate::gemm::has_avx512bf16()
+    }
+
     unsafe fn ukernel(
         kc: usize,
         a: *const u32,
@@ -53,8 +59,8 @@ impl MicroKernel for Avx512Bf16Dot {
         beta: f32,
         bias: *const f32,
     ) {
-        // SAFETY: forwarded contract; this kernel is only chosen on a CPU with AVX512-BF16
-        // (`Bf16Kernel::is_available`).
+        // SAFETY: forwarded contract; the CPU has AVX512-BF16 (`is_available`, checked
+        // by `PackedB` before it names this kernel).
         unsafe {
             bf16gemm_ukernel_avx512bf16_10x32(
                 kc,
