@@ -26,6 +26,6 @@ pub use dispatch::Isa;
 pub use rows::SoftmaxMask;
 
 pub use gemm::{
-    sgemm, sgemm_prepacked, Activation, Bf16Kernel, Blocking, ElemType, Epilogue, MatMut, MatRef,
-    PackedB,
+    sgemm, sgemm_prepacked, Activation, Bf16Kernel, Blocking, Epilogue, MatMut, MatRef, PackedB,
+    Precision,
 };

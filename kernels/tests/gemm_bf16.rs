@@ -11,8 +11,8 @@ mod common;
 
 use clip_kernels::gemm::{bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits};
 use clip_kernels::{
-    sgemm_prepacked, Activation, Bf16Kernel, Blocking, ElemType, Epilogue, Isa, MatMut, MatRef,
-    PackedB,
+    sgemm_prepacked, Activation, Bf16Kernel, Blocking, Epilogue, Isa, MatMut, MatRef, PackedB,
+    Precision,
 };
 use common::Rng;
 
@@ -169,7 +169,7 @@ fn packed_values_are_the_rounded_values() {
     for (isa, kind) in kernels() {
         let run = |pb: PackedB| -> Vec<f32> {
             let pb = pb.with_bf16_kernel(kind);
-            assert_eq!(pb.dtype(), ElemType::Bf16);
+            assert_eq!(pb.precision(), Precision::Bf16);
             let mut c = vec![f32::NAN; n];
             sgemm_prepacked(
                 1.0,
@@ -682,11 +682,11 @@ fn availability_and_defaults() {
     for isa in Isa::available() {
         assert!(Bf16Kernel::Convert.is_available(isa));
         let pb = PackedB::new_bf16(isa, MatRef::row_major(&[1.0, 2.0], 1, 2));
-        assert_eq!(pb.dtype(), ElemType::Bf16);
+        assert_eq!(pb.precision(), Precision::Bf16);
         assert_eq!(pb.bf16_kernel(), Some(Bf16Kernel::default_for(isa)));
         assert_eq!(
-            PackedB::new(isa, MatRef::row_major(&[1.0], 1, 1)).dtype(),
-            ElemType::F32
+            PackedB::new(isa, MatRef::row_major(&[1.0], 1, 1)).precision(),
+            Precision::F32
         );
     }
     for isa in [Isa::Portable, Isa::Avx2, Isa::Neon] {

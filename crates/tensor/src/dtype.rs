@@ -3,7 +3,9 @@
 use half::{bf16, f16};
 use std::fmt;
 
-/// The element type of a tensor's storage.
+/// How a tensor is stored (in a weight file, or in memory): f32, f16 or bf16. Not the
+/// precision a weight is computed in ([`crate::Precision`]): any storage type can be packed
+/// into any precision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
     F32,

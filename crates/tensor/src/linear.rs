@@ -7,19 +7,8 @@
 //! (`clip-kernels`), where the weights come from (the `clip` crate's loader).
 
 use crate::{DType, Error, Exec, Result, Tensor};
-use clip_kernels::{Activation, ElemType, Epilogue, MatMut, MatRef, PackedB};
-
-/// The element type a [`Linear`] keeps its packed weight in. Activations, the bias and the
-/// accumulation are f32 either way.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum Precision {
-    /// f32 weights.
-    #[default]
-    F32,
-    /// bf16 weights (half the bytes), widened in the GEMM's micro-kernel (or multiplied by
-    /// `vdpbf16ps` where that kernel is chosen); see `clip_kernels::Bf16Kernel`.
-    Bf16,
-}
+pub use clip_kernels::Precision;
+use clip_kernels::{Activation, Epilogue, MatMut, MatRef, PackedB};
 
 /// A Linear layer's weight pre-packed for the GEMM, and its bias.
 #[derive(Clone, Debug)]
@@ -114,10 +103,7 @@ impl Linear {
 
     /// The element type of the packed weight.
     pub fn precision(&self) -> Precision {
-        match self.packed.dtype() {
-            ElemType::F32 => Precision::F32,
-            ElemType::Bf16 => Precision::Bf16,
-        }
+        self.packed.precision()
     }
 
     /// `out <- act(x W^T + b)`, or with `accumulate`, `out <- out + x W^T + b` (a fused

@@ -1,4 +1,4 @@
-//! bf16 weights for the GEMM: the rounding from f32 (and f16), the element type of a
+//! bf16 weights for the GEMM: the rounding from f32 (and f16), the precision of a
 //! [`super::PackedB`], and the choice between the two kinds of bf16 micro-kernel.
 //!
 //! A bf16 is the top half of an f32 (sign, 8 exponent bits, 7 mantissa bits), so widening is
@@ -10,11 +10,17 @@ use crate::table::Kernel;
 use crate::Isa;
 use std::sync::OnceLock;
 
-/// The element type of a packed B.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ElemType {
+/// The precision a packed B (a model's weight) is kept in: the one precision type of the
+/// workspace (`clip-tensor` and `clip` re-export it). Activations, bias and accumulation are
+/// f32 either way. Not to be confused with a tensor's storage type in a file
+/// (`clip_tensor::DType`: f32, f16 or bf16), which any precision can be packed from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// f32 weights.
+    #[default]
     F32,
-    /// bf16, widened to f32 (or multiplied by `vdpbf16ps`) with f32 accumulation.
+    /// bf16 weights (half the bytes), widened to f32 (or multiplied by `vdpbf16ps`) with f32
+    /// accumulation.
     Bf16,
 }
 

@@ -20,7 +20,7 @@ use crate::Isa;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use bf16::has_avx512bf16;
 pub use bf16::{
-    bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, Bf16Kernel, ElemType, BF16_ENV,
+    bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, Bf16Kernel, Precision, BF16_ENV,
 };
 pub(crate) use kernel::MicroKernel;
 #[cfg(target_arch = "x86_64")]
@@ -234,7 +234,7 @@ impl std::fmt::Debug for PackedB {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PackedB")
             .field("isa", &self.isa)
-            .field("dtype", &self.dtype())
+            .field("precision", &self.precision())
             .field("k", &self.k)
             .field("n", &self.n)
             .finish()
@@ -381,8 +381,8 @@ impl PackedB {
     /// [`Bf16Kernel::is_available`]).
     pub fn with_bf16_kernel(mut self, kernel: Bf16Kernel) -> Self {
         assert_eq!(
-            self.dtype(),
-            ElemType::Bf16,
+            self.precision(),
+            Precision::Bf16,
             "PackedB::with_bf16_kernel: B is f32"
         );
         assert!(
@@ -403,11 +403,11 @@ impl PackedB {
         self.isa
     }
 
-    /// The element type of the packed values.
-    pub fn dtype(&self) -> ElemType {
+    /// The precision of the packed values.
+    pub fn precision(&self) -> Precision {
         match self.kernel {
-            Kernel::F32(_) => ElemType::F32,
-            Kernel::Bf16(..) => ElemType::Bf16,
+            Kernel::F32(_) => Precision::F32,
+            Kernel::Bf16(..) => Precision::Bf16,
         }
     }
 
