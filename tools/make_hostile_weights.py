@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Write the hostile weight folders of issue #21 (configuration inferred from shapes).
 
-Each case is a folder with a `model.safetensors` (no `config.json`, so the loader infers the
-configuration from the tensor shapes) and a `preprocessor_config.json`. None of them is a
+Each case is a folder with a `model.safetensors` and a `preprocessor_config.json`; most have no
+`config.json`, so the loader reads the configuration off the tensor shapes (and accepts only an
+OpenAI release's); the `config_*` cases have a `config.json` with a hostile value. None of them is a
 usable model; each must be refused with one line, quickly, without a panic and without a
 large allocation. `tools/clip-cli/tests/hostile_weights.rs` runs `clip embed image` and
 `clip embed text` on every folder.
@@ -82,8 +83,42 @@ def hf_model(width, mlp, proj, vocab, patch=32, positions=50, text_width=None, l
     return t
 
 
+def hf_config(width, mlp, proj, vocab, patch, image, layers=1, **extra):
+    """A Hugging Face config.json for `hf_model`'s sizes (heads 1), with `extra` overrides."""
+    vision = {"hidden_size": width, "intermediate_size": mlp, "num_hidden_layers": layers,
+              "num_attention_heads": 1, "patch_size": patch, "image_size": image}
+    text = {"hidden_size": width, "intermediate_size": mlp, "num_hidden_layers": layers,
+            "num_attention_heads": 1, "vocab_size": vocab, "max_position_embeddings": 77}
+    vision.update(extra.pop("vision", {}))
+    text.update(extra.pop("text", {}))
+    return {"projection_dim": proj, "vision_config": vision, "text_config": text, **extra}
+
+
+def config_cases():
+    """name -> (bytes of model.safetensors, config.json): configurations from a file."""
+    small = safetensors(hf_model(64, 256, 16, 100))
+    return {
+        # 20,000 layer-like keys beside a valid small model: loads, the extras listed.
+        "many_layer_keys_valid_model": (
+            safetensors(
+                {**hf_model(64, 256, 16, 100),
+                 **{f"vision_model.encoder.layers.{i}.z": ([0], "F32") for i in range(20000)}}
+            ),
+            hf_config(64, 256, 16, 100, 32, 224),
+        ),
+        "config_patch_larger_than_image": (
+            small, hf_config(64, 256, 16, 100, 32, 224, vision={"patch_size": 448})
+        ),
+        "config_eps_zero_in_f32": (
+            small, hf_config(64, 256, 16, 100, 32, 224, vision={"layer_norm_eps": 1e-300})
+        ),
+        "config_width_zero": (small, hf_config(64, 256, 16, 100, 32, 224, vision={"hidden_size": 0})),
+        "config_huge_vocab": (small, hf_config(64, 256, 16, 100, 32, 224, text={"vocab_size": 1 << 30})),
+    }
+
+
 def cases():
-    """name -> bytes of model.safetensors."""
+    """name -> bytes of model.safetensors (no config: the configuration comes from shapes)."""
     out = {}
     # Every width 0: a small file whose shapes would divide by zero.
     out["all_widths_zero"] = safetensors(hf_model(0, 0, 0, 0))
@@ -103,11 +138,6 @@ def cases():
     out["intermediate_zero"] = safetensors(hf_model(64, 0, 16, 100))
     out["projection_zero"] = safetensors(hf_model(64, 256, 0, 100))
     out["vocab_zero"] = safetensors(hf_model(64, 256, 16, 0))
-    # The same keys beside a valid small model: loads (extra tensors are listed, not used).
-    t = hf_model(64, 256, 16, 100)
-    for i in range(20000):
-        t[f"vision_model.encoder.layers.{i}.z"] = ([0], "F32")
-    out["many_layer_keys_valid_model"] = safetensors(t)
     # More layers than any CLIP has (1,100 of width 8): refused by the layer bound.
     out["too_many_layers"] = safetensors(hf_model(8, 8, 8, 8, patch=2, positions=5, layers=1100))
     # A header of ~90 MB with 600,000 empty tensors (under safetensors' own 100 MB cap).
@@ -124,13 +154,18 @@ def main():
     if len(sys.argv) != 2:
         sys.exit("usage: make_hostile_weights.py OUT_DIR")
     root = sys.argv[1]
-    for name, data in cases().items():
+    folders = {name: (data, None) for name, data in cases().items()}
+    folders.update(config_cases())
+    for name, (data, config) in folders.items():
         d = os.path.join(root, name)
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, "model.safetensors"), "wb") as f:
             f.write(data)
         with open(os.path.join(d, "preprocessor_config.json"), "w") as f:
             json.dump(PREPROCESSOR, f)
+        if config is not None:
+            with open(os.path.join(d, "config.json"), "w") as f:
+                json.dump(config, f)
         print(f"{d} ({len(data)} bytes)")
 
 

@@ -207,17 +207,22 @@ pub fn weights_seeds() -> Vec<(String, Vec<u8>)> {
             "hf_bf16_config".into(),
             weights_input(Some(&json), &safetensors(&hf, DType::BF16)),
         ),
+        // Without a config, only an OpenAI release's shapes load: these are refused.
         (
-            "hf_f32_inferred".into(),
+            "hf_f32_no_config".into(),
             weights_input(None, &safetensors(&hf, DType::F32)),
         ),
         (
-            "openai_f32".into(),
+            "openai_f32_no_config".into(),
             weights_input(None, &safetensors(&openai, DType::F32)),
         ),
         (
-            "openai_f16".into(),
-            weights_input(None, &safetensors(&openai, DType::F16)),
+            "openai_f32_config".into(),
+            weights_input(Some(&json), &safetensors(&openai, DType::F32)),
+        ),
+        (
+            "openai_f16_config".into(),
+            weights_input(Some(&json), &safetensors(&openai, DType::F16)),
         ),
     ]
 }

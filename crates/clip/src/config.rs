@@ -28,6 +28,43 @@ pub struct VisionConfig {
     pub layer_norm_eps: f32,
     /// The MLP's activation.
     pub hidden_act: Activation,
+    /// How the image is pooled after the last layer.
+    pub pool: VisionPool,
+    /// A layer norm before the first layer (open_clip's `no_ln_pre` turns it off).
+    pub ln_pre: bool,
+    /// The final layer norm after pooling instead of before (open_clip's
+    /// `final_ln_after_pool`; the same for class-token pooling).
+    pub final_ln_after_pool: bool,
+    /// Layer scale (open_clip's `ls_init_value`): each residual branch multiplied by a
+    /// learned vector `ls_1` / `ls_2` before it is added.
+    pub layer_scale: bool,
+}
+
+/// How the vision tower pools its last hidden state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum VisionPool {
+    /// The class token (CLIP's, open_clip's `tok`).
+    #[default]
+    ClassToken,
+    /// The mean of the patch tokens (open_clip's `avg`).
+    MeanOfPatches,
+}
+
+/// Which position of a sequence the text tower pools.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TextPool {
+    /// The largest id: the end-of-text token, the largest id of CLIP's vocabulary (OpenAI's
+    /// rule, HF's when `eos_token_id == 2`, open_clip's `argmax`).
+    #[default]
+    Argmax,
+    /// The first occurrence of this id (HF's `eos_token_id`, open_clip's `eos` with
+    /// `eos_id`), else the last position.
+    FirstOf(u32),
+    /// Position 0 (open_clip's `first`).
+    First,
+    /// The last position given (open_clip's `last`: with `clip.tokenize`'s padding, the last
+    /// of the context).
+    Last,
 }
 
 /// The text transformer's sizes (field names as in Hugging Face's `CLIPTextConfig`).
@@ -50,9 +87,10 @@ pub struct TextConfig {
     pub layer_norm_eps: f32,
     /// The MLP's activation.
     pub hidden_act: Activation,
-    /// Pooling: `None` pools at the argmax of the ids (OpenAI's rule, and HF's when
-    /// `eos_token_id == 2`); `Some(id)` at the first occurrence of `id`.
-    pub eos_token_id: Option<u32>,
+    /// Which position is pooled.
+    pub pool: TextPool,
+    /// Layer scale (open_clip's `ls_init_value`), as in the vision tower.
+    pub layer_scale: bool,
 }
 
 /// A whole CLIP model's configuration.
@@ -119,6 +157,10 @@ impl ClipConfig {
                 num_channels: 3,
                 layer_norm_eps: 1e-5,
                 hidden_act: Activation::QuickGelu,
+                pool: VisionPool::ClassToken,
+                ln_pre: true,
+                final_ln_after_pool: false,
+                layer_scale: false,
             },
             text: TextConfig {
                 hidden_size: text_width,
@@ -129,7 +171,8 @@ impl ClipConfig {
                 max_position_embeddings: 77,
                 layer_norm_eps: 1e-5,
                 hidden_act: Activation::QuickGelu,
-                eos_token_id: None,
+                pool: TextPool::Argmax,
+                layer_scale: false,
             },
             projection_dim: embed,
         }
@@ -153,6 +196,17 @@ impl ClipConfig {
     /// openai/clip-vit-large-patch14-336.
     pub fn vit_large_patch14_336() -> ClipConfig {
         Self::vit(1024, 24, 14, 336, 768, 768)
+    }
+
+    /// OpenAI's four ViT releases, by name: the only configurations the loader takes from
+    /// tensor shapes alone (their activation, QuickGELU, cannot be seen in the shapes).
+    pub fn openai_releases() -> [(&'static str, ClipConfig); 4] {
+        [
+            ("ViT-B/32", Self::vit_base_patch32()),
+            ("ViT-B/16", Self::vit_base_patch16()),
+            ("ViT-L/14", Self::vit_large_patch14()),
+            ("ViT-L/14@336px", Self::vit_large_patch14_336()),
+        ]
     }
 
     /// Reads a Hugging Face `config.json` (missing fields take `CLIPConfig`'s defaults) and

@@ -37,7 +37,7 @@ pub use clip_kernels::{Activation, Isa};
 pub use clip_tensor::Error as TensorError;
 pub use clip_tensor::{available_cores, max_threads, DType, Precision};
 pub use clip_tokenizer::{Error as TokenizerError, Tokenizer};
-pub use config::{ClipConfig, TextConfig, VisionConfig};
+pub use config::{ClipConfig, TextConfig, TextPool, VisionConfig, VisionPool};
 pub use embeddings::{Embeddings, Features, Similarity};
 pub use error::{Error, NonFinite, Result};
 pub use image::{ImageInput, PixelValues, Preprocessor, RgbImage};

@@ -8,7 +8,7 @@
 //! the others in its batch.
 //! Upstream: transformers `models/clip/modeling_clip.py`, OpenAI `clip/model.py`.
 
-use crate::config::TextConfig;
+use crate::config::{TextConfig, TextPool};
 use crate::layers::{run_stack, EncoderLayer, LayerDims, LayerNorm, SeqGroup};
 use crate::loader::{Init, Vb};
 use crate::{Error, Result};
@@ -85,15 +85,14 @@ impl TextTower {
         })
     }
 
-    /// The position whose state is pooled: the first end-of-text token, found as the argmax
-    /// of the ids (OpenAI's rule) or as the first `eos_token_id`.
+    /// The position whose state is pooled (see [`TextPool`]). An id looked for and absent
+    /// pools position 0, as `(ids == id).argmax()` does in transformers and open_clip.
     pub fn pool_position(&self, ids: &[u32]) -> usize {
-        match self.config.eos_token_id {
-            Some(eos) => ids
-                .iter()
-                .position(|&i| i == eos)
-                .unwrap_or(ids.len().saturating_sub(1)),
-            None => {
+        match self.config.pool {
+            TextPool::FirstOf(eos) => ids.iter().position(|&i| i == eos).unwrap_or(0),
+            TextPool::First => 0,
+            TextPool::Last => ids.len().saturating_sub(1),
+            TextPool::Argmax => {
                 let mut best = 0;
                 for (i, &id) in ids.iter().enumerate() {
                     if id > ids[best] {

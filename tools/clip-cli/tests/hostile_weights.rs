@@ -60,20 +60,34 @@ fn inferred_configurations_are_validated_before_anything_is_sized_by_them() {
     assert!(status.success(), "tools/make_hostile_weights.py failed");
     let img = d.join("a.png");
     write_png(&img, 32, 32, 1);
+    let releases = "none of OpenAI's releases";
     let cases = [
-        ("all_widths_zero", "hidden_size is 0"),
-        ("huge_patch_zero_width", "hidden_size is 0"),
-        ("patch_2_20_zero_width", "hidden_size is 0"),
-        ("many_layer_keys", "hidden_size is 0"),
-        ("intermediate_zero", "intermediate_size is 0"),
-        ("projection_zero", "projection_dim is 0"),
-        ("vocab_zero", "vocab_size is 0"),
-        (
-            "too_many_layers",
-            "num_hidden_layers = 1025 is larger than 1024",
-        ),
+        ("all_widths_zero", releases),
+        ("huge_patch_zero_width", releases),
+        ("patch_2_20_zero_width", releases),
+        ("many_layer_keys", releases),
+        ("intermediate_zero", releases),
+        ("projection_zero", releases),
+        ("vocab_zero", releases),
+        ("too_many_layers", releases),
         ("huge_header", "more than the 16777216-byte limit"),
         ("many_tensors", "more than the limit of 100000"),
+        (
+            "config_patch_larger_than_image",
+            "patch_size 448 is larger than image_size 224",
+        ),
+        (
+            "config_eps_zero_in_f32",
+            "layer_norm_eps = 0e0 (as f32) is not in (0, 1)",
+        ),
+        (
+            "config_width_zero",
+            "hidden_size = 0 is not a positive integer",
+        ),
+        (
+            "config_huge_vocab",
+            "vocab_size = 1073741824 is larger than 16777216",
+        ),
     ];
     for (case, reason) in cases {
         let m = d.join(case);
@@ -102,8 +116,8 @@ fn inferred_configurations_are_validated_before_anything_is_sized_by_them() {
             );
         }
     }
-    // 20,000 layer-like keys beside a valid model: the layers are counted in one lookup each,
-    // the model loads, and the extra tensors are accepted.
+    // 20,000 layer-like keys beside a valid model (with its config.json): the model loads,
+    // and the extra tensors are accepted.
     let m = d.join("many_layer_keys_valid_model");
     let out_file = d.join("valid.npy");
     let mut cmd = clip(&d);

@@ -4,7 +4,7 @@
 //! Not here: inferring a configuration from shapes (`infer.rs`).
 
 use super::Stored;
-use crate::{Activation, ClipConfig, Error, Result, TextConfig, VisionConfig};
+use crate::{Activation, ClipConfig, Error, Result, TextConfig, TextPool, VisionConfig};
 use serde_json::Value;
 use std::path::Path;
 
@@ -81,6 +81,7 @@ pub(crate) fn read_config(bytes: &[u8], path: &Path) -> Result<ClipConfig> {
         num_channels: num(&vs, "num_channels", 3)?,
         layer_norm_eps: eps(&vs)?,
         hidden_act: act(&vs)?,
+        ..d.vision
     };
     let eos = num(&ts, "eos_token_id", 2)?;
     let text = TextConfig {
@@ -92,7 +93,13 @@ pub(crate) fn read_config(bytes: &[u8], path: &Path) -> Result<ClipConfig> {
         max_position_embeddings: num(&ts, "max_position_embeddings", 77)?,
         layer_norm_eps: eps(&ts)?,
         hidden_act: act(&ts)?,
-        eos_token_id: if eos == 2 { None } else { Some(eos as u32) },
+        // transformers pools at the argmax for the legacy eos_token_id 2, else at the id.
+        pool: if eos == 2 {
+            TextPool::Argmax
+        } else {
+            TextPool::FirstOf(eos as u32)
+        },
+        layer_scale: false,
     };
     let cfg = ClipConfig {
         vision,
