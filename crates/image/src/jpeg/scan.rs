@@ -59,22 +59,18 @@ fn parse_header(st: &State, seg: &[u8]) -> Result<ScanHeader, JpegErr> {
     Ok((sel, kind, (ss, se, al)))
 }
 
-/// Reads the SOS header `seg` and the entropy data from `data_start`; returns
-/// the position of the marker that follows the scan.
-pub(super) fn read_scan(
-    st: &mut State,
-    bytes: &[u8],
-    data_start: usize,
-    seg: &[u8],
-) -> Result<usize, JpegErr> {
+/// Reads the SOS header `seg` and decodes the scan's entropy-coded `data` (up to the
+/// marker that ends it, as `markers.rs` found it).
+pub(super) fn read_scan(st: &mut State, seg: &[u8], data: &[u8]) -> Result<(), JpegErr> {
     let (sel, kind, band) = parse_header(st, seg)?;
+    st.allocate();
     for &(ci, _, _) in &sel {
         let tq = st.comps[ci].tq;
         if st.comps[ci].quant.is_none() {
             st.comps[ci].quant = st.quant[tq];
         }
     }
-    let mut reader = BitReader::new(bytes, data_start);
+    let mut reader = BitReader::new(data, 0);
     let mut preds = [0i32; 4];
     let mut eobrun = 0u32;
     let single = sel.len() == 1;
@@ -89,11 +85,25 @@ pub(super) fn read_scan(
     };
     let total = mcux * mcuy;
     let mut coef = [0i16; 64];
-    for m in 0..total {
+    let mut m = 0;
+    while m < total {
         if st.restart > 0 && m > 0 && m % st.restart == 0 {
             reader.restart()?;
             preds = [0; 4];
             eobrun = 0;
+        }
+        if kind == Kind::AcFirst && eobrun > 0 {
+            // Blocks inside an end-of-band run of a first AC scan read no bits and change
+            // nothing: skip the run (up to the next restart) at once, so that a scan of a
+            // few bytes does not cost a pass over every block.
+            let to_restart = match st.restart {
+                0 => total - m,
+                r => r - m % r,
+            };
+            let n = (eobrun as usize).min(to_restart).min(total - m);
+            eobrun -= n as u32;
+            m += n;
+            continue;
         }
         let (my, mx) = (m / mcux, m % mcux);
         for (si, &(ci, td, ta)) in sel.iter().enumerate() {
@@ -145,22 +155,7 @@ pub(super) fn read_scan(
         if reader.overrun > 0 {
             return Err(JpegErr::Truncated("entropy-coded data ends early"));
         }
+        m += 1;
     }
-    next_marker(&reader, bytes)
-}
-
-/// Position of the marker that ends the scan, or the end of the file.
-fn next_marker(reader: &BitReader<'_>, bytes: &[u8]) -> Result<usize, JpegErr> {
-    if reader.marker.is_some() {
-        return Ok(reader.pos - 2);
-    }
-    let mut pos = reader.pos;
-    while pos + 1 < bytes.len() {
-        let m = bytes[pos + 1];
-        if bytes[pos] == 0xFF && m != 0 && m != 0xFF && !(0xD0..=0xD7).contains(&m) {
-            return Ok(pos);
-        }
-        pos += 1;
-    }
-    Ok(bytes.len()) // no marker: the caller reports the missing EOI
+    Ok(())
 }
