@@ -92,6 +92,8 @@ struct State {
     progressive: bool,
     /// Whether `allocate` has run.
     allocated: bool,
+    /// The pixel limit, which also bounds the components' buffers (see `read_sof`).
+    max_pixels: u64,
     jfif: bool,
     adobe: Option<u8>,
     exif: Option<Vec<u8>>,
@@ -119,7 +121,10 @@ pub(crate) fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, JpegErr> 
     if survey.scans == 0 {
         return Err(corrupt("no image data"));
     }
-    let mut st = State::default();
+    let mut st = State {
+        max_pixels,
+        ..State::default()
+    };
     let mut walk = Markers::new(bytes);
     while let Some(seg) = walk.next_segment()? {
         match seg {
@@ -237,8 +242,30 @@ fn read_sof(st: &mut State, seg: &[u8]) -> Result<(), JpegErr> {
         c.blocks_w = bw;
         c.blocks_h = bh;
     }
+    // The components' buffers, padded to whole MCUs: 1 byte a sample, plus 2 bytes a
+    // coefficient in progressive files. At most COMPONENT_BYTES_PER_PIXEL x max_pixels
+    // (what 4 full-size progressive components need): padding can multiply a thin frame's
+    // size (a 1-pixel-wide frame with 4x4 sampling is 32 samples wide), and memory is
+    // bounded by the limit, not by the frame.
+    let per_sample = if st.progressive { 3 } else { 1 };
+    let bytes: u64 = st
+        .comps
+        .iter()
+        .map(|c| (c.blocks_w * c.blocks_h) as u64 * 64 * per_sample)
+        .sum();
+    let max = st.max_pixels.saturating_mul(COMPONENT_BYTES_PER_PIXEL);
+    if bytes > max {
+        return Err(JpegErr::Limit {
+            what: "bytes of component buffers (samples padded to whole MCUs)",
+            max,
+        });
+    }
     Ok(())
 }
+
+/// Bytes of component buffers allowed per pixel of the limit: 4 components x (1 sample +
+/// 2 coefficient bytes), a progressive CMYK frame at full resolution.
+pub(crate) const COMPONENT_BYTES_PER_PIXEL: u64 = 12;
 
 impl State {
     /// Allocates the components' buffers when the first scan starts (not at the frame
@@ -475,5 +502,23 @@ mod tests {
             decode(&grey_frame(40, 40), 1600),
             Err(JpegErr::Corrupt(_))
         ));
+    }
+
+    /// Padding to whole MCUs counts against the limit: a 1 x 4000 YCbCr frame whose luma
+    /// has 4x4 sampling has a luma plane 32 samples wide: 144,000 samples for 4,000 pixels.
+    #[test]
+    fn padded_buffers_are_bounded_by_the_limit() {
+        let mut f = vec![0xFF, 0xD8, 0xFF, 0xC0, 0, 17, 8];
+        f.extend(4000u16.to_be_bytes());
+        f.extend(1u16.to_be_bytes());
+        f.extend([3, 1, 0x44, 0, 2, 0x11, 0, 3, 0x11, 0]);
+        f.extend([0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 63, 0, 0, 0, 0xFF, 0xD9]);
+        let r = decode(&f, 10_000);
+        assert!(
+            matches!(r, Err(JpegErr::Limit { max: 120_000, .. })),
+            "{:?}",
+            r.err()
+        );
+        assert!(matches!(decode(&f, 20_000), Err(JpegErr::Corrupt(_))));
     }
 }
