@@ -70,6 +70,11 @@ struct Component {
     blocks_h: usize,
     /// Progressive files: coefficients, transformed once all scans are read.
     blocks: Vec<[i16; 64]>,
+    /// Progressive files, per block: bit k set if AC coefficient k (zigzag order) has been
+    /// written, a superset of the nonzero ones. A refinement scan's end-of-band run needs
+    /// correction bits only where a coefficient is nonzero: blocks without any in the band
+    /// are skipped on this mask instead of a pass over their 63 coefficients.
+    nonzero: Vec<u64>,
     /// Samples (`blocks_w * 8` per row): baseline blocks are transformed as
     /// they are decoded, so their coefficients are never stored.
     samples: Vec<u8>,
@@ -217,6 +222,7 @@ fn read_sof(st: &mut State, seg: &[u8]) -> Result<(), JpegErr> {
             blocks_w: 0,
             blocks_h: 0,
             blocks: Vec::new(),
+            nonzero: Vec::new(),
             samples: Vec::new(),
             dw: 0,
             dh: 0,
@@ -242,16 +248,16 @@ fn read_sof(st: &mut State, seg: &[u8]) -> Result<(), JpegErr> {
         c.blocks_w = bw;
         c.blocks_h = bh;
     }
-    // The components' buffers, padded to whole MCUs: 1 byte a sample, plus 2 bytes a
-    // coefficient in progressive files. At most COMPONENT_BYTES_PER_PIXEL x max_pixels
-    // (what 4 full-size progressive components need): padding can multiply a thin frame's
-    // size (a 1-pixel-wide frame with 4x4 sampling is 32 samples wide), and memory is
-    // bounded by the limit, not by the frame.
-    let per_sample = if st.progressive { 3 } else { 1 };
+    // The components' buffers, padded to whole MCUs: 64 bytes of samples a block, plus 128
+    // of coefficients and 8 of mask in progressive files. At most
+    // COMPONENT_BYTES_PER_PIXEL x max_pixels (what 4 full-size progressive components
+    // need): padding can multiply a thin frame's size (a 1-pixel-wide frame with 4x4
+    // sampling is 32 samples wide), and memory is bounded by the limit, not by the frame.
+    let per_block = if st.progressive { 64 + 128 + 8 } else { 64 };
     let bytes: u64 = st
         .comps
         .iter()
-        .map(|c| (c.blocks_w * c.blocks_h) as u64 * 64 * per_sample)
+        .map(|c| (c.blocks_w * c.blocks_h) as u64 * per_block)
         .sum();
     let max = st.max_pixels.saturating_mul(COMPONENT_BYTES_PER_PIXEL);
     if bytes > max {
@@ -264,8 +270,8 @@ fn read_sof(st: &mut State, seg: &[u8]) -> Result<(), JpegErr> {
 }
 
 /// Bytes of component buffers allowed per pixel of the limit: 4 components x (1 sample +
-/// 2 coefficient bytes), a progressive CMYK frame at full resolution.
-pub(crate) const COMPONENT_BYTES_PER_PIXEL: u64 = 12;
+/// 2 coefficient bytes + 1/8 of mask), a progressive CMYK frame at full resolution.
+pub(crate) const COMPONENT_BYTES_PER_PIXEL: u64 = 13;
 
 impl State {
     /// Allocates the components' buffers when the first scan starts (not at the frame
@@ -279,6 +285,7 @@ impl State {
             let (bw, bh) = (c.blocks_w, c.blocks_h);
             if self.progressive {
                 c.blocks = vec![[0i16; 64]; bw * bh];
+                c.nonzero = vec![0u64; bw * bh];
             }
             // 128 = what all-zero coefficients transform to (a component no scan covers).
             c.samples = vec![128u8; bw * 8 * bh * 8];
@@ -515,7 +522,7 @@ mod tests {
         f.extend([0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 63, 0, 0, 0, 0xFF, 0xD9]);
         let r = decode(&f, 10_000);
         assert!(
-            matches!(r, Err(JpegErr::Limit { max: 120_000, .. })),
+            matches!(r, Err(JpegErr::Limit { max: 130_000, .. })),
             "{:?}",
             r.err()
         );
