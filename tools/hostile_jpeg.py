@@ -283,6 +283,55 @@ def scans_400(w=40, h=24):
     return out + EOI
 
 
+def extreme_quant(w=40, h=24, seed=1):
+    """A grey baseline file with every quantisation value 255 and quantised coefficients
+    up to +-1023: dequantised values overflow 16 bits, where libjpeg-turbo's SIMD IDCT
+    (Pillow's) wraps and saturates."""
+    x = seed
+    dct, act = canonical(DC_CODES), canonical(AC_CODES)
+    b, pred = Bits(), 0
+
+    def rand(n):
+        nonlocal x
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+        return (x >> 8) % n
+
+    for _ in range(-(-w // 8) * -(-h // 8)):
+        blk = [0] * 64
+        blk[0] = rand(2047) - 1023
+        for k in range(1, 64):
+            if rand(10) < 3:
+                blk[ZIGZAG[k]] = rand(2047) - 1023
+        diff, pred = blk[0] - pred, blk[0]
+        s = bitlen(diff)
+        b.put(*dct[s])
+        if s:
+            b.put(diff if diff >= 0 else diff - 1, s)
+        r = 0
+        for k in range(1, 64):
+            c = blk[ZIGZAG[k]]
+            if c == 0:
+                r += 1
+                continue
+            while r > 15:
+                b.put(*act[0xF0])
+                r -= 16
+            s = bitlen(c)
+            b.put(*act[(r << 4) | s])
+            b.put(c if c >= 0 else c - 1, s)
+            r = 0
+        if r:
+            b.put(*act[0x00])
+    return (SOI + dqt(255) + dht(0, 0, DC_CODES) + dht(1, 0, AC_CODES) + sof(0xC0, w, h, [(1, 0x11, 0)])
+            + sos([(1, 0, 0)], 0, 63, 0, 0) + b.flush() + EOI)
+
+
+def cut_after_scan(jpeg, k):
+    """A progressive JPEG stopped after its first k scans: EOI where scan k + 1 began."""
+    starts = [i for i in range(len(jpeg) - 1) if jpeg[i] == 0xFF and jpeg[i + 1] == 0xDA]
+    return jpeg[:starts[k]] + EOI
+
+
 def main():
     args = sys.argv[1:]
     if not args:

@@ -20,6 +20,7 @@ mod idct;
 pub(crate) mod markers;
 mod progressive;
 mod scan;
+mod smooth;
 mod upsample;
 
 use huffman::{Huffman, ZIGZAG};
@@ -75,6 +76,10 @@ struct Component {
     /// correction bits only where a coefficient is nonzero: blocks without any in the band
     /// are skipped on this mask instead of a pass over their 63 coefficients.
     nonzero: Vec<u64>,
+    /// Progressive files: the successive-approximation bit (Al) of the last scan that
+    /// coded each of zigzag coefficients 0-9, -1 if none did (libjpeg's `coef_bits`);
+    /// block smoothing (`smooth.rs`) estimates the coefficients still short of bits.
+    coef_bits: [i8; 10],
     /// Samples (`blocks_w * 8` per row): baseline blocks are transformed as
     /// they are decoded, so their coefficients are never stored.
     samples: Vec<u8>,
@@ -223,6 +228,7 @@ fn read_sof(st: &mut State, seg: &[u8]) -> Result<(), JpegErr> {
             blocks_h: 0,
             blocks: Vec::new(),
             nonzero: Vec::new(),
+            coef_bits: [-1; 10],
             samples: Vec::new(),
             dw: 0,
             dh: 0,
@@ -343,6 +349,8 @@ fn read_dqt(st: &mut State, mut seg: &[u8]) -> Result<(), JpegErr> {
 /// IDCT (progressive files), upsampling and colour conversion.
 fn finish(mut st: State) -> Result<Decoded, JpegErr> {
     let (w, h) = (st.width, st.height);
+    let smooth = st.progressive && smooth::smoothing_ok(&st.comps);
+    let imcu_rows = h.div_ceil(8 * st.vmax);
     let mut planes = Vec::with_capacity(st.comps.len());
     for c in &mut st.comps {
         let stride = c.blocks_w * 8;
@@ -351,15 +359,23 @@ fn finish(mut st: State) -> Result<Decoded, JpegErr> {
             let quant = c
                 .quant
                 .ok_or_else(|| corrupt("missing quantisation table"))?;
+            // An incomplete progressive file: libjpeg-turbo smooths its real blocks.
+            let mut samples = std::mem::take(&mut c.samples);
+            let smoother = smooth.then(|| smooth::Smoother::new(c, imcu_rows));
             for (i, block) in c.blocks.iter().enumerate() {
                 let (by, bx) = (i / c.blocks_w, i % c.blocks_w);
+                let smoothed = match &smoother {
+                    Some(s) if s.is_real(bx, by) => s.block(bx, by),
+                    _ => *block,
+                };
                 idct::idct_islow(
-                    block,
+                    &smoothed,
                     &quant,
-                    &mut c.samples[by * 8 * stride + bx * 8..],
+                    &mut samples[by * 8 * stride + bx * 8..],
                     stride,
                 );
             }
+            c.samples = samples;
         }
         if c.dw == 0 || c.dh == 0 || c.dw > stride || c.dh > rows {
             return Err(corrupt("component smaller than the frame"));

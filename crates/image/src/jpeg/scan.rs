@@ -64,6 +64,15 @@ fn parse_header(st: &State, seg: &[u8]) -> Result<ScanHeader, JpegErr> {
 pub(super) fn read_scan(st: &mut State, seg: &[u8], data: &[u8]) -> Result<(), JpegErr> {
     let (sel, kind, band) = parse_header(st, seg)?;
     st.allocate();
+    if kind != Kind::Baseline {
+        // libjpeg's coef_bits: which bit of each coefficient the scans have reached.
+        for &(ci, _, _) in &sel {
+            let bits = &mut st.comps[ci].coef_bits;
+            for k in band.0..=band.1.min(bits.len() - 1) {
+                bits[k] = band.2 as i8;
+            }
+        }
+    }
     for &(ci, _, _) in &sel {
         let tq = st.comps[ci].tq;
         if st.comps[ci].quant.is_none() {
