@@ -17,6 +17,9 @@ would land; the real frame header follows the APP1):
   scans_501.jpg, scans_5000.jpg 10000 x 10000 grey progressive, 501 and 5,000 scans
   scans_400_small.jpg           40 x 24 grey progressive, 400 valid scans (successive
                                 approximation of every coefficient), decodable
+  sparse_cmyk_2000.jpg          2000 x 2000 progressive CMYK, one scan of end-of-band runs
+                                (issue #22: a small file that decodes to all its frame's
+                                memory)
   desync_photo.jpg              with --photo: that JPEG behind the desync construction
 
 Not here: the Pillow reference of the decodable ones (tools/reference/
@@ -326,6 +329,16 @@ def extreme_quant(w=40, h=24, seed=1):
             + sos([(1, 0, 0)], 0, 63, 0, 0) + b.flush() + EOI)
 
 
+def sparse_cmyk(w, h):
+    """Issue #22's construction: a progressive CMYK frame whose only scan is one first AC
+    scan of end-of-band runs (a few hundred bytes): it decodes, to all the memory its
+    frame declares."""
+    blocks = -(-w // 8) * -(-h // 8)
+    return (SOI + dqt(1) + dht(1, 0, [(r << 4, 4) for r in range(15)])
+            + sof(0xC2, w, h, [(i, 0x11, 0) for i in (1, 2, 3, 4)])
+            + sos([(1, 0, 0)], 1, 63, 0, 0) + eob_runs(blocks) + EOI)
+
+
 def cut_after_scan(jpeg, k):
     """A progressive JPEG stopped after its first k scans: EOI where scan k + 1 began."""
     starts = [i for i in range(len(jpeg) - 1) if jpeg[i] == 0xFF and jpeg[i + 1] == 0xDA]
@@ -350,6 +363,7 @@ def main():
         "scans_501.jpg": many_scans(10000, 10000, 501),
         "scans_5000.jpg": many_scans(10000, 10000, 5000),
         "scans_400_small.jpg": scans_400(),
+        "sparse_cmyk_2000.jpg": sparse_cmyk(2000, 2000),
     }
     if photo:
         with open(photo, "rb") as f:

@@ -9,6 +9,7 @@ use std::io::Cursor;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
+use super::budget::{self, Reservation};
 use super::convert::{self, PngColor, PngLayout};
 use super::jpeg::JpegErr;
 use super::probe::{png_exif, probe, Header, ImageFormat};
@@ -24,9 +25,22 @@ pub fn decode_file(path: &Path, opts: &DecodeOptions) -> Result<RgbImage> {
     decode_bytes(&bytes, path, opts)
 }
 
-/// Decodes an encoded image held in memory; `name` is used in error messages.
+/// Decodes an encoded image held in memory; `name` is used in error messages. Waits for
+/// room in the process's decoding memory budget first (see [`crate::set_decode_memory_budget`]).
 pub fn decode_bytes(bytes: &[u8], name: &Path, opts: &DecodeOptions) -> Result<RgbImage> {
+    decode_reserved(bytes, name, opts).map(|(image, _reservation)| image)
+}
+
+/// [`decode_bytes`], returning the budget reservation with the image, for a caller that
+/// goes on working on it (preprocessing) within the same reservation.
+pub(crate) fn decode_reserved(
+    bytes: &[u8],
+    name: &Path,
+    opts: &DecodeOptions,
+) -> Result<(RgbImage, Reservation<'static>)> {
     let header = probe(bytes, name, opts.max_pixels)?;
+    // The input is counted too: it stays allocated while this decode runs.
+    let reservation = budget::reserve(header.memory.saturating_add(bytes.len() as u64));
     // Safety net: a panic inside a decoder crate on hostile input becomes a
     // typed error instead of taking the caller down.
     let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| match header.format {
@@ -43,10 +57,10 @@ pub fn decode_bytes(bytes: &[u8], name: &Path, opts: &DecodeOptions) -> Result<R
     let (image, orientation) = decoded?;
     if opts.apply_exif_orientation {
         if let Some(o) = orientation {
-            return Ok(exif::apply_orientation(image, o));
+            return Ok((exif::apply_orientation(image, o), reservation));
         }
     }
-    Ok(image)
+    Ok((image, reservation))
 }
 
 fn io_error(path: &Path, format: ImageFormat, e: &std::io::Error) -> Error {
@@ -348,6 +362,7 @@ mod tests {
             format: ImageFormat::Png,
             width: 40,
             height: 40,
+            memory: 0,
         };
         let opts = DecodeOptions {
             max_pixels: 1000,

@@ -34,6 +34,9 @@ pub(crate) struct Header {
     pub format: ImageFormat,
     pub width: u64,
     pub height: u64,
+    /// An upper bound of the bytes decoding allocates (the input aside), for the memory
+    /// budget (`budget.rs`); see `docs/reliability.md` for the per-pixel bounds.
+    pub memory: u64,
 }
 
 const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
@@ -69,7 +72,14 @@ pub(crate) fn probe(bytes: &[u8], path: &Path, max_pixels: u64) -> Result<Header
             max_pixels,
         });
     }
-    Ok(header)
+    let memory = match header.format {
+        ImageFormat::Png => header.memory,
+        ImageFormat::Jpeg => header.memory.min(
+            max_pixels.saturating_mul(crate::jpeg::COMPONENT_BYTES_PER_PIXEL)
+                + (header.width * header.height).saturating_mul(7),
+        ),
+    };
+    Ok(Header { memory, ..header })
 }
 
 /// Names common formats we do not decode, so the error says what the file is.
@@ -126,10 +136,24 @@ fn probe_png(bytes: &[u8], path: &Path) -> Result<Header> {
     if &bytes[12..16] != b"IHDR" {
         return Err(corrupt(path, f, "first chunk is not IHDR"));
     }
+    let (width, height) = (be_u32(&bytes[16..20]), be_u32(&bytes[20..24]));
+    // The raw image (channels x bit depth, a filter byte a row), RGB, and row buffers.
+    let depth = u64::from(bytes.get(24).copied().unwrap_or(16).clamp(1, 16));
+    let channels = match bytes.get(25) {
+        Some(0 | 3) => 1,
+        Some(2) => 3,
+        Some(4) => 2,
+        _ => 4,
+    };
+    let row = (width * channels * depth).div_ceil(8) + 1;
+    let memory = row
+        .saturating_mul(height + 4)
+        .saturating_add(width.saturating_mul(height).saturating_mul(3));
     Ok(Header {
         format: f,
-        width: be_u32(&bytes[16..20]),
-        height: be_u32(&bytes[20..24]),
+        width,
+        height,
+        memory,
     })
 }
 
@@ -138,10 +162,23 @@ fn probe_png(bytes: &[u8], path: &Path) -> Result<Header> {
 fn probe_jpeg(bytes: &[u8], path: &Path) -> Result<Header> {
     let survey =
         crate::jpeg::markers::survey(bytes).map_err(|e| crate::decode::jpeg_error(path, e))?;
+    let f = survey.frame;
+    let (width, height) = (u64::from(f.width), u64::from(f.height));
+    // Component buffers (each at most the frame padded to 32-pixel MCUs; progressive:
+    // coefficients and mask too), the output and RGB; `probe` caps the buffers at what the
+    // decoder allows.
+    let n = u64::from(f.components);
+    let padded = (width + 32) * (height + 32) * n;
+    let buffers = if f.code == 0xC2 {
+        padded * 25 / 8
+    } else {
+        padded
+    };
     Ok(Header {
         format: ImageFormat::Jpeg,
-        height: u64::from(survey.frame.height),
-        width: u64::from(survey.frame.width),
+        height,
+        width,
+        memory: buffers + (n + 3) * width * height,
     })
 }
 

@@ -355,10 +355,9 @@ fn finish(mut st: State) -> Result<Decoded, JpegErr> {
     for c in &mut st.comps {
         let stride = c.blocks_w * 8;
         let rows = c.blocks_h * 8;
-        if !c.blocks.is_empty() {
-            let quant = c
-                .quant
-                .ok_or_else(|| corrupt("missing quantisation table"))?;
+        // A component no scan covered has no quantisation table latched; libjpeg then
+        // transforms with a zero table, giving 128 everywhere, which its samples hold.
+        if let (false, Some(quant)) = (c.blocks.is_empty(), c.quant) {
             // An incomplete progressive file: libjpeg-turbo smooths its real blocks.
             let mut samples = std::mem::take(&mut c.samples);
             let smoother = smooth.then(|| smooth::Smoother::new(c, imcu_rows));

@@ -112,14 +112,14 @@ pub fn peak_rss_kb() -> u64 {
         .expect("VmHWM line")
 }
 
-/// Runs test `test` of this test binary again in a child process with the environment
-/// variable `key` set to `value`, and returns the child's stdout. The test checks `key` to
+/// Runs test `test` of this test binary again in a child process with environment
+/// variables `envs` set, and returns the child's stdout. The test checks one of them to
 /// know it is the child: a fresh process, so its peak memory is its own.
-pub fn rerun_in_child(test: &str, key: &str, value: &str) -> String {
+pub fn rerun_in_child(test: &str, envs: &[(&str, &str)]) -> String {
     let exe = std::env::current_exe().expect("test binary");
     let out = std::process::Command::new(exe)
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(key, value)
+        .envs(envs.iter().copied())
         .output()
         .expect("child test process");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
