@@ -22,7 +22,7 @@ fn madd(a: i16, ca: i32, b: i16, cb: i32) -> i32 {
 /// (they wrap), products and the rest are 32-bit (wrapping), and each output is descaled
 /// by `shift` and saturated to 16 bits (`packssdw`). Equal to the C code's arithmetic
 /// whenever nothing overflows 16 bits, which holds for every well-formed 8-bit file.
-#[inline]
+#[inline(always)]
 fn dodct(v: [i16; 8], shift: u32) -> [i16; 8] {
     let (f0298, f0390, f0541, f0765) = (2446, 3196, 4433, 6270);
     let (f0899, f1175, f1501, f1847) = (7373, 9633, 12299, 15137);
@@ -43,10 +43,7 @@ fn dodct(v: [i16; 8], shift: u32) -> [i16; 8] {
     let o1 = madd(v[5], f2053 - f2562, v[3], -f2562).wrapping_add(z4p);
     let o3 = madd(v[7], -f0899, v[1], f1501 - f0899).wrapping_add(z4p);
     let o2 = madd(v[5], -f2562, v[3], f3072 - f2562).wrapping_add(z3p);
-    let out = |x: i32| {
-        let d = x.wrapping_add(1 << (shift - 1)) >> shift;
-        d.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16
-    };
+    let out = |x: i32| sat16(x.wrapping_add(1 << (shift - 1)) >> shift);
     [
         out(tmp10.wrapping_add(o3)),
         out(tmp11.wrapping_add(o2)),
@@ -94,15 +91,38 @@ pub(crate) fn idct_islow(coef: &[i16; 64], quant: &[u16; 64], out: &mut [u8], st
         }
         [row; 8]
     } else {
-        let cols: [[i16; 8]; 8] =
-            std::array::from_fn(|c| dodct(std::array::from_fn(|r| deq(r * 8 + c)), PASS1_SHIFT));
-        std::array::from_fn(|r| std::array::from_fn(|c| cols[c][r]))
+        let mut ws = [[0i16; 8]; 8];
+        for c in 0..8 {
+            let v: [i16; 8] = std::array::from_fn(|r| deq(r * 8 + c));
+            let col = if v[1..].iter().all(|&x| x == 0) {
+                // `dodct` of a lone first value, exactly: (v0 << 13 + 2^10) >> 11, saturated.
+                [sat16(i32::from(v[0]) * 4); 8]
+            } else {
+                dodct(v, PASS1_SHIFT)
+            };
+            for (row, x) in ws.iter_mut().zip(col) {
+                row[c] = x;
+            }
+        }
+        ws
     };
     for (w, dst) in ws.iter().zip(out.chunks_mut(stride)) {
-        for (d, x) in dst[..8].iter_mut().zip(dodct(*w, PASS2_SHIFT)) {
+        let dst = &mut dst[..8];
+        if w[1..].iter().all(|&x| x == 0) {
+            // `dodct` of a lone first value: eight equal outputs.
+            let x = (i32::from(w[0]) * 8192 + (1 << (PASS2_SHIFT - 1))) >> PASS2_SHIFT;
+            dst.fill(to_sample(sat16(x)));
+            continue;
+        }
+        for (d, x) in dst.iter_mut().zip(dodct(*w, PASS2_SHIFT)) {
             *d = to_sample(x);
         }
     }
+}
+
+#[inline]
+fn sat16(x: i32) -> i16 {
+    x.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16
 }
 
 const PASS1_SHIFT: u32 = (CONST_BITS - PASS1_BITS) as u32;
@@ -251,8 +271,8 @@ mod tests {
         assert!(out.iter().all(|&v| v == 138), "{out:?}");
     }
 
-    /// The shortcuts (first row only, DC only) give the lane model's results, extreme
-    /// values included.
+    /// The shortcuts (first row only, DC only, lone first values of a column or a row)
+    /// give the lane model's results, extreme values included.
     #[test]
     fn shortcuts_match_the_lane_model() {
         for (range, qmax) in [(8, 60), (2000, 60), (2047, 255), (32767, 65535)] {
