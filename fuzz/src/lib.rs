@@ -9,6 +9,7 @@
 //! `tests/smoke.rs` runs every target over its committed corpus in CI. See
 //! `docs/reliability.md`.
 
+pub mod jpeg_recipe;
 pub mod seeds;
 
 use clip::image::{
@@ -192,6 +193,10 @@ fn forward(model: &ClipModel) {
 pub const FUZZ_MAX_PIXELS: u64 = 1 << 20;
 
 pub fn image(data: &[u8]) {
+    // Structure-aware mode: the input is a list of JPEG segments (see `jpeg_recipe.rs`).
+    if let Some(recipe) = data.strip_prefix(&jpeg_recipe::MAGIC[..]) {
+        return image_once(&jpeg_recipe::serialise(recipe));
+    }
     image_once(data);
     // Mutations break PNG checksums, which stops the decoder early; decode a copy with
     // every chunk CRC repaired too, so the fuzzer reaches the decoding proper.
@@ -230,6 +235,20 @@ fn image_once(data: &[u8]) {
     assert!(img.width > 0 && img.height > 0);
     assert!((img.width * img.height) as u64 <= FUZZ_MAX_PIXELS);
     assert_eq!(img.data.len(), img.width * img.height * 3);
+    // The pixel limit applies to the frame that was decoded (issue #21: a probe that read
+    // another frame than the decoder let any size through): one pixel less is refused, for
+    // this size.
+    let (w, h) = (img.width as u64, img.height as u64);
+    let tight = DecodeOptions {
+        max_pixels: w * h - 1,
+        apply_exif_orientation: false,
+        ..opts.clone()
+    };
+    match decode_bytes(data, name, &tight) {
+        Err(clip::image::Error::TooManyPixels { width, height, .. })
+            if (width, height) == (w, h) || (width, height) == (h, w) => {}
+        other => panic!("{w}x{h} decoded, but with a limit of one pixel less: {other:?}"),
+    }
     // The CLIP pipeline at a small size (same code as 224, faster), and now and then 224.
     let n = if data.len().is_multiple_of(8) {
         224
@@ -243,7 +262,7 @@ fn image_once(data: &[u8]) {
             crop_width: n,
             ..PreprocessConfig::default()
         },
-        decode: opts,
+        decode: opts.clone(),
     };
     let pv = pre
         .preprocess_rgb(&img)

@@ -255,3 +255,86 @@ pub fn tokenizer_seeds() -> Vec<(String, Vec<u8>)> {
         .map(|(name, t)| (name.to_string(), t.to_vec()))
         .collect()
 }
+
+/// The generated image seeds (issue #21): recipes for the structure-aware mode
+/// (`jpeg_recipe.rs`: a second frame header, the stray-`FF 00` desync, 400 and 600 scans,
+/// DNL, a marker inside entropy data, progressive CMYK), and the same constructions as plain
+/// JPEG bytes for the byte-level mode. The other image seeds are copies of test fixtures.
+pub fn image_seeds() -> Vec<(String, Vec<u8>)> {
+    use crate::jpeg_recipe::{build, serialise, MAGIC};
+    let grey = [(0x11, 0)];
+    let baseline = |w, h| {
+        [
+            build::sof(0, w, h, &grey),
+            build::tables(1),
+            build::sos(&[1], 0, 63, 0, 1, 64),
+        ]
+        .concat()
+    };
+    let scans = |n: u16| {
+        [
+            build::sof(2, 256, 256, &grey),
+            build::tables(1),
+            build::sos(&[1], 0, 0, 0, 1, 128),
+            build::sos(&[1], 1, 63, 0, 3, 64),
+            build::repeat(n - 2, 1),
+            build::eoi(),
+        ]
+        .concat()
+    };
+    // A walker taking `FF 00` for a marker with a length lands 0xFFE1 bytes on, inside the
+    // APP1 payload, where a fake 1x1 frame header waits; the real frame is 1.2 Mpx.
+    let mut desync = build::stray(&[0xFF, 0x00]);
+    desync.extend([4, 1, 0xFF, 0xF0]); // APP1 of 65520 bytes
+    desync.extend((4u16 + 0xFFE1 - 8).to_be_bytes());
+    desync.extend([0, 1, 0, 1]); // the fake frame: 1x1
+    desync.extend(baseline(4000, 300));
+    desync.extend(build::eoi());
+    let mut marker_in_data = [build::sof(0, 16, 16, &grey), build::tables(1)].concat();
+    marker_in_data.extend([
+        3, 0, 1, 0, 0, 63, 0, 0, 6, 0x00, 0xFF, 0xC4, 0x00, 0x02, 0x00,
+    ]);
+    marker_in_data.extend(build::eoi());
+    let mut dnl = [build::sof(0, 16, 0, &grey), build::tables(1)].concat();
+    dnl.extend(build::sos(&[1], 0, 63, 0, 1, 8));
+    dnl.extend([8, 0xDC, 2, 0, 16]); // DNL: 16 lines
+    dnl.extend(build::eoi());
+    let cmyk: Vec<(u8, u8)> = (0..4).map(|_| (0x11, 0)).collect();
+    let recipes: [(&str, Vec<u8>); 7] = [
+        (
+            "multi_sof",
+            [baseline(16, 16), build::sof(0, 32, 32, &grey), build::eoi()].concat(),
+        ),
+        ("desync", desync),
+        ("scans_400", scans(400)),
+        ("scans_600", scans(600)),
+        ("dnl", dnl),
+        ("marker_in_data", marker_in_data),
+        (
+            "progressive_cmyk",
+            [
+                build::sof(2, 64, 48, &cmyk),
+                build::tables(1),
+                build::sos(&[1, 2, 3, 4], 0, 0, 0, 1, 32),
+                build::sos(&[3], 1, 63, 0, 3, 4),
+                build::eoi(),
+            ]
+            .concat(),
+        ),
+    ];
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    for (name, recipe) in &recipes {
+        out.push((format!("recipe_{name}.jseg"), [&MAGIC[..], recipe].concat()));
+    }
+    for name in ["multi_sof", "scans_600", "marker_in_data"] {
+        let (_, recipe) = recipes.iter().find(|(n, _)| *n == name).unwrap();
+        out.push((format!("hostile_{name}.jpg"), serialise(recipe)));
+    }
+    // A real 1x1 file behind a stray FF 00 (decodes, as with libjpeg).
+    let one = include_bytes!("../../crates/image/tests/fixtures/image/jpeg_1x1.jpg");
+    out.push((
+        "hostile_stray_ff00.jpg".into(),
+        [&one[..2], &[0xFF, 0x00], &one[2..]].concat(),
+    ));
+    out
+}

@@ -142,5 +142,48 @@ fn committed_seeds_are_current_and_load() {
         let model = loaded.unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(model.config().projection_dim, 4, "{name}");
     }
-    assert!(corpus(Target::Image).len() >= 10);
+    let images = corpus(Target::Image);
+    assert!(images.len() >= 10);
+    for seed in seeds::image_seeds() {
+        assert!(
+            images.contains(&seed),
+            "{} missing or stale: run `cargo run -p clip-fuzz -- seeds`",
+            seed.0
+        );
+    }
+}
+
+/// The generated image seeds reach what they were built for (with the fuzz pixel limit).
+#[test]
+fn image_seeds_reach_their_construction() {
+    use clip::image::{decode_bytes, DecodeOptions, Error};
+    let opts = DecodeOptions {
+        max_pixels: clip_fuzz::FUZZ_MAX_PIXELS,
+        ..Default::default()
+    };
+    for (name, bytes) in seeds::image_seeds() {
+        let jpeg = match bytes.strip_prefix(&clip_fuzz::jpeg_recipe::MAGIC[..]) {
+            Some(recipe) => clip_fuzz::jpeg_recipe::serialise(recipe),
+            None => bytes,
+        };
+        let r = decode_bytes(&jpeg, std::path::Path::new(&name), &opts);
+        let stem = name.split('.').next().unwrap();
+        let kind = stem.split_once('_').unwrap().1;
+        let ok = match (kind, &r) {
+            ("multi_sof", Err(Error::CorruptImage { reason, .. })) => {
+                reason.contains("more than one frame header")
+            }
+            ("desync", Err(Error::TooManyPixels { width, height, .. })) => {
+                (*width, *height) == (4000, 300)
+            }
+            ("scans_400", Ok(img)) => (img.width, img.height) == (256, 256),
+            ("scans_600", Err(Error::LimitExceeded { what, .. })) => *what == "scans",
+            ("dnl", Err(Error::ZeroSizedImage { .. })) => true,
+            ("marker_in_data", Err(Error::TruncatedImage { .. })) => true,
+            ("progressive_cmyk", Ok(img)) => (img.width, img.height) == (64, 48),
+            ("stray_ff00", Ok(img)) => (img.width, img.height) == (1, 1),
+            _ => false,
+        };
+        assert!(ok, "{name}: {:?}", r.map(|i| (i.width, i.height)));
+    }
 }

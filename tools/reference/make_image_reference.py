@@ -15,6 +15,7 @@ Usage: pip install pillow numpy transformers; python3 make_image_reference.py [O
 No torch needed.
 """
 
+import io
 import json
 import os
 import struct
@@ -26,6 +27,9 @@ from transformers import CLIPImageProcessorPil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from jpegwrite import write_jpeg  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import hostile_jpeg  # noqa: E402
+import make_hostile_reference  # noqa: E402
 from pngwrite import write_png  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -256,6 +260,27 @@ def jpeg_cases():
     Image.fromarray(natural(20, 28)).save(os.path.join(OUT, "jpeg_exif6.jpg"), quality=90, exif=exif.tobytes())
     add("jpeg_exif6", "jpeg_exif6.jpg", 16, 16, "jpeg", exif=True)
     add("jpeg_exif6_ignored", "jpeg_exif6.jpg", 16, 16, "jpeg", decoded=True)
+    # Progressive files that stop after scan k (EOI there): libjpeg-turbo smooths the
+    # blocks whose first AC coefficients are incomplete (issue #22).
+    for name, arr, opts, k in [
+        ("jpeg_prog_cut1_420", natural(23, 37), dict(subsampling=2), 1),
+        ("jpeg_prog_cut2_420", natural(23, 37), dict(subsampling=2), 2),
+        ("jpeg_prog_cut3_420", natural(23, 37), dict(subsampling=2), 3),
+        ("jpeg_prog_cut6_420", natural(23, 37), dict(subsampling=2), 6),
+        ("jpeg_prog_cut3_444", natural(40, 56), dict(subsampling=0), 3),
+        ("jpeg_prog_cut1_gray", natural(30, 20)[..., 0], {}, 1),
+        ("jpeg_prog_cut4_gray", natural(30, 20)[..., 0], {}, 4),
+    ]:
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, "JPEG", quality=90, progressive=True, **opts)
+        with open(os.path.join(OUT, name + ".jpg"), "wb") as f:
+            f.write(hostile_jpeg.cut_after_scan(buf.getvalue(), k))
+        add(name, name + ".jpg", 24, 24, "jpeg", decoded=True)
+    # Every quantisation value 255, coefficients up to +-1023: libjpeg-turbo's SIMD IDCT
+    # wraps and saturates in 16 bits (issue #22).
+    with open(os.path.join(OUT, "jpeg_q255_extreme.jpg"), "wb") as f:
+        f.write(hostile_jpeg.extreme_quant())
+    add("jpeg_q255_extreme", "jpeg_q255_extreme.jpg", 24, 24, "jpeg", decoded=True)
 
 
 def main():
@@ -266,6 +291,8 @@ def main():
     jpeg_cases()
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump({"generator": "tools/reference/make_image_reference.py", "cases": CASES}, f, indent=1)
+    # The hostile-JPEG references live in the same folder, which this script clears.
+    make_hostile_reference.main()
     total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
     print(f"{len(CASES)} cases, {total / 1e6:.2f} MB in {OUT}")
 

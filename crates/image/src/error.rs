@@ -79,6 +79,18 @@ pub enum Error {
         /// The limit in force.
         max_pixels: u64,
     },
+    /// The file asks for more decoding work than a fixed limit allows (e.g. a JPEG with more
+    /// than 500 scans), refused before that work is done.
+    LimitExceeded {
+        /// The file.
+        path: PathBuf,
+        /// "PNG" or "JPEG".
+        format: &'static str,
+        /// What is counted (e.g. "scans").
+        what: &'static str,
+        /// The limit in force.
+        max: u64,
+    },
     /// `preprocessor_config.json` exists but cannot be used.
     InvalidPreprocessorConfig {
         /// The config file.
@@ -160,6 +172,16 @@ impl fmt::Display for Raw<'_> {
                 "{}: image is {width}x{height} = {} pixels, more than the limit of {max_pixels}",
                 path.display(),
                 width.saturating_mul(*height)
+            ),
+            Error::LimitExceeded {
+                path,
+                format,
+                what,
+                max,
+            } => write!(
+                f,
+                "{}: {format} file has more than {max} {what}, the decoder's limit",
+                path.display()
             ),
             Error::InvalidPreprocessorConfig { path, reason } => {
                 write!(

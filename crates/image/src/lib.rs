@@ -10,6 +10,7 @@
 //! Not here: tensors and models. Results are plain `Vec<f32>` with a shape
 //! ([`PixelValues`]); the `clip` crate re-exports this crate as `clip::image`.
 
+mod budget;
 mod convert;
 mod decode;
 mod error;
@@ -19,6 +20,7 @@ mod preprocess;
 mod probe;
 pub mod resize;
 
+pub use budget::{decode_memory_budget, set_decode_memory_budget, DEFAULT_DECODE_MEMORY_BUDGET};
 pub use decode::{decode_bytes, decode_file};
 pub use error::{Error, Result};
 pub use preprocess::{ImageInput, PixelValues, PreprocessConfig, Preprocessor, ResizeTarget};

@@ -1,7 +1,8 @@
 //! CLIP preprocessing as transformers 5's `CLIPImageProcessor` (PIL backend):
 //! resize the shortest edge, center crop (zero padding if smaller), rescale by
 //! 1/255 in f64, normalise in f32, lay out `[3, H, W]`; batches `[N, 3, H, W]`
-//! in parallel with rayon. Settings come from `preprocessor_config.json`.
+//! in parallel with rayon, within the process's decoding memory budget (`budget.rs`).
+//! Settings come from `preprocessor_config.json`.
 //!
 //! Arithmetic order matches NumPy's: `x = f32(f64(u8) * rescale_factor)`, then
 //! `(x - f32(mean)) / f32(std)` in f32, so results are bit-identical.
@@ -10,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use super::decode::decode_reserved;
 use super::resize::{resize_bicubic, resize_bicubic_window, Window};
-use super::{decode_bytes, decode_file, DecodeOptions, RgbImage};
+use super::{DecodeOptions, RgbImage};
 use crate::{Error, Result};
 
 /// OpenAI CLIP's normalisation mean (RGB).
@@ -257,14 +259,20 @@ impl Preprocessor {
         })
     }
 
-    /// Decodes and preprocesses a file.
+    /// Decodes and preprocesses a file, within the decoding memory budget.
     pub fn preprocess_file(&self, path: &Path) -> Result<PixelValues> {
-        self.preprocess_rgb(&decode_file(path, &self.decode)?)
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.preprocess_bytes(&bytes, path)
     }
 
-    /// Decodes and preprocesses encoded bytes; `name` labels errors.
+    /// Decodes and preprocesses encoded bytes; `name` labels errors. The decoded image is
+    /// preprocessed within the decode's reservation of the memory budget (`budget.rs`).
     pub fn preprocess_bytes(&self, bytes: &[u8], name: &Path) -> Result<PixelValues> {
-        self.preprocess_rgb(&decode_bytes(bytes, name, &self.decode)?)
+        let (img, _reservation) = decode_reserved(bytes, name, &self.decode)?;
+        self.preprocess_rgb(&img)
     }
 
     /// Preprocesses files in parallel into one `[N, 3, H, W]` batch. Every image

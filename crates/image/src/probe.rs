@@ -1,8 +1,11 @@
 //! Format sniffing and header parsing: which format a byte buffer is, and its
 //! declared width and height, read before any decoder allocates pixel memory.
 //!
-//! It validates only what it needs (signature, IHDR, SOF); decoding proper is
-//! left to `decode.rs`.
+//! It validates only what it needs (signature, IHDR; for JPEG the marker structure, walked
+//! by the decoder's own walker); decoding proper is left to `decode.rs`. Every decoder
+//! checks the limits again where it allocates: this check only adds to that.
+//!
+//! Not here: decoding, colour conversion.
 
 use std::path::Path;
 
@@ -31,6 +34,9 @@ pub(crate) struct Header {
     pub format: ImageFormat,
     pub width: u64,
     pub height: u64,
+    /// An upper bound of the bytes decoding allocates (the input aside), for the memory
+    /// budget (`budget.rs`); see `docs/reliability.md` for the per-pixel bounds.
+    pub memory: u64,
 }
 
 const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
@@ -66,7 +72,14 @@ pub(crate) fn probe(bytes: &[u8], path: &Path, max_pixels: u64) -> Result<Header
             max_pixels,
         });
     }
-    Ok(header)
+    let memory = match header.format {
+        ImageFormat::Png => header.memory,
+        ImageFormat::Jpeg => header.memory.min(
+            max_pixels.saturating_mul(crate::jpeg::COMPONENT_BYTES_PER_PIXEL)
+                + (header.width * header.height).saturating_mul(7),
+        ),
+    };
+    Ok(Header { memory, ..header })
 }
 
 /// Names common formats we do not decode, so the error says what the file is.
@@ -123,84 +136,49 @@ fn probe_png(bytes: &[u8], path: &Path) -> Result<Header> {
     if &bytes[12..16] != b"IHDR" {
         return Err(corrupt(path, f, "first chunk is not IHDR"));
     }
+    let (width, height) = (be_u32(&bytes[16..20]), be_u32(&bytes[20..24]));
+    // The raw image (channels x bit depth, a filter byte a row), RGB, and row buffers.
+    let depth = u64::from(bytes.get(24).copied().unwrap_or(16).clamp(1, 16));
+    let channels = match bytes.get(25) {
+        Some(0 | 3) => 1,
+        Some(2) => 3,
+        Some(4) => 2,
+        _ => 4,
+    };
+    let row = (width * channels * depth).div_ceil(8) + 1;
+    let memory = row
+        .saturating_mul(height + 4)
+        .saturating_add(width.saturating_mul(height).saturating_mul(3));
     Ok(Header {
         format: f,
-        width: be_u32(&bytes[16..20]),
-        height: be_u32(&bytes[20..24]),
+        width,
+        height,
+        memory,
     })
 }
 
-/// One JPEG marker segment before the first scan: its code and payload.
-type Segment<'a> = (u8, &'a [u8]);
-
-/// Walks the marker segments after SOI up to (not including) the first SOS/EOI.
-/// `Err` carries (is_truncated, reason).
-fn jpeg_segments(bytes: &[u8]) -> std::result::Result<Vec<Segment<'_>>, (bool, &'static str)> {
-    let mut out = Vec::new();
-    let mut pos = 2;
-    loop {
-        // Markers are 0xFF, optional 0xFF fill bytes, then a non-0xFF code.
-        match bytes.get(pos) {
-            None => return Err((true, "file ends before the frame header (SOF)")),
-            Some(0xFF) => {}
-            Some(_) => return Err((false, "expected a marker before the frame header")),
-        }
-        while bytes.get(pos) == Some(&0xFF) {
-            pos += 1;
-        }
-        let Some(&code) = bytes.get(pos) else {
-            return Err((true, "file ends inside a marker"));
-        };
-        pos += 1;
-        if code == 0x01 || (0xD0..=0xD7).contains(&code) {
-            continue; // standalone markers have no length
-        }
-        if code == 0xD9 || code == 0xDA {
-            return Ok(out);
-        }
-        let Some(len_bytes) = bytes.get(pos..pos + 2) else {
-            return Err((true, "file ends inside a marker length"));
-        };
-        let len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
-        if len < 2 {
-            return Err((false, "marker segment length below 2"));
-        }
-        let Some(payload) = bytes.get(pos + 2..pos + len) else {
-            return Err((true, "file ends inside a marker segment"));
-        };
-        out.push((code, payload));
-        pos += len;
-    }
-}
-
-fn is_sof(code: u8) -> bool {
-    matches!(code, 0xC0..=0xCF) && !matches!(code, 0xC4 | 0xC8 | 0xCC)
-}
-
-/// JPEG: walk the marker segments up to the first SOFn and read its size.
+/// JPEG: the frame header as the decoder will read it, found by the same marker walker
+/// (`jpeg/markers.rs`), which also enforces the scan and table limits.
 fn probe_jpeg(bytes: &[u8], path: &Path) -> Result<Header> {
-    let f = ImageFormat::Jpeg;
-    let segments = jpeg_segments(bytes).map_err(|(trunc, reason)| {
-        if trunc {
-            truncated(path, f, reason)
-        } else {
-            corrupt(path, f, reason)
-        }
-    })?;
-    let Some((_, sof)) = segments.iter().find(|(code, _)| is_sof(*code)) else {
-        return Err(corrupt(
-            path,
-            f,
-            "scan data or end of image before any frame header",
-        ));
-    };
-    let Some(dims) = sof.get(..5) else {
-        return Err(corrupt(path, f, "frame header shorter than 5 bytes"));
+    let survey =
+        crate::jpeg::markers::survey(bytes).map_err(|e| crate::decode::jpeg_error(path, e))?;
+    let f = survey.frame;
+    let (width, height) = (u64::from(f.width), u64::from(f.height));
+    // Component buffers (each at most the frame padded to 32-pixel MCUs; progressive:
+    // coefficients and mask too), the output and RGB; `probe` caps the buffers at what the
+    // decoder allows.
+    let n = u64::from(f.components);
+    let padded = (width + 32) * (height + 32) * n;
+    let buffers = if f.code == 0xC2 {
+        padded * 25 / 8
+    } else {
+        padded
     };
     Ok(Header {
-        format: f,
-        height: u64::from(u16::from_be_bytes([dims[1], dims[2]])),
-        width: u64::from(u16::from_be_bytes([dims[3], dims[4]])),
+        format: ImageFormat::Jpeg,
+        height,
+        width,
+        memory: buffers + (n + 3) * width * height,
     })
 }
 

@@ -4,6 +4,8 @@
 //! - `clip-fuzz replay TARGET PATH...`: runs a target on files (or every file of folders),
 //!   e.g. on the crashes AFL++ found; prints each file's outcome and the time it took;
 //!   exits 1 if any panicked.
+//! - `clip-fuzz recipe IN OUT`: writes the JPEG that an image recipe (an input of the image
+//!   target's structure-aware mode, starting `JSEG`) describes, to open it with other tools.
 
 use clip_fuzz::{seeds, Target};
 use std::path::{Path, PathBuf};
@@ -26,6 +28,7 @@ fn write_seeds() -> Result<(), String> {
     for (target, list) in [
         (Target::Weights, seeds::weights_seeds()),
         (Target::Tokenizer, seeds::tokenizer_seeds()),
+        (Target::Image, seeds::image_seeds()),
     ] {
         let dir = target.corpus_dir();
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -63,13 +66,24 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("seeds") => write_seeds(),
+        Some("recipe") if args.len() == 3 => std::fs::read(&args[1])
+            .map_err(|e| format!("{}: {e}", args[1]))
+            .and_then(|b| {
+                let recipe = b
+                    .strip_prefix(&clip_fuzz::jpeg_recipe::MAGIC[..])
+                    .ok_or_else(|| format!("{}: not a recipe (no JSEG prefix)", args[1]))?;
+                std::fs::write(&args[2], clip_fuzz::jpeg_recipe::serialise(recipe))
+                    .map_err(|e| format!("{}: {e}", args[2]))
+            }),
         Some("replay") if args.len() >= 3 => match Target::from_name(&args[1]) {
             Some(t) => replay(t, &args[2..]),
             None => Err(format!("unknown target {:?}", args[1])),
         },
-        _ => {
-            Err("usage: clip-fuzz seeds | clip-fuzz replay weights|image|tokenizer PATH...".into())
-        }
+        _ => Err(
+            "usage: clip-fuzz seeds | clip-fuzz replay weights|image|tokenizer PATH... | \
+                 clip-fuzz recipe IN OUT"
+                .into(),
+        ),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -6,16 +6,25 @@
 //! sampling ratios) returns
 //! [`JpegErr::Unsupported`] and the caller falls back to `jpeg-decoder`.
 //!
+//! Before anything is allocated, the whole marker structure is walked (`markers.rs`, the
+//! same walker the probe uses) and the frame is checked against the pixel limit; scans and
+//! table definitions are capped there (the work budget of `docs/reliability.md`).
+//!
 //! Output is in Pillow's mode for the file: `L`, `RGB`, or `CMYK` (after
 //! Pillow's `CMYK;I` inversion).
+//!
+//! Not here: RGB conversion of CMYK and grey (`convert.rs`), the probe (`probe.rs`).
 
 mod huffman;
 mod idct;
+pub(crate) mod markers;
 mod progressive;
 mod scan;
+mod smooth;
 mod upsample;
 
 use huffman::{Huffman, ZIGZAG};
+use markers::{Frame, Markers, Segment};
 use scan::read_scan;
 use upsample::{Plane, Upsampler, YccTables};
 
@@ -26,6 +35,17 @@ pub(crate) enum JpegErr {
     Unsupported,
     Truncated(&'static str),
     Corrupt(String),
+    /// The frame's size: zero, or more pixels than `max_pixels`.
+    FrameSize {
+        width: u16,
+        height: u16,
+        max_pixels: u64,
+    },
+    /// More of something than the work budget allows (see `markers.rs`).
+    Limit {
+        what: &'static str,
+        max: u64,
+    },
 }
 
 /// A decoded image in Pillow's mode: 1 (L), 3 (RGB) or 4 (CMYK) channels.
@@ -51,6 +71,15 @@ struct Component {
     blocks_h: usize,
     /// Progressive files: coefficients, transformed once all scans are read.
     blocks: Vec<[i16; 64]>,
+    /// Progressive files, per block: bit k set if AC coefficient k (zigzag order) has been
+    /// written, a superset of the nonzero ones. A refinement scan's end-of-band run needs
+    /// correction bits only where a coefficient is nonzero: blocks without any in the band
+    /// are skipped on this mask instead of a pass over their 63 coefficients.
+    nonzero: Vec<u64>,
+    /// Progressive files: the successive-approximation bit (Al) of the last scan that
+    /// coded each of zigzag coefficients 0-9, -1 if none did (libjpeg's `coef_bits`);
+    /// block smoothing (`smooth.rs`) estimates the coefficients still short of bits.
+    coef_bits: [i8; 10],
     /// Samples (`blocks_w * 8` per row): baseline blocks are transformed as
     /// they are decoded, so their coefficients are never stored.
     samples: Vec<u8>,
@@ -71,6 +100,10 @@ struct State {
     vmax: usize,
     restart: usize,
     progressive: bool,
+    /// Whether `allocate` has run.
+    allocated: bool,
+    /// The pixel limit, which also bounds the components' buffers (see `read_sof`).
+    max_pixels: u64,
     jfif: bool,
     adobe: Option<u8>,
     exif: Option<Vec<u8>>,
@@ -87,72 +120,86 @@ fn corrupt(msg: &str) -> JpegErr {
     JpegErr::Corrupt(msg.to_string())
 }
 
-/// Decodes a baseline JPEG; see the module docs for what is covered.
-pub(crate) fn decode(bytes: &[u8]) -> Result<Decoded, JpegErr> {
-    let mut st = State::default();
-    let mut pos = 2;
-    let mut scans = 0;
-    loop {
-        // After the first scan, like libjpeg's `next_marker`, skip stray bytes
-        // (it only warns about "extraneous bytes before marker"); before it,
-        // Pillow's own header parser refuses them, and so do we.
-        if scans == 0 && bytes.get(pos).is_some_and(|&b| b != 0xFF) {
-            return Err(corrupt("expected a marker"));
-        }
-        while pos < bytes.len() && (bytes[pos] != 0xFF || bytes.get(pos + 1) == Some(&0xFF)) {
-            pos += 1;
-        }
-        let Some(&marker) = bytes.get(pos + 1) else {
-            // Pillow reports a missing EOI as "image file is truncated".
-            return Err(JpegErr::Truncated(
-                "file ends before the end-of-image marker",
-            ));
-        };
-        pos += 2;
-        if marker == 0xD9 {
-            break;
-        }
-        if marker == 0x00 {
-            continue; // a stray stuffed zero, skipped by libjpeg's next_marker
-        }
-        if (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
-            continue;
-        }
-        let len = be16(bytes, pos)?;
-        let Some(seg) = bytes.get(pos + 2..pos + len.max(2)) else {
-            return Err(JpegErr::Truncated("file ends inside a marker segment"));
-        };
-        match marker {
-            0xC0..=0xC2 if st.comps.is_empty() => {
-                st.progressive = marker == 0xC2;
-                read_sof(&mut st, seg)?
-            }
-            // Second frame header, lossless, hierarchical, arithmetic coding.
-            0xC0..=0xCF if !matches!(marker, 0xC4 | 0xC8 | 0xCC) => {
-                return Err(JpegErr::Unsupported)
-            }
-            0xCC => return Err(JpegErr::Unsupported), // arithmetic conditioning
-            0xC4 => read_dht(&mut st, seg)?,
-            0xDB => read_dqt(&mut st, seg)?,
-            0xDD => st.restart = be16(seg, 0)?,
-            0xE0 if seg.starts_with(b"JFIF\0") => st.jfif = true,
-            0xEE if seg.starts_with(b"Adobe") && seg.len() >= 12 => st.adobe = Some(seg[11]),
-            0xE1 if seg.starts_with(b"Exif\0\0") && st.exif.is_none() => {
-                st.exif = Some(seg[6..].to_vec())
-            }
-            0xDA => {
-                pos = read_scan(&mut st, bytes, pos + len, seg)?;
-                scans += 1;
-                continue;
-            }
-            _ => {}
-        }
-        pos += len;
+/// Decodes a JPEG; see the module docs for what is covered. `max_pixels` is checked
+/// against the frame header here, before anything is allocated for the frame, whatever a
+/// probe checked before.
+pub(crate) fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, JpegErr> {
+    // The whole marker structure first: the frame, the scan count and the table
+    // definitions are checked before any pixel memory exists.
+    let survey = markers::survey(bytes)?;
+    check_frame(&survey.frame, max_pixels)?;
+    if survey.scans == 0 {
+        return Err(corrupt("no image data"));
     }
-    if scans == 0 || st.comps.is_empty() {
+    let mut st = State {
+        max_pixels,
+        ..State::default()
+    };
+    let mut walk = Markers::new(bytes);
+    while let Some(seg) = walk.next_segment()? {
+        match seg {
+            Segment::Scan { header, data } => read_scan(&mut st, header, data)?,
+            Segment::Marker { code, payload } => read_marker(&mut st, code, payload)?,
+        }
+    }
+    if st.comps.is_empty() {
         return Err(corrupt("no image data"));
     }
     finish(st)
+}
+
+/// The frame header as declared, against the limits: pixels first (whatever the coding
+/// process, so an unsupported frame is refused for its size too), then what we decode.
+fn check_frame(f: &Frame, max_pixels: u64) -> Result<(), JpegErr> {
+    if f.width == 0 || f.height == 0 {
+        // libjpeg: "Empty JPEG image (DNL not supported)".
+        return Err(JpegErr::FrameSize {
+            width: f.width,
+            height: f.height,
+            max_pixels,
+        });
+    }
+    if f.pixels() > max_pixels {
+        return Err(JpegErr::FrameSize {
+            width: f.width,
+            height: f.height,
+            max_pixels,
+        });
+    }
+    if f.components == 0 {
+        return Err(corrupt("frame header with no components"));
+    }
+    // 8 and 12 bits for DCT processes, 2 to 16 for lossless.
+    if !(2..=16).contains(&f.precision) {
+        return Err(corrupt("bad sample precision"));
+    }
+    Ok(())
+}
+
+/// One marker segment other than a scan.
+fn read_marker(st: &mut State, code: u8, seg: &[u8]) -> Result<(), JpegErr> {
+    match code {
+        0xC0..=0xC2 => {
+            st.progressive = code == 0xC2;
+            read_sof(st, seg)?
+        }
+        // Lossless, hierarchical, arithmetic coding (a second frame header never gets
+        // here: `survey` refuses it).
+        _ if markers::is_sof(code) => return Err(JpegErr::Unsupported),
+        0xCC => return Err(JpegErr::Unsupported), // arithmetic conditioning
+        0xC4 => read_dht(st, seg)?,
+        0xDB => read_dqt(st, seg)?,
+        0xDD => st.restart = be16(seg, 0)?,
+        // DNL: ignored, as libjpeg does; a frame of height 0 was refused before.
+        0xDC => {}
+        0xE0 if seg.starts_with(b"JFIF\0") => st.jfif = true,
+        0xEE if seg.starts_with(b"Adobe") && seg.len() >= 12 => st.adobe = Some(seg[11]),
+        0xE1 if seg.starts_with(b"Exif\0\0") && st.exif.is_none() => {
+            st.exif = Some(seg[6..].to_vec())
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn read_sof(st: &mut State, seg: &[u8]) -> Result<(), JpegErr> {
@@ -180,6 +227,8 @@ fn read_sof(st: &mut State, seg: &[u8]) -> Result<(), JpegErr> {
             blocks_w: 0,
             blocks_h: 0,
             blocks: Vec::new(),
+            nonzero: Vec::new(),
+            coef_bits: [-1; 10],
             samples: Vec::new(),
             dw: 0,
             dh: 0,
@@ -204,13 +253,50 @@ fn read_sof(st: &mut State, seg: &[u8]) -> Result<(), JpegErr> {
         };
         c.blocks_w = bw;
         c.blocks_h = bh;
-        if st.progressive {
-            c.blocks = vec![[0i16; 64]; bw * bh];
-        }
-        // 128 = what all-zero coefficients transform to (a component no scan covers).
-        c.samples = vec![128u8; bw * 8 * bh * 8];
+    }
+    // The components' buffers, padded to whole MCUs: 64 bytes of samples a block, plus 128
+    // of coefficients and 8 of mask in progressive files. At most
+    // COMPONENT_BYTES_PER_PIXEL x max_pixels (what 4 full-size progressive components
+    // need): padding can multiply a thin frame's size (a 1-pixel-wide frame with 4x4
+    // sampling is 32 samples wide), and memory is bounded by the limit, not by the frame.
+    let per_block = if st.progressive { 64 + 128 + 8 } else { 64 };
+    let bytes: u64 = st
+        .comps
+        .iter()
+        .map(|c| (c.blocks_w * c.blocks_h) as u64 * per_block)
+        .sum();
+    let max = st.max_pixels.saturating_mul(COMPONENT_BYTES_PER_PIXEL);
+    if bytes > max {
+        return Err(JpegErr::Limit {
+            what: "bytes of component buffers (samples padded to whole MCUs)",
+            max,
+        });
     }
     Ok(())
+}
+
+/// Bytes of component buffers allowed per pixel of the limit: 4 components x (1 sample +
+/// 2 coefficient bytes + 1/8 of mask), a progressive CMYK frame at full resolution.
+pub(crate) const COMPONENT_BYTES_PER_PIXEL: u64 = 13;
+
+impl State {
+    /// Allocates the components' buffers when the first scan starts (not at the frame
+    /// header: a file without scan data never gets pixel memory).
+    fn allocate(&mut self) {
+        if self.allocated {
+            return;
+        }
+        self.allocated = true;
+        for c in &mut self.comps {
+            let (bw, bh) = (c.blocks_w, c.blocks_h);
+            if self.progressive {
+                c.blocks = vec![[0i16; 64]; bw * bh];
+                c.nonzero = vec![0u64; bw * bh];
+            }
+            // 128 = what all-zero coefficients transform to (a component no scan covers).
+            c.samples = vec![128u8; bw * 8 * bh * 8];
+        }
+    }
 }
 
 fn read_dht(st: &mut State, mut seg: &[u8]) -> Result<(), JpegErr> {
@@ -263,23 +349,32 @@ fn read_dqt(st: &mut State, mut seg: &[u8]) -> Result<(), JpegErr> {
 /// IDCT (progressive files), upsampling and colour conversion.
 fn finish(mut st: State) -> Result<Decoded, JpegErr> {
     let (w, h) = (st.width, st.height);
+    let smooth = st.progressive && smooth::smoothing_ok(&st.comps);
+    let imcu_rows = h.div_ceil(8 * st.vmax);
     let mut planes = Vec::with_capacity(st.comps.len());
     for c in &mut st.comps {
         let stride = c.blocks_w * 8;
         let rows = c.blocks_h * 8;
-        if !c.blocks.is_empty() {
-            let quant = c
-                .quant
-                .ok_or_else(|| corrupt("missing quantisation table"))?;
+        // A component no scan covered has no quantisation table latched; libjpeg then
+        // transforms with a zero table, giving 128 everywhere, which its samples hold.
+        if let (false, Some(quant)) = (c.blocks.is_empty(), c.quant) {
+            // An incomplete progressive file: libjpeg-turbo smooths its real blocks.
+            let mut samples = std::mem::take(&mut c.samples);
+            let smoother = smooth.then(|| smooth::Smoother::new(c, imcu_rows));
             for (i, block) in c.blocks.iter().enumerate() {
                 let (by, bx) = (i / c.blocks_w, i % c.blocks_w);
+                let smoothed = match &smoother {
+                    Some(s) if s.is_real(bx, by) => s.block(bx, by),
+                    _ => *block,
+                };
                 idct::idct_islow(
-                    block,
+                    &smoothed,
                     &quant,
-                    &mut c.samples[by * 8 * stride + bx * 8..],
+                    &mut samples[by * 8 * stride + bx * 8..],
                     stride,
                 );
             }
+            c.samples = samples;
         }
         if c.dw == 0 || c.dh == 0 || c.dw > stride || c.dh > rows {
             return Err(corrupt("component smaller than the frame"));
@@ -391,5 +486,61 @@ impl Convert {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SOI, a grey `w x h` baseline frame, one scan of a few bytes, EOI.
+    fn grey_frame(w: u16, h: u16) -> Vec<u8> {
+        let mut f = vec![0xFF, 0xD8, 0xFF, 0xC0, 0, 11, 8];
+        f.extend(h.to_be_bytes());
+        f.extend(w.to_be_bytes());
+        f.extend([1, 1, 0x11, 0]);
+        f.extend([0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 63, 0, 0, 0, 0xFF, 0xD9]);
+        f
+    }
+
+    /// The decoder checks the frame against the limit itself, whatever a probe did before.
+    #[test]
+    fn decoder_checks_the_pixel_limit_itself() {
+        let r = decode(&grey_frame(40, 40), 1000);
+        assert!(
+            matches!(
+                r,
+                Err(JpegErr::FrameSize {
+                    width: 40,
+                    height: 40,
+                    max_pixels: 1000
+                })
+            ),
+            "{:?}",
+            r.err()
+        );
+        // Under the limit it gets as far as the missing tables.
+        assert!(matches!(
+            decode(&grey_frame(40, 40), 1600),
+            Err(JpegErr::Corrupt(_))
+        ));
+    }
+
+    /// Padding to whole MCUs counts against the limit: a 1 x 4000 YCbCr frame whose luma
+    /// has 4x4 sampling has a luma plane 32 samples wide: 144,000 samples for 4,000 pixels.
+    #[test]
+    fn padded_buffers_are_bounded_by_the_limit() {
+        let mut f = vec![0xFF, 0xD8, 0xFF, 0xC0, 0, 17, 8];
+        f.extend(4000u16.to_be_bytes());
+        f.extend(1u16.to_be_bytes());
+        f.extend([3, 1, 0x44, 0, 2, 0x11, 0, 3, 0x11, 0]);
+        f.extend([0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 63, 0, 0, 0, 0xFF, 0xD9]);
+        let r = decode(&f, 10_000);
+        assert!(
+            matches!(r, Err(JpegErr::Limit { max: 130_000, .. })),
+            "{:?}",
+            r.err()
+        );
+        assert!(matches!(decode(&f, 20_000), Err(JpegErr::Corrupt(_))));
     }
 }

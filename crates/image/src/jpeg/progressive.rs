@@ -36,13 +36,13 @@ pub(crate) fn dc_refine(r: &mut BitReader<'_>, al: u8, block: &mut [i16; 64]) {
     }
 }
 
-/// AC first scan over the band `ss..=se`.
+/// AC first scan over the band `ss..=se`; `nonzero` gets a bit for each coefficient set.
 pub(crate) fn ac_first(
     r: &mut BitReader<'_>,
     ac: &Huffman,
     (ss, se, al): (usize, usize, u8),
     eobrun: &mut u32,
-    block: &mut [i16; 64],
+    (block, nonzero): (&mut [i16; 64], &mut u64),
 ) -> Result<(), JpegErr> {
     if *eobrun > 0 {
         *eobrun -= 1;
@@ -56,6 +56,7 @@ pub(crate) fn ac_first(
             k += run;
             let v = r.receive_extend(s);
             block[natural(k)] = (v << al) as i16;
+            *nonzero |= 1 << k.min(63);
         } else if run == 15 {
             k += 15;
         } else {
@@ -83,13 +84,13 @@ fn correct(r: &mut BitReader<'_>, coef: &mut i16, p1: i16) {
 }
 
 /// AC refinement scan over `ss..=se` at bit `al` (libjpeg's
-/// `decode_mcu_AC_refine`).
+/// `decode_mcu_AC_refine`); `nonzero` gets a bit for each coefficient that becomes nonzero.
 pub(crate) fn ac_refine(
     r: &mut BitReader<'_>,
     ac: &Huffman,
     (ss, se, al): (usize, usize, u8),
     eobrun: &mut u32,
-    block: &mut [i16; 64],
+    (block, nonzero): (&mut [i16; 64], &mut u64),
 ) -> Result<(), JpegErr> {
     let p1: i16 = 1 << al;
     let mut k = ss;
@@ -124,6 +125,7 @@ pub(crate) fn ac_refine(
             }
             if newval != 0 {
                 block[natural(k)] = newval;
+                *nonzero |= 1 << k.min(63);
             }
             k += 1;
         }

@@ -59,22 +59,27 @@ fn parse_header(st: &State, seg: &[u8]) -> Result<ScanHeader, JpegErr> {
     Ok((sel, kind, (ss, se, al)))
 }
 
-/// Reads the SOS header `seg` and the entropy data from `data_start`; returns
-/// the position of the marker that follows the scan.
-pub(super) fn read_scan(
-    st: &mut State,
-    bytes: &[u8],
-    data_start: usize,
-    seg: &[u8],
-) -> Result<usize, JpegErr> {
+/// Reads the SOS header `seg` and decodes the scan's entropy-coded `data` (up to the
+/// marker that ends it, as `markers.rs` found it).
+pub(super) fn read_scan(st: &mut State, seg: &[u8], data: &[u8]) -> Result<(), JpegErr> {
     let (sel, kind, band) = parse_header(st, seg)?;
+    st.allocate();
+    if kind != Kind::Baseline {
+        // libjpeg's coef_bits: which bit of each coefficient the scans have reached.
+        for &(ci, _, _) in &sel {
+            let bits = &mut st.comps[ci].coef_bits;
+            for k in band.0..=band.1.min(bits.len() - 1) {
+                bits[k] = band.2 as i8;
+            }
+        }
+    }
     for &(ci, _, _) in &sel {
         let tq = st.comps[ci].tq;
         if st.comps[ci].quant.is_none() {
             st.comps[ci].quant = st.quant[tq];
         }
     }
-    let mut reader = BitReader::new(bytes, data_start);
+    let mut reader = BitReader::new(data, 0);
     let mut preds = [0i32; 4];
     let mut eobrun = 0u32;
     let single = sel.len() == 1;
@@ -89,11 +94,49 @@ pub(super) fn read_scan(
     };
     let total = mcux * mcuy;
     let mut coef = [0i16; 64];
-    for m in 0..total {
+    // The band's bits on the `nonzero` masks (zigzag positions ss..=se).
+    let band_bits = (u64::MAX >> (63 - band.1.min(63))) & (u64::MAX << band.0.min(63));
+    let mut m = 0;
+    while m < total {
         if st.restart > 0 && m > 0 && m % st.restart == 0 {
             reader.restart()?;
             preds = [0; 4];
             eobrun = 0;
+        }
+        if kind == Kind::AcFirst && eobrun > 0 {
+            // Blocks inside an end-of-band run of a first AC scan read no bits and change
+            // nothing: skip the run (up to the next restart) at once, so that a scan of a
+            // few bytes does not cost a pass over every block.
+            let to_restart = match st.restart {
+                0 => total - m,
+                r => r - m % r,
+            };
+            let n = (eobrun as usize).min(to_restart).min(total - m);
+            eobrun -= n as u32;
+            m += n;
+            continue;
+        }
+        if kind == Kind::AcRefine && eobrun > 0 {
+            // Blocks of a refinement scan's end-of-band run read a correction bit for each
+            // nonzero coefficient of the band, and nothing else: skip those that have none
+            // on their mask, up to the next restart.
+            let c = &st.comps[sel[0].0];
+            let end = match st.restart {
+                0 => total,
+                r => (m - m % r + r).min(total),
+            };
+            let start = m;
+            while m < end && eobrun > 0 {
+                let i = (m / mcux) * c.blocks_w + m % mcux;
+                if c.nonzero.get(i).is_some_and(|&z| z & band_bits != 0) {
+                    break;
+                }
+                eobrun -= 1;
+                m += 1;
+            }
+            if m > start {
+                continue;
+            }
         }
         let (my, mx) = (m / mcux, m % mcux);
         for (si, &(ci, td, ta)) in sel.iter().enumerate() {
@@ -121,19 +164,23 @@ pub(super) fn read_scan(
                         );
                         continue;
                     }
-                    let Some(block) = c.blocks.get_mut(by * c.blocks_w + bx) else {
+                    let i = by * c.blocks_w + bx;
+                    let (Some(block), Some(nonzero)) = (c.blocks.get_mut(i), c.nonzero.get_mut(i))
+                    else {
                         return Err(corrupt("block outside the image"));
                     };
+                    #[cfg(test)]
+                    SLOW_BLOCKS.with(|n| n.set(n.get() + 1));
                     match (kind, dc, ac) {
                         (Kind::DcFirst, Some(dc), _) => {
                             dc_first(&mut reader, dc, &mut preds[si], band.2, block)?
                         }
                         (Kind::DcRefine, _, _) => dc_refine(&mut reader, band.2, block),
                         (Kind::AcFirst, _, Some(ac)) => {
-                            ac_first(&mut reader, ac, band, &mut eobrun, block)?
+                            ac_first(&mut reader, ac, band, &mut eobrun, (block, nonzero))?
                         }
                         (Kind::AcRefine, _, Some(ac)) => {
-                            ac_refine(&mut reader, ac, band, &mut eobrun, block)?
+                            ac_refine(&mut reader, ac, band, &mut eobrun, (block, nonzero))?
                         }
                         _ => return Err(corrupt("missing Huffman table")),
                     }
@@ -145,22 +192,117 @@ pub(super) fn read_scan(
         if reader.overrun > 0 {
             return Err(JpegErr::Truncated("entropy-coded data ends early"));
         }
+        m += 1;
     }
-    next_marker(&reader, bytes)
+    Ok(())
 }
 
-/// Position of the marker that ends the scan, or the end of the file.
-fn next_marker(reader: &BitReader<'_>, bytes: &[u8]) -> Result<usize, JpegErr> {
-    if reader.marker.is_some() {
-        return Ok(reader.pos - 2);
+#[cfg(test)]
+thread_local! {
+    /// Progressive blocks decoded one by one (not skipped in an end-of-band run).
+    pub(super) static SLOW_BLOCKS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SLOW_BLOCKS;
+
+    /// Bits MSB first, `FF` stuffed.
+    #[derive(Default)]
+    struct Bits {
+        out: Vec<u8>,
+        acc: u64,
+        n: u32,
     }
-    let mut pos = reader.pos;
-    while pos + 1 < bytes.len() {
-        let m = bytes[pos + 1];
-        if bytes[pos] == 0xFF && m != 0 && m != 0xFF && !(0xD0..=0xD7).contains(&m) {
-            return Ok(pos);
+
+    impl Bits {
+        fn put(&mut self, v: u32, n: u32) {
+            self.acc = (self.acc << n) | u64::from(v & ((1 << n) - 1));
+            self.n += n;
+            while self.n >= 8 {
+                self.n -= 8;
+                let b = (self.acc >> self.n) as u8;
+                self.out.push(b);
+                if b == 0xFF {
+                    self.out.push(0);
+                }
+            }
         }
-        pos += 1;
+        fn finish(mut self) -> Vec<u8> {
+            let pad = (8 - self.n % 8) % 8;
+            self.put((1 << pad) - 1, pad);
+            self.out
+        }
     }
-    Ok(bytes.len()) // no marker: the caller reports the missing EOI
+
+    fn seg(f: &mut Vec<u8>, code: u8, p: &[u8]) {
+        f.extend([0xFF, code]);
+        f.extend(((p.len() + 2) as u16).to_be_bytes());
+        f.extend(p);
+    }
+
+    /// A grey progressive `w x h` file: a DC scan of zeros, then `n` AC scans (first scans,
+    /// or refinements if `refine`) made of end-of-band runs over every block.
+    fn eob_run_scans(w: u16, h: u16, n: usize, refine: bool) -> Vec<u8> {
+        let blocks = usize::from(w.div_ceil(8)) * usize::from(h.div_ceil(8));
+        let mut f = vec![0xFF, 0xD8];
+        seg(&mut f, 0xDB, &[[0u8].as_slice(), &[1; 64]].concat());
+        seg(
+            &mut f,
+            0xC4,
+            &[0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        );
+        let mut ac = vec![0x10, 0, 0, 0, 15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        ac.extend((0..15).map(|r| r << 4));
+        seg(&mut f, 0xC4, &ac);
+        let mut sof = vec![8];
+        sof.extend(h.to_be_bytes());
+        sof.extend(w.to_be_bytes());
+        sof.extend([1, 1, 0x11, 0]);
+        seg(&mut f, 0xC2, &sof);
+        seg(&mut f, 0xDA, &[1, 1, 0, 0, 0, 0]);
+        let mut dc = Bits::default();
+        for _ in 0..blocks {
+            dc.put(0, 1);
+        }
+        f.extend(dc.finish());
+        let mut runs = Bits::default();
+        let mut left = blocks;
+        while left > 0 {
+            let run = left.min(32767);
+            let k = usize::BITS - 1 - run.leading_zeros();
+            runs.put(k, 4); // EOBk: code k of 4 bits
+            runs.put((run - (1 << k)) as u32, k);
+            left -= run;
+        }
+        let runs = runs.finish();
+        for _ in 0..n {
+            seg(
+                &mut f,
+                0xDA,
+                &[1, 1, 0, 1, 63, if refine { 0x10 } else { 0 }],
+            );
+            f.extend(&runs);
+        }
+        f.extend([0xFF, 0xD9]);
+        f
+    }
+
+    /// Blocks inside end-of-band runs cost no per-block decoding (issue #21's work
+    /// budget): 399 AC scans of one run over 1,024 blocks decode one block each, where a
+    /// pass per scan would decode 408,576.
+    #[test]
+    fn end_of_band_runs_are_skipped_not_decoded() {
+        for refine in [false, true] {
+            let f = eob_run_scans(256, 256, 399, refine);
+            SLOW_BLOCKS.with(|n| n.set(0));
+            let d = super::super::decode(&f, 1 << 20).unwrap();
+            assert_eq!((d.width, d.height, d.channels), (256, 256, 1));
+            assert!(d.data.iter().all(|&v| v == 128));
+            let slow = SLOW_BLOCKS.with(|n| n.get());
+            // The DC scan's 1,024 blocks are decoded one by one; of each AC scan, only the
+            // block that reads the run's symbol.
+            assert_eq!(slow, 1024 + 399, "refine = {refine}");
+        }
+    }
 }

@@ -101,3 +101,32 @@ pub fn u8_diff(a: &[u8], b: &[u8]) -> (u8, usize) {
     }
     (max, count)
 }
+
+/// Peak resident memory of this process so far (`VmHWM` in `/proc/self/status`), in kB.
+pub fn peak_rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM line")
+}
+
+/// Runs test `test` of this test binary again in a child process with environment
+/// variables `envs` set, and returns the child's stdout. The test checks one of them to
+/// know it is the child: a fresh process, so its peak memory is its own.
+pub fn rerun_in_child(test: &str, envs: &[(&str, &str)]) -> String {
+    let exe = std::env::current_exe().expect("test binary");
+    let out = std::process::Command::new(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .envs(envs.iter().copied())
+        .output()
+        .expect("child test process");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
