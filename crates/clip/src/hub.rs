@@ -35,7 +35,12 @@ pub fn cached_model(repo: &str) -> Result<Option<PathBuf>> {
     };
     let base = cache.join(format!("models--{}", repo.replace('/', "--")));
     let snaps = base.join("snapshots");
-    let has_weights = |p: &Path| p.join("model.safetensors").is_file();
+    let has_weights = |p: &Path| {
+        p.join("model.safetensors").is_file()
+            || crate::checkpoint::open_clip::WEIGHT_FILES
+                .iter()
+                .any(|f| p.join(f).is_file())
+    };
     if let Ok(main) = std::fs::read_to_string(base.join("refs/main")) {
         let p = snaps.join(main.trim());
         if has_weights(&p) {

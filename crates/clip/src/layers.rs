@@ -6,7 +6,7 @@
 //! [`SeqGroup`] that attention sees as `[B, T, C]`.
 //! Not here: embeddings and pooling (`vision.rs`, `text.rs`), key names (`checkpoint/`).
 
-use crate::loader::Vb;
+use crate::loader::{Init, Vb};
 use crate::Result;
 use clip_kernels::{rows, Activation, AttentionShape};
 use clip_tensor::{Exec, Linear};
@@ -53,6 +53,9 @@ pub(crate) struct LayerDims {
     pub eps: f32,
     pub act: Activation,
     pub causal: bool,
+    /// Layer scale: `layer_scale1` / `layer_scale2` multiply the two residual branches
+    /// (folded into `out_proj` and `fc2` at load).
+    pub layer_scale: bool,
 }
 
 /// One pre-LN transformer block; fields named as Hugging Face's checkpoint keys.
@@ -88,13 +91,30 @@ impl EncoderLayer {
         let (c, m) = (dims.width, dims.mlp);
         let attn = vb.pp("self_attn");
         let mlp = vb.pp("mlp");
+        // Read in the block's order, so a size mismatch is reported on its first tensor.
+        let layer_norm1 = vb.pp("layer_norm1").layer_norm(c, dims.eps)?;
+        let qkv_proj = attn.pp("qkv_proj").linear(3 * c, c)?;
+        let scale = |leaf: &str| match dims.layer_scale {
+            true => vb.vec(leaf, &[c], Init::Around(1.0, 0.1)).map(Some),
+            false => Ok(None),
+        };
+        let out_proj = match scale("layer_scale1")? {
+            Some(s) => attn.pp("out_proj").linear_scaled(c, c, &s)?,
+            None => attn.pp("out_proj").linear(c, c)?,
+        };
+        let layer_norm2 = vb.pp("layer_norm2").layer_norm(c, dims.eps)?;
+        let fc1 = mlp.pp("fc1").linear(m, c)?;
+        let fc2 = match scale("layer_scale2")? {
+            Some(s) => mlp.pp("fc2").linear_scaled(c, m, &s)?,
+            None => mlp.pp("fc2").linear(c, m)?,
+        };
         Ok(EncoderLayer {
-            layer_norm1: vb.pp("layer_norm1").layer_norm(c, dims.eps)?,
-            qkv_proj: attn.pp("qkv_proj").linear(3 * c, c)?,
-            out_proj: attn.pp("out_proj").linear(c, c)?,
-            layer_norm2: vb.pp("layer_norm2").layer_norm(c, dims.eps)?,
-            fc1: mlp.pp("fc1").linear(m, c)?,
-            fc2: mlp.pp("fc2").linear(c, m)?,
+            layer_norm1,
+            qkv_proj,
+            out_proj,
+            layer_norm2,
+            fc1,
+            fc2,
             dims,
         })
     }

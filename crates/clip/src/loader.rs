@@ -249,6 +249,27 @@ impl<'a> Vb<'a> {
         Ok(lin)
     }
 
+    /// `weight` and `bias` scaled per output by `scale` (a layer scale folded in: `s * (x W^T
+    /// + b) = x (diag(s) W)^T + s * b`), packed as a [`Linear`].
+    pub(crate) fn linear_scaled(&self, out: usize, inp: usize, scale: &[f32]) -> Result<Linear> {
+        let name = self.name("weight");
+        let init = Init::Std(1.0 / (inp.max(1) as f32).sqrt());
+        let mut w = self.src.tensor(&name, &[out, inp], init)?.to_vec_f32();
+        let mut bias = self.vec("bias", &[out], Init::Std(0.05))?;
+        for ((row, b), &s) in w.chunks_exact_mut(inp.max(1)).zip(&mut bias).zip(scale) {
+            row.iter_mut().for_each(|v| *v *= s);
+            *b *= s;
+        }
+        let lin = Linear::new(
+            &Tensor::from_vec(w, &[out, inp])?,
+            Some(bias),
+            self.precision,
+            self.exec,
+        )?;
+        self.src.release(&name);
+        Ok(lin)
+    }
+
     /// Packs a weight the caller read and reshaped itself (a convolution as a GEMM), then
     /// releases the mapped pages of `leaf`.
     pub(crate) fn pack(&self, leaf: &str, weight: &Tensor) -> Result<Linear> {

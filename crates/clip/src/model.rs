@@ -6,7 +6,7 @@
 //! Not here: key names and config files (`checkpoint/`), the towers (`vision.rs`, `text.rs`),
 //! result types (`embeddings.rs`), ensembles (`zero_shot.rs`).
 
-use crate::checkpoint::{hf, infer, Format};
+use crate::checkpoint::{hf, infer, open_clip, Format};
 use crate::embeddings::{Embeddings, Features, Similarity};
 use crate::image::{ImageInput, PixelValues, Preprocessor, RgbImage};
 use crate::loader::{Init, Source, Vb};
@@ -253,6 +253,9 @@ impl ClipModel {
                 what: "model folder",
             });
         }
+        if dir.join(open_clip::CONFIG_FILE).is_file() {
+            return Self::load_open_clip(dir, opts);
+        }
         let weights = dir.join("model.safetensors");
         if !weights.is_file() {
             let what = match dir.join("pytorch_model.bin").is_file() {
@@ -285,6 +288,31 @@ impl ClipModel {
                 Tokenizer::new()
             }
         })
+    }
+
+    /// An open_clip folder: `open_clip_config.json` (model and preprocessing) and the
+    /// weights in OpenAI key names; CLIP's tokenizer.
+    fn load_open_clip(dir: &Path, opts: &LoadOptions) -> Result<ClipModel> {
+        let config_path = dir.join(open_clip::CONFIG_FILE);
+        let (config, pre) = open_clip::read_config(&read(&config_path)?, &config_path)?;
+        let weights = open_clip::WEIGHT_FILES
+            .iter()
+            .map(|f| dir.join(f))
+            .find(|p| p.is_file())
+            .ok_or_else(|| Error::MissingFile {
+                path: dir.join(open_clip::WEIGHT_FILES[0]),
+                what: "open_clip_model.safetensors (open_clip's weights in safetensors; \
+                       open_clip_pytorch_model.bin is not read)",
+            })?;
+        let mut opts = opts.clone();
+        if opts.preprocessor.is_none() {
+            opts.preprocessor = Some(Preprocessor {
+                config: pre.preprocess_config(),
+                ..Preprocessor::default()
+            });
+        }
+        let wf = WeightFile::open(&weights)?;
+        Self::from_file(wf, Some(config), &opts, Tokenizer::new)
     }
 
     /// Loads the model `spec` names, as Hugging Face tools find it (see [`crate::hub`]): a

@@ -60,6 +60,7 @@ impl TextTower {
             eps: cfg.layer_norm_eps,
             act: cfg.hidden_act,
             causal: true,
+            layer_scale: cfg.layer_scale,
         };
         Ok(TextTower {
             config: cfg.clone(),

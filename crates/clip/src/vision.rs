@@ -5,7 +5,7 @@
 //! of the class token -> projection (no bias).
 //! Upstream: transformers `models/clip/modeling_clip.py`, OpenAI `clip/model.py`.
 
-use crate::config::VisionConfig;
+use crate::config::{VisionConfig, VisionPool};
 use crate::layers::{run_stack, EncoderLayer, LayerDims, LayerNorm, SeqGroup};
 use crate::loader::{Init, Vb};
 use crate::{Error, Result};
@@ -21,7 +21,8 @@ pub(crate) struct VisionTower {
     class_embedding: Vec<f32>,
     /// `[T, C]`.
     position_embedding: Vec<f32>,
-    pre_layrnorm: LayerNorm,
+    /// `None` without a pre-LN (open_clip's `no_ln_pre`).
+    pre_layrnorm: Option<LayerNorm>,
     layers: Vec<EncoderLayer>,
     post_layernorm: LayerNorm,
     /// `[D, C]`, no bias.
@@ -59,6 +60,7 @@ impl VisionTower {
             eps: cfg.layer_norm_eps,
             act: cfg.hidden_act,
             causal: false,
+            layer_scale: cfg.layer_scale,
         };
         Ok(VisionTower {
             config: cfg.clone(),
@@ -69,7 +71,10 @@ impl VisionTower {
                 &[t, c],
                 Init::Std(0.1),
             )?,
-            pre_layrnorm: model.pp("pre_layrnorm").layer_norm(c, cfg.layer_norm_eps)?,
+            pre_layrnorm: match cfg.ln_pre {
+                true => Some(model.pp("pre_layrnorm").layer_norm(c, cfg.layer_norm_eps)?),
+                false => None,
+            },
             layers: EncoderLayer::load_stack(
                 &model.pp("encoder").pp("layers"),
                 cfg.num_hidden_layers,
@@ -135,15 +140,20 @@ impl VisionTower {
             }
         }
         drop(emb);
-        let mut h = vec![0.0f32; x.len()];
-        self.pre_layrnorm.forward(&x, &mut h, exec);
-        let mut x = h;
+        if let Some(ln) = &self.pre_layrnorm {
+            let mut h = vec![0.0f32; x.len()];
+            ln.forward(&x, &mut h, exec);
+            x = h;
+        }
         if hidden {
             out.hidden_states.push(x.clone());
         }
-        let cls_rows: Vec<usize> = (0..n).map(|i| i * t).collect();
+        let pool_rows: Vec<usize> = match cfg.pool {
+            VisionPool::ClassToken => (0..n).map(|i| i * t).collect(),
+            VisionPool::MeanOfPatches => (0..n).flat_map(|i| i * t + 1..(i + 1) * t).collect(),
+        };
         let hidden_states = hidden.then_some(&mut out.hidden_states);
-        let cls = run_stack(
+        let rows = run_stack(
             &self.layers,
             &mut x,
             c,
@@ -152,12 +162,11 @@ impl VisionTower {
                 batch: n,
                 seq: t,
             }],
-            &cls_rows,
+            &pool_rows,
             hidden_states,
             exec,
         );
-        out.pooled = vec![0.0f32; n * c];
-        self.post_layernorm.forward(&cls, &mut out.pooled, exec);
+        out.pooled = self.pool(rows, n, exec);
         out.features = vec![0.0f32; n * self.visual_projection.out_features()];
         self.visual_projection.forward_into(
             &out.pooled,
@@ -168,6 +177,53 @@ impl VisionTower {
         );
         Ok(out)
     }
+}
+
+impl VisionTower {
+    /// The pooled state `[n, C]` from the last layer's pooled rows: the class tokens
+    /// (`[n, C]`), or every image's patch tokens (`[n * (T-1), C]`) averaged; the post-LN
+    /// before the mean, or after it with `final_ln_after_pool`.
+    fn pool(&self, rows: Vec<f32>, n: usize, exec: &Exec) -> Vec<f32> {
+        let cfg = &self.config;
+        let c = cfg.hidden_size;
+        let ln = |x: &[f32]| {
+            let mut o = vec![0.0f32; x.len()];
+            self.post_layernorm.forward(x, &mut o, exec);
+            o
+        };
+        match cfg.pool {
+            VisionPool::ClassToken => ln(&rows),
+            VisionPool::MeanOfPatches => {
+                let rows = if cfg.final_ln_after_pool {
+                    rows
+                } else {
+                    ln(&rows)
+                };
+                let mean = mean_of_groups(&rows, n, c);
+                if cfg.final_ln_after_pool {
+                    ln(&mean)
+                } else {
+                    mean
+                }
+            }
+        }
+    }
+}
+
+/// `[n * k, c]` rows -> the mean of each group of `k` consecutive rows, `[n, c]`.
+fn mean_of_groups(rows: &[f32], n: usize, c: usize) -> Vec<f32> {
+    let k = rows.len() / (n * c).max(1);
+    let mut out = vec![0.0f32; n * c];
+    for (o, group) in out
+        .chunks_exact_mut(c.max(1))
+        .zip(rows.chunks_exact((k * c).max(1)))
+    {
+        for row in group.chunks_exact(c) {
+            o.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
+        }
+        o.iter_mut().for_each(|a| *a /= k as f32);
+    }
+    out
 }
 
 /// `[n, 3, S, S]` pixels -> `[n * (S/P)^2, 3*P*P]` patches, each flattened as the convolution

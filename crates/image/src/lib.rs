@@ -23,8 +23,12 @@ pub mod resize;
 pub use budget::{decode_memory_budget, set_decode_memory_budget, DEFAULT_DECODE_MEMORY_BUDGET};
 pub use decode::{decode_bytes, decode_file};
 pub use error::{Error, Result};
-pub use preprocess::{ImageInput, PixelValues, PreprocessConfig, Preprocessor, ResizeTarget};
+pub use preprocess::{
+    CropRounding, ImageInput, OpenClipResize, PixelValues, PreprocessConfig, Preprocessor,
+    ResizeTarget, CLIP_MEAN, CLIP_STD,
+};
 pub use probe::ImageFormat;
+pub use resize::Filter;
 
 /// What to do with transparency (an alpha channel, or a PNG `tRNS` colour key).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

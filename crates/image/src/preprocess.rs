@@ -6,13 +6,20 @@
 //!
 //! Arithmetic order matches NumPy's: `x = f32(f64(u8) * rescale_factor)`, then
 //! `(x - f32(mean)) / f32(std)` in f32, so results are bit-identical.
+//!
+//! open_clip's `image_transform` (torchvision on PIL images) differs in two places, each a
+//! setting here: the crop offset rounds half to even (`CropRounding::Torchvision`), and its
+//! `longest` mode resizes the longest edge and pads with a fill value
+//! (`ResizeTarget::LongestEdge`, `pad_value`); bilinear is `Filter::Bilinear`. Its rescale,
+//! `f32(v) / 255` in f32, gives the same floats as HF's `f32(f64(v) / 255)` for all 256
+//! values (checked with NumPy), so one rescale serves both.
 
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
 use super::decode::decode_reserved;
-use super::resize::{resize_bicubic, resize_bicubic_window, Window};
+use super::resize::{resize, resize_window, Filter, Window};
 use super::{DecodeOptions, RgbImage};
 use crate::{Error, Result};
 
@@ -24,24 +31,62 @@ pub const CLIP_STD: [f64; 3] = [0.26862954, 0.26130258, 0.27577711];
 /// How the resize step picks its output size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResizeTarget {
-    /// Shortest edge to `n`, long edge `int(n * long / short)` (HF, truncated).
+    /// Shortest edge to `n`, long edge `int(n * long / short)` (HF and torchvision, truncated).
     ShortestEdge(usize),
-    /// Exact `height x width`.
-    Exact { height: usize, width: usize },
+    /// Longest edge to `n`, each side `round(side * n / longest)` half to even, as open_clip's
+    /// `ResizeKeepRatio(longest=1)` computes it.
+    LongestEdge(usize),
+    /// Exact `height x width` (open_clip's `squash`).
+    Exact {
+        /// Output rows.
+        height: usize,
+        /// Output columns.
+        width: usize,
+    },
 }
 
-/// The processor settings (a subset of HF's `preprocessor_config.json`).
+/// Where a center crop starts when the image and the crop differ by an odd number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CropRounding {
+    /// HF's `center_crop`: `(len - crop) // 2` into the image; a smaller image sits
+    /// `ceil((crop - len) / 2)` into the padded canvas.
+    #[default]
+    Hf,
+    /// torchvision's `center_crop`: `round((len - crop) / 2)`, half to even; a smaller image
+    /// sits `(crop - len) // 2` into the canvas.
+    Torchvision,
+}
+
+/// The processor settings (a subset of HF's `preprocessor_config.json`, and the settings
+/// open_clip's transform implies).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PreprocessConfig {
+    /// Resize at all.
     pub do_resize: bool,
+    /// The resize's output size.
     pub size: ResizeTarget,
+    /// The resampling filter.
+    pub resample: Filter,
+    /// Center-crop (or pad) to `crop_height x crop_width`.
     pub do_center_crop: bool,
+    /// Rows of the crop.
     pub crop_height: usize,
+    /// Columns of the crop.
     pub crop_width: usize,
+    /// Crop offsets as HF or as torchvision round them.
+    pub crop_rounding: CropRounding,
+    /// The pixel value (0..=255, before rescale and normalisation) of padding where the
+    /// image is smaller than the crop.
+    pub pad_value: u8,
+    /// Rescale 8-bit values: `f32(f64(v) * rescale_factor)`.
     pub do_rescale: bool,
+    /// The rescale factor (1/255).
     pub rescale_factor: f64,
+    /// Normalise: `(x - mean) / std` per channel, in f32.
     pub do_normalize: bool,
+    /// Per-channel mean (RGB).
     pub image_mean: [f64; 3],
+    /// Per-channel standard deviation (RGB).
     pub image_std: [f64; 3],
 }
 
@@ -51,14 +96,65 @@ impl Default for PreprocessConfig {
         PreprocessConfig {
             do_resize: true,
             size: ResizeTarget::ShortestEdge(224),
+            resample: Filter::Bicubic,
             do_center_crop: true,
             crop_height: 224,
             crop_width: 224,
+            crop_rounding: CropRounding::Hf,
+            pad_value: 0,
             do_rescale: true,
             rescale_factor: 1.0 / 255.0,
             do_normalize: true,
             image_mean: CLIP_MEAN,
             image_std: CLIP_STD,
+        }
+    }
+}
+
+/// open_clip's `resize_mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenClipResize {
+    /// Shortest edge to the size, then a center crop (`shortest`, the default).
+    Shortest,
+    /// Longest edge to the size, then padding with the fill value (`longest`).
+    Longest,
+    /// Straight to size x size (`squash`).
+    Squash,
+}
+
+impl PreprocessConfig {
+    /// open_clip's `image_transform` for inference, on a square `size`: resize (`mode`,
+    /// `filter`), center crop or pad with `fill`, `ToTensor`, `Normalize(mean, std)`.
+    pub fn open_clip(
+        size: usize,
+        mode: OpenClipResize,
+        filter: Filter,
+        fill: u8,
+        mean: [f64; 3],
+        std: [f64; 3],
+    ) -> PreprocessConfig {
+        let target = match mode {
+            OpenClipResize::Shortest => ResizeTarget::ShortestEdge(size),
+            OpenClipResize::Longest => ResizeTarget::LongestEdge(size),
+            OpenClipResize::Squash => ResizeTarget::Exact {
+                height: size,
+                width: size,
+            },
+        };
+        PreprocessConfig {
+            size: target,
+            resample: filter,
+            crop_height: size,
+            crop_width: size,
+            crop_rounding: CropRounding::Torchvision,
+            pad_value: if mode == OpenClipResize::Longest {
+                fill
+            } else {
+                0
+            },
+            image_mean: mean,
+            image_std: std,
+            ..PreprocessConfig::default()
         }
     }
 }
@@ -85,6 +181,12 @@ impl PreprocessConfig {
     pub fn resize_size(&self, height: usize, width: usize) -> (usize, usize) {
         match self.size {
             ResizeTarget::Exact { height, width } => (height, width),
+            ResizeTarget::LongestEdge(n) => {
+                // timm's ResizeKeepRatio: ratio = max(h / n, w / n), side = round(side / ratio).
+                let ratio = (height as f64 / n as f64).max(width as f64 / n as f64);
+                let side = |x: usize| (x as f64 / ratio).round_ties_even() as usize;
+                (side(height), side(width))
+            }
             ResizeTarget::ShortestEdge(n) => {
                 let (short, long) = if width <= height {
                     (width, height)
@@ -109,7 +211,7 @@ impl PreprocessConfig {
             })
         };
         let zero_size = match self.size {
-            ResizeTarget::ShortestEdge(n) => n == 0,
+            ResizeTarget::ShortestEdge(n) | ResizeTarget::LongestEdge(n) => n == 0,
             ResizeTarget::Exact { height, width } => height == 0 || width == 0,
         };
         if self.do_resize && zero_size {
@@ -118,8 +220,18 @@ impl PreprocessConfig {
         if self.do_center_crop && (self.crop_height == 0 || self.crop_width == 0) {
             return bad("crop size must be positive");
         }
-        if self.do_normalize && self.image_std.contains(&0.0) {
-            return bad("image_std must be non-zero");
+        // A tiny std (1e-320 in a config file) would make every value infinite.
+        if self.do_normalize
+            && self
+                .image_std
+                .iter()
+                .chain(&self.image_mean)
+                .any(|v| !v.is_finite())
+        {
+            return bad("image_mean and image_std must be finite");
+        }
+        if self.do_normalize && self.image_std.iter().any(|s| s.abs() < 1e-6) {
+            return bad("image_std must not be (nearly) zero");
         }
         Ok(())
     }
@@ -193,7 +305,7 @@ impl Preprocessor {
                 ),
             });
         }
-        let data = resize_bicubic(&img.data, img.width, img.height, w, h);
+        let data = resize(self.config.resample, &img.data, img.width, img.height, w, h);
         Ok(RgbImage {
             width: w,
             height: h,
@@ -231,10 +343,11 @@ impl Preprocessor {
                 ),
             });
         }
-        // HF: top = (H - ch) // 2 when the image is large enough; otherwise the
-        // image sits at ceil((ch - H) / 2) inside a zero canvas.
-        let (src_y, dst_y, rows) = crop_span(rh, ch);
-        let (src_x, dst_x, cols) = crop_span(rw, cw);
+        // HF: top = (H - ch) // 2 when the image is large enough; otherwise the image sits
+        // at ceil((ch - H) / 2) inside a padded canvas (torchvision rounds both other ways).
+        let rounding = self.config.crop_rounding;
+        let (src_y, dst_y, rows) = crop_span(rh, ch, rounding);
+        let (src_x, dst_x, cols) = crop_span(rw, cw, rounding);
         let win = Window {
             x0: src_x,
             y0: src_y,
@@ -242,7 +355,8 @@ impl Preprocessor {
             height: rows,
         };
         let part = if self.config.do_resize {
-            resize_bicubic_window(&img.data, img.width, img.height, rw, rh, win)
+            let filter = self.config.resample;
+            resize_window(filter, &img.data, img.width, img.height, rw, rh, win)
         } else {
             let mut out = Vec::with_capacity(rows * cols * 3);
             for y in src_y..src_y + rows {
@@ -314,8 +428,9 @@ impl Preprocessor {
         out: &mut [f32],
     ) {
         let lut = self.value_table();
+        let pad = usize::from(self.config.pad_value);
         for (c, plane) in out.chunks_exact_mut(ch * cw).enumerate() {
-            plane.fill(lut[c][0]);
+            plane.fill(lut[c][pad]);
             for (r, src) in part.chunks_exact(cols * 3).enumerate() {
                 let dst = &mut plane[(dst_y + r) * cw + dst_x..][..cols];
                 for (d, px) in dst.iter_mut().zip(src.chunks_exact(3)) {
@@ -349,13 +464,17 @@ impl Preprocessor {
     }
 }
 
-/// For one axis of length `len` cropped to `crop`: (source start, destination
-/// start, count) following HF's `center_crop` with padding.
-fn crop_span(len: usize, crop: usize) -> (usize, usize, usize) {
-    if len >= crop {
-        ((len - crop) / 2, 0, crop)
-    } else {
-        (0, (crop - len).div_ceil(2), len)
+/// For one axis of length `len` cropped to `crop`: (source start, destination start, count)
+/// following HF's or torchvision's `center_crop` with padding.
+fn crop_span(len: usize, crop: usize, rounding: CropRounding) -> (usize, usize, usize) {
+    match (len >= crop, rounding) {
+        (true, CropRounding::Hf) => ((len - crop) / 2, 0, crop),
+        (true, CropRounding::Torchvision) => {
+            let half = (len - crop) as f64 / 2.0;
+            (half.round_ties_even() as usize, 0, crop)
+        }
+        (false, CropRounding::Hf) => (0, (crop - len).div_ceil(2), len),
+        (false, CropRounding::Torchvision) => (0, (crop - len) / 2, len),
     }
 }
 
@@ -403,10 +522,30 @@ mod tests {
     }
 
     #[test]
-    fn crop_offsets_follow_hf() {
-        assert_eq!(crop_span(298, 224), (37, 0, 224));
-        assert_eq!(crop_span(225, 224), (0, 0, 224));
-        assert_eq!(crop_span(5, 8), (0, 2, 5));
-        assert_eq!(crop_span(4, 8), (0, 2, 4));
+    fn crop_offsets_follow_hf_and_torchvision() {
+        let hf = CropRounding::Hf;
+        assert_eq!(crop_span(298, 224, hf), (37, 0, 224));
+        assert_eq!(crop_span(225, 224, hf), (0, 0, 224));
+        assert_eq!(crop_span(5, 8, hf), (0, 2, 5));
+        assert_eq!(crop_span(4, 8, hf), (0, 2, 4));
+        // Python: int(round((len - crop) / 2.0)), half to even; padding left (crop - len) // 2.
+        let tv = CropRounding::Torchvision;
+        assert_eq!(crop_span(299, 224, tv), (38, 0, 224));
+        assert_eq!(crop_span(297, 224, tv), (36, 0, 224));
+        assert_eq!(crop_span(298, 224, tv), (37, 0, 224));
+        assert_eq!(crop_span(5, 8, tv), (0, 1, 5));
+    }
+
+    #[test]
+    fn longest_edge_sizes_round_half_to_even() {
+        let cfg = PreprocessConfig {
+            size: ResizeTarget::LongestEdge(224),
+            ..PreprocessConfig::default()
+        };
+        assert_eq!(cfg.resize_size(480, 640), (168, 224));
+        assert_eq!(cfg.resize_size(640, 480), (224, 168));
+        // 3 * 224 / 8 = 84 exactly; 5 * 224 / 8 = 140; 1 * 224 / 448 = 0.5 -> 0 (to even).
+        assert_eq!(cfg.resize_size(3, 8), (84, 224));
+        assert_eq!(cfg.resize_size(1, 448), (0, 224));
     }
 }

@@ -1,7 +1,8 @@
-//! Pillow's `Image.resize(..., BICUBIC)` for 8-bit RGB, bit for bit.
+//! Pillow's `Image.resize(..., BICUBIC)` and `(..., BILINEAR)` for 8-bit RGB, bit for bit.
 //!
-//! Two separable passes, each with Pillow's coefficients: bicubic with a = -0.5, the support
-//! widened by the scale factor when downscaling (antialiasing), weights
+//! Two separable passes, each with Pillow's coefficients: bicubic with a = -0.5 (support 2)
+//! or the triangle (support 1), the support widened by the scale factor when downscaling
+//! (antialiasing), weights
 //! normalised in f64 then rounded to 22-bit fixed point, accumulation in i32 from
 //! a rounding bias of 2^21, and clamping to u8 after each pass. A pass whose size
 //! does not change is skipped, as in Pillow. The pass order is Pillow 13's
@@ -10,6 +11,39 @@
 //! twice as many pixels as the width, then vertical first over all columns.
 //! The order changes the u8 result (rounding between passes). There is no SIMD; the inner loops
 //! are plain slices the compiler vectorises.
+
+/// Pillow's resampling filters that CLIP pipelines use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Filter {
+    /// Keys' cubic with a = -0.5, support 2 (`Image.BICUBIC`): CLIP's.
+    #[default]
+    Bicubic,
+    /// The triangle, support 1 (`Image.BILINEAR`).
+    Bilinear,
+}
+
+impl Filter {
+    fn support(self) -> f64 {
+        match self {
+            Filter::Bicubic => 2.0,
+            Filter::Bilinear => 1.0,
+        }
+    }
+
+    fn eval(self, x: f64) -> f64 {
+        match self {
+            Filter::Bicubic => bicubic(x),
+            Filter::Bilinear => {
+                let x = x.abs();
+                if x < 1.0 {
+                    1.0 - x
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+}
 
 /// Fractional bits of Pillow's fixed-point weights (`32 - 8 - 2`).
 const PRECISION_BITS: u32 = 22;
@@ -38,19 +72,26 @@ pub struct Coeffs {
     pub weights: Vec<f64>,
 }
 
-/// Pillow's `precompute_coeffs` for the box `[0, in_size)` and bicubic support 2.
+/// Pillow's `precompute_coeffs` for the box `[0, in_size)` and the bicubic filter.
 pub fn precompute_coeffs(in_size: usize, out_size: usize) -> Coeffs {
-    precompute_coeffs_window(in_size, out_size, 0, out_size)
+    precompute_coeffs_window(Filter::Bicubic, in_size, out_size, 0, out_size)
 }
 
-/// [`precompute_coeffs`] for outputs `first..first + n` only (each output's taps depend on
-/// its index alone), so a crop window of a huge resize costs the window, not the resize.
-pub fn precompute_coeffs_window(in_size: usize, out_size: usize, first: usize, n: usize) -> Coeffs {
+/// Pillow's `precompute_coeffs` with `filter`, for outputs `first..first + n` only (each
+/// output's taps depend on its index alone), so a crop window of a huge resize costs the
+/// window, not the resize.
+pub fn precompute_coeffs_window(
+    filter: Filter,
+    in_size: usize,
+    out_size: usize,
+    first: usize,
+    n: usize,
+) -> Coeffs {
     let in0 = 0.0f32;
     let in1 = in_size as f32;
     let scale = f64::from(in1 - in0) / out_size as f64;
     let filterscale = if scale < 1.0 { 1.0 } else { scale };
-    let support = 2.0 * filterscale;
+    let support = filter.support() * filterscale;
     let ksize = support.ceil() as usize * 2 + 1;
     let mut c = Coeffs {
         ksize,
@@ -68,7 +109,7 @@ pub fn precompute_coeffs_window(in_size: usize, out_size: usize, first: usize, n
         let k = &mut c.weights[i * ksize..i * ksize + n.min(ksize)];
         let mut ww = 0.0;
         for (x, kx) in k.iter_mut().enumerate() {
-            let w = bicubic(((x as i64 + xmin) as f64 - center + 0.5) * ss);
+            let w = filter.eval(((x as i64 + xmin) as f64 - center + 0.5) * ss);
             *kx = w;
             ww += w;
         }
@@ -188,9 +229,10 @@ fn crop(src: &[u8], width: usize, win: Window) -> Vec<u8> {
 }
 
 /// Resizes interleaved RGB `width x height` to `out_w x out_h` like Pillow's
-/// `resize((out_w, out_h), BICUBIC)`. Sizes must be non-zero and `src` exactly
+/// `resize((out_w, out_h), filter)`. Sizes must be non-zero and `src` exactly
 /// `width * height * 3` bytes (the caller, `Preprocessor`, guarantees both).
-pub fn resize_bicubic(
+pub fn resize(
+    filter: Filter,
     src: &[u8],
     width: usize,
     height: usize,
@@ -203,15 +245,16 @@ pub fn resize_bicubic(
         width: out_w,
         height: out_h,
     };
-    resize_bicubic_window(src, width, height, out_w, out_h, all)
+    resize_window(filter, src, width, height, out_w, out_h, all)
 }
 
-/// Only the `win` part of [`resize_bicubic`]'s result, computing nothing else
+/// Only the `win` part of [`resize`]'s result, computing nothing else
 /// (e.g. just the center crop). Every output pixel depends only on its own
 /// taps and the pass order is decided from the full sizes, so the window is
 /// bit-identical to cropping the full result. An out-of-range window or bad
 /// sizes give a zero image of the window's size.
-pub fn resize_bicubic_window(
+pub fn resize_window(
+    filter: Filter,
     src: &[u8],
     width: usize,
     height: usize,
@@ -229,17 +272,17 @@ pub fn resize_bicubic_window(
     match (need_h, need_v) {
         (false, false) => crop(src, width, win),
         (true, false) => {
-            let ch = precompute_coeffs_window(width, out_w, win.x0, wn);
+            let ch = precompute_coeffs_window(filter, width, out_w, win.x0, wn);
             horizontal(src, width, win.y0, hn, &ch, wn)
         }
         (false, true) => {
-            let cv = precompute_coeffs_window(height, out_h, win.y0, hn);
+            let cv = precompute_coeffs_window(filter, height, out_h, win.y0, hn);
             let tmp = vertical(src, width, &cv, 0, hn);
             crop(&tmp, width, Window { y0: 0, ..win })
         }
         (true, true) => {
-            let ch = precompute_coeffs_window(width, out_w, win.x0, wn);
-            let cv = precompute_coeffs_window(height, out_h, win.y0, hn);
+            let ch = precompute_coeffs_window(filter, width, out_w, win.x0, wn);
+            let cv = precompute_coeffs_window(filter, height, out_h, win.y0, hn);
             if horizontal_first(width, height, out_w, out_h) {
                 let first = cv.start[0];
                 let last = cv.start[hn - 1] + cv.len[hn - 1];
@@ -269,10 +312,12 @@ mod tests {
     #[test]
     fn identity_and_constant() {
         let src: Vec<u8> = (0..5 * 4 * 3).map(|i| (i * 7 % 256) as u8).collect();
-        assert_eq!(resize_bicubic(&src, 5, 4, 5, 4), src);
+        assert_eq!(resize(Filter::Bicubic, &src, 5, 4, 5, 4), src);
         let flat = vec![77u8; 13 * 9 * 3];
         for (w, h) in [(1, 1), (4, 3), (26, 18), (100, 2)] {
-            assert!(resize_bicubic(&flat, 13, 9, w, h).iter().all(|&v| v == 77));
+            assert!(resize(Filter::Bicubic, &flat, 13, 9, w, h)
+                .iter()
+                .all(|&v| v == 77));
         }
     }
 
@@ -360,7 +405,7 @@ mod tests {
                 }
             };
             assert_eq!(
-                resize_bicubic(&src, w, h, ow, oh),
+                resize(Filter::Bicubic, &src, w, h, ow, oh),
                 want,
                 "{w}x{h} -> {ow}x{oh}"
             );
@@ -372,14 +417,14 @@ mod tests {
         let (w, h) = (37, 29);
         let src: Vec<u8> = (0..w * h * 3).map(|i| (i * 97 % 256) as u8).collect();
         for (ow, oh) in [(20, 15), (37, 12), (12, 29), (60, 41), (37, 29), (5, 80)] {
-            let full = resize_bicubic(&src, w, h, ow, oh);
+            let full = resize(Filter::Bicubic, &src, w, h, ow, oh);
             let win = Window {
                 x0: ow / 4,
                 y0: oh / 3,
                 width: ow / 2 + 1,
                 height: oh / 2,
             };
-            let part = resize_bicubic_window(&src, w, h, ow, oh, win);
+            let part = resize_window(Filter::Bicubic, &src, w, h, ow, oh, win);
             assert_eq!(part, crop(&full, ow, win), "{ow}x{oh}");
         }
     }

@@ -165,7 +165,7 @@ fn invalid_config_and_arguments() {
         matches!(e, Error::InvalidPreprocessorConfig { .. }),
         "{e:?}"
     );
-    let e = PreprocessConfig::from_json(b"{\"resample\": 2}", Path::new("cfg.json")).unwrap_err();
+    let e = PreprocessConfig::from_json(b"{\"resample\": 1}", Path::new("cfg.json")).unwrap_err();
     assert!(e.to_string().contains("bicubic"), "{e}");
     let p = Preprocessor {
         config: PreprocessConfig {

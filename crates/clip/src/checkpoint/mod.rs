@@ -9,6 +9,7 @@
 
 pub(crate) mod hf;
 pub(crate) mod infer;
+pub(crate) mod open_clip;
 pub(crate) mod openai;
 
 use crate::weights::WeightFile;

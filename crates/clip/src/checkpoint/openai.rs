@@ -36,10 +36,12 @@ const PREFIXES: [(&str, &str); 10] = [
     ("text_model.encoder.layers", "transformer.resblocks"),
 ];
 
-/// Names inside one encoder layer (after `layers.N.`).
-const LAYER: [(&str, &str); 6] = [
+/// Names inside one encoder layer (after `layers.N.`); open_clip's layer scale included.
+const LAYER: [(&str, &str); 8] = [
     ("layer_norm1", "ln_1"),
     ("layer_norm2", "ln_2"),
+    ("layer_scale1", "ls_1.gamma"),
+    ("layer_scale2", "ls_2.gamma"),
     ("self_attn.qkv_proj.weight", "attn.in_proj_weight"),
     ("self_attn.qkv_proj.bias", "attn.in_proj_bias"),
     ("self_attn.out_proj", "attn.out_proj"),
@@ -97,6 +99,10 @@ mod tests {
             (
                 "text_model.encoder.layers.3.layer_norm2.weight",
                 "transformer.resblocks.3.ln_2.weight",
+            ),
+            (
+                "vision_model.encoder.layers.5.layer_scale2",
+                "visual.transformer.resblocks.5.ls_2.gamma",
             ),
             (
                 "vision_model.encoder.layers.2.self_attn.out_proj.weight",

@@ -1,14 +1,15 @@
 //! Parsing HF's `preprocessor_config.json` into [`PreprocessConfig`].
 //!
 //! Accepts both the old form (`"size": 224`, `"crop_size": 224`) and the new one
-//! (`{"shortest_edge": 224}`, `{"height": 224, "width": 224}`). Only bicubic
-//! resampling (`"resample": 3`) is supported; other keys are ignored.
+//! (`{"shortest_edge": 224}`, `{"height": 224, "width": 224}`). Bicubic (`"resample": 3`)
+//! and bilinear (2) resampling are supported; other keys are ignored.
 
 use std::path::Path;
 
 use serde_json::Value;
 
 use super::{PreprocessConfig, ResizeTarget};
+use crate::Filter;
 use crate::{Error, Result};
 
 fn invalid(path: &Path, reason: String) -> Error {
@@ -98,12 +99,16 @@ pub(super) fn parse(bytes: &[u8], path: &Path) -> Result<PreprocessConfig> {
     }
     let mut cfg = PreprocessConfig::default();
     if let Some(r) = root.get("resample").filter(|r| !r.is_null()) {
-        if r.as_u64() != Some(3) {
-            return Err(invalid(
-                path,
-                format!("only bicubic resampling (3) is supported, got {r}"),
-            ));
-        }
+        cfg.resample = match r.as_u64() {
+            Some(3) => Filter::Bicubic,
+            Some(2) => Filter::Bilinear,
+            _ => {
+                return Err(invalid(
+                    path,
+                    format!("resample {r} is not supported (3: bicubic, 2: bilinear)"),
+                ))
+            }
+        };
     }
     cfg.do_resize = flag(&root, "do_resize", cfg.do_resize, path)?;
     cfg.do_center_crop = flag(&root, "do_center_crop", cfg.do_center_crop, path)?;
