@@ -121,7 +121,7 @@ pub(crate) fn read_config(bytes: &[u8], path: &Path) -> Result<(ClipConfig, Open
         "avg" => VisionPool::MeanOfPatches,
         other => return Err(unsupported("vision_cfg.pool_type", other, "tok, avg", &bad)),
     };
-    if head_width == 0 || v.hidden_size % head_width != 0 {
+    if head_width == 0 || !v.hidden_size.is_multiple_of(head_width) {
         return Err(bad(format!(
             "vision_cfg.width {} is not a multiple of head_width {head_width}",
             v.hidden_size
