@@ -47,9 +47,16 @@ fn check(dir: &Path, label: &str, tol_scale: f64) -> Vec<String> {
     let txt = model
         .text_forward(&seqs, hidden.with_full_context())
         .unwrap();
-    for (tower, states) in [("vision", &vis.hidden_states), ("text", &txt.hidden_states)] {
+    let all = [
+        ("vision", "hidden_states", &vis.hidden_states),
+        ("vision", "attention", &vis.attention_states),
+        ("text", "hidden_states", &txt.hidden_states),
+        ("text", "attention", &txt.attention_states),
+    ];
+    for (tower, kind, states) in all {
+        assert!(!states.is_empty(), "{label}: no {tower} {kind} states");
         for (i, h) in states.iter().enumerate() {
-            let name = format!("{tower}.hidden_states.{i}");
+            let name = format!("{tower}.{kind}.{i}");
             let (_, want) = r.get(&name);
             let scale = want.iter().fold(1.0f64, |m, v| m.max(f64::from(v.abs())));
             cmp(&name, h, want, 1e-4 * tol_scale * scale);

@@ -127,12 +127,23 @@ impl EncoderLayer {
     }
 
     /// `x <- x + MHA(LN1(x)); x <- x + MLP(LN2(x))` in place. `x` is `[rows, C]`; `groups`
-    /// cover the rows.
-    pub fn forward(&self, x: &mut [f32], groups: &[SeqGroup], s: &mut Scratch, exec: &Exec) {
+    /// cover the rows. With `after_attention`, the residual stream between the two halves is
+    /// pushed there (for comparing a layer's parts with a reference).
+    pub fn forward(
+        &self,
+        x: &mut [f32],
+        groups: &[SeqGroup],
+        s: &mut Scratch,
+        exec: &Exec,
+        after_attention: Option<&mut Vec<Vec<f32>>>,
+    ) {
         self.attend(x, groups, s, exec);
         let attn = &s.attn[..x.len()];
         self.out_proj
             .forward_into(attn, x, Activation::None, true, exec);
+        if let Some(a) = after_attention {
+            a.push(x.to_vec());
+        }
         self.mlp(x, s, exec);
     }
 
@@ -223,10 +234,19 @@ impl EncoderLayer {
     }
 }
 
+/// Per-layer states a forward pass keeps for comparison with a reference.
+#[derive(Default)]
+pub(crate) struct States {
+    /// After each layer.
+    pub hidden: Vec<Vec<f32>>,
+    /// After each layer's attention half (its residual add included).
+    pub attention: Vec<Vec<f32>>,
+}
+
 /// Runs a tower's layer stack over `x` (`[rows, c]`) and returns its output at the rows
-/// `pool` (`[pool.len(), c]`). With `hidden` (per-layer states, pushed after each layer),
-/// every layer runs on every row and `x` ends as the last layer's output; without, the last
-/// layer runs its output projection and MLP on the pooled rows only
+/// `pool` (`[pool.len(), c]`). With `states` (pushed after each layer and each attention
+/// half), every layer runs on every row and `x` ends as the last layer's output; without, the
+/// last layer runs its output projection and MLP on the pooled rows only
 /// ([`EncoderLayer::forward_rows`]: bitwise the same pooled rows).
 pub(crate) fn run_stack(
     layers: &[EncoderLayer],
@@ -234,18 +254,19 @@ pub(crate) fn run_stack(
     c: usize,
     groups: &[SeqGroup],
     pool: &[usize],
-    mut hidden: Option<&mut Vec<Vec<f32>>>,
+    mut states: Option<&mut States>,
     exec: &Exec,
 ) -> Vec<f32> {
     let mut scratch = Scratch::default();
     let (last, all_but_last) = match layers.split_last() {
-        Some((l, rest)) if hidden.is_none() => (Some(l), rest),
+        Some((l, rest)) if states.is_none() => (Some(l), rest),
         _ => (None, layers),
     };
     for layer in all_but_last {
-        layer.forward(x, groups, &mut scratch, exec);
-        if let Some(h) = hidden.as_deref_mut() {
-            h.push(x.to_vec());
+        let attention = states.as_deref_mut().map(|s| &mut s.attention);
+        layer.forward(x, groups, &mut scratch, exec, attention);
+        if let Some(s) = states.as_deref_mut() {
+            s.hidden.push(x.to_vec());
         }
     }
     match last {

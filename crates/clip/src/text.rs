@@ -9,7 +9,7 @@
 //! Upstream: transformers `models/clip/modeling_clip.py`, OpenAI `clip/model.py`.
 
 use crate::config::{TextConfig, TextPool};
-use crate::layers::{run_stack, EncoderLayer, LayerDims, LayerNorm, SeqGroup};
+use crate::layers::{run_stack, EncoderLayer, LayerDims, LayerNorm, SeqGroup, States};
 use crate::loader::{Init, Vb};
 use crate::{Error, Result};
 use clip_kernels::Activation;
@@ -43,6 +43,9 @@ pub struct TextOutput {
     /// Per layer (index 0 = embeddings), rows of all sequences concatenated
     /// (`sum(lengths)` x C), if asked for.
     pub hidden_states: Vec<Vec<f32>>,
+    /// Per layer: the residual stream after the layer's attention half (before its MLP),
+    /// as the hidden states, if they were asked for.
+    pub attention_states: Vec<Vec<f32>>,
     /// The final-LN states of every computed position, if hidden states were asked for.
     pub last_hidden_state: Vec<f32>,
 }
@@ -191,16 +194,23 @@ impl TextTower {
                 Some(row)
             })
             .collect();
-        let hidden_states = hidden.then_some(&mut out.hidden_states);
+        let mut states = hidden.then(|| States {
+            hidden: std::mem::take(&mut out.hidden_states),
+            attention: Vec::new(),
+        });
         let pooled_in = run_stack(
             &self.layers,
             &mut x,
             c,
             &groups,
             &pool_rows,
-            hidden_states,
+            states.as_mut(),
             exec,
         );
+        if let Some(st) = states {
+            out.hidden_states = st.hidden;
+            out.attention_states = st.attention;
+        }
         if hidden {
             out.last_hidden_state = vec![0.0f32; x.len()];
             self.final_layer_norm

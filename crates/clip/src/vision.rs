@@ -6,7 +6,7 @@
 //! Upstream: transformers `models/clip/modeling_clip.py`, OpenAI `clip/model.py`.
 
 use crate::config::{VisionConfig, VisionPool};
-use crate::layers::{run_stack, EncoderLayer, LayerDims, LayerNorm, SeqGroup};
+use crate::layers::{run_stack, EncoderLayer, LayerDims, LayerNorm, SeqGroup, States};
 use crate::loader::{Init, Vb};
 use crate::{Error, Result};
 use clip_kernels::Activation;
@@ -39,6 +39,9 @@ pub struct VisionOutput {
     pub features: Vec<f32>,
     /// `[N, T, C]` per layer, index 0 after the pre-LN, if asked for.
     pub hidden_states: Vec<Vec<f32>>,
+    /// `[N, T, C]` per layer: the residual stream after the layer's attention half (before
+    /// its MLP), if hidden states were asked for.
+    pub attention_states: Vec<Vec<f32>>,
 }
 
 impl VisionTower {
@@ -152,7 +155,10 @@ impl VisionTower {
             VisionPool::ClassToken => (0..n).map(|i| i * t).collect(),
             VisionPool::MeanOfPatches => (0..n).flat_map(|i| i * t + 1..(i + 1) * t).collect(),
         };
-        let hidden_states = hidden.then_some(&mut out.hidden_states);
+        let mut states = hidden.then(|| States {
+            hidden: std::mem::take(&mut out.hidden_states),
+            attention: Vec::new(),
+        });
         let rows = run_stack(
             &self.layers,
             &mut x,
@@ -163,9 +169,13 @@ impl VisionTower {
                 seq: t,
             }],
             &pool_rows,
-            hidden_states,
+            states.as_mut(),
             exec,
         );
+        if let Some(st) = states {
+            out.hidden_states = st.hidden;
+            out.attention_states = st.attention;
+        }
         out.pooled = self.pool(rows, n, exec);
         out.features = vec![0.0f32; n * self.visual_projection.out_features()];
         self.visual_projection.forward_into(
