@@ -6,6 +6,7 @@
 
 mod args;
 mod bench;
+mod check;
 mod classify;
 mod demo;
 mod embed;
@@ -54,6 +55,9 @@ enum Command {
     Preprocess(preprocess::PreprocessArgs),
     /// Token ids of texts, exactly as OpenAI's CLIP tokenizer gives them.
     Tokenize(tokenize::TokenizeArgs),
+    /// What a checkpoint was understood as, a probe's fingerprint, and a per-layer
+    /// comparison with a reference.
+    Check(check::CheckArgs),
 }
 
 /// Turns a panic into one line on stderr (the message and where), with no backtrace.
@@ -131,6 +135,7 @@ fn main() {
         Command::Embed(args) => embed::run(args),
         Command::Preprocess(args) => preprocess::run(args),
         Command::Tokenize(args) => tokenize::run(args),
+        Command::Check(args) => check::run(args),
     };
     if let Err(msg) = result {
         eprintln!("error: {}", msg.replace('\n', " "));

@@ -41,10 +41,42 @@ pub enum Array {
     I64 { shape: Vec<usize>, data: Vec<i64> },
 }
 
+/// The largest `.npy` read (4 GiB): a bound on what a file named as input can make us hold.
+const MAX_BYTES: u64 = 4 << 30;
+
+/// Reads a regular file of at most [`MAX_BYTES`]; errors name it.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let f =
+        std::fs::File::open(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let meta = f
+        .metadata()
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{}: not a regular file", path.display()));
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_BYTES {
+        return Err(format!(
+            "{}: larger than {} GiB",
+            path.display(),
+            MAX_BYTES >> 30
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Reads a little-endian, C-order `.npy` of float32, int32 or int64. Errors name the file.
 pub fn read(path: &Path) -> Result<Array, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let bad = |why: &str| format!("{}: not a usable .npy file: {why}", path.display());
+    parse(&read_file(path)?, &path.display().to_string())
+}
+
+/// Parses the bytes of a `.npy`; `name` labels errors.
+pub fn parse(bytes: &[u8], name: &str) -> Result<Array, String> {
+    let bad = |why: &str| format!("{name}: not a usable .npy file: {why}");
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(bad("missing the \\x93NUMPY magic"));
     }
