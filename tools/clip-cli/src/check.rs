@@ -256,8 +256,11 @@ fn fingerprint(a: &[f32], b: &[f32]) -> u64 {
     })
 }
 
+/// A reference's float arrays by name: shape and values.
+type Arrays = HashMap<String, (Vec<usize>, Vec<f32>)>;
+
 /// Every `.npy` of an `.npz`, by name (without `.npy`).
-fn read_npz(path: &std::path::Path) -> Result<HashMap<String, (Vec<usize>, Vec<f32>)>, String> {
+fn read_npz(path: &std::path::Path) -> Result<Arrays, String> {
     let bytes = npy::read_file(path)?;
     let bad = |e: String| format!("{}: not a usable .npz: {e}", path.display());
     let mut zip =
@@ -290,7 +293,7 @@ fn read_npz(path: &std::path::Path) -> Result<HashMap<String, (Vec<usize>, Vec<f
 /// computes them; reports every line, then the first beyond the bound.
 fn compare(
     outputs: &[(String, String, &[f32])],
-    r: &HashMap<String, (Vec<usize>, Vec<f32>)>,
+    r: &Arrays,
     tol: f64,
 ) -> Result<(), String> {
     println!("against the reference (max |diff| / max(1, max |ref|), bound {tol:e}):");
