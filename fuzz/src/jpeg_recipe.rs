@@ -261,12 +261,15 @@ pub fn serialise(recipe: &[u8]) -> Vec<u8> {
             let Some(&start) = starts.get(from) else {
                 continue;
             };
-            let chunk = out[start..].to_vec();
+            // Appended in place, and only while it fits: copying the chunk first made a
+            // recipe of many repeats near the size cap quadratic (AFL++ found two 2 s hangs
+            // in this serialiser, none in the decoder).
+            let end = out.len();
             for _ in 0..count {
-                if out.len() + chunk.len() > MAX_OUTPUT {
+                if out.len() + (end - start) > MAX_OUTPUT {
                     break;
                 }
-                out.extend_from_slice(&chunk);
+                out.extend_from_within(start..end);
             }
             continue;
         }
