@@ -18,11 +18,38 @@ use crate::{Error, Result};
 
 /// Reads and decodes an image file to RGB.
 pub fn decode_file(path: &Path, opts: &DecodeOptions) -> Result<RgbImage> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+    let bytes = read_input(path, opts)?;
+    decode_bytes(&bytes, path, opts)
+}
+
+/// The bytes of an image file: a regular file (a device or a pipe could be read without end)
+/// of at most the largest encoding `opts.max_pixels` pixels can need (16-bit RGBA, raw: 8
+/// bytes a pixel, plus 1 MiB), refused from its size before anything is read.
+pub(crate) fn read_input(path: &Path, opts: &DecodeOptions) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    decode_bytes(&bytes, path, opts)
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(io(std::io::Error::other(
+            "not a regular file (a folder, device, pipe or socket)",
+        )));
+    }
+    let max = opts.max_pixels.saturating_mul(8).saturating_add(1 << 20);
+    if meta.len() > max {
+        return Err(Error::FileTooLarge {
+            path: path.to_path_buf(),
+            size: meta.len(),
+            max,
+        });
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // The file may grow while read: never past the bound.
+    file.take(max).read_to_end(&mut bytes).map_err(io)?;
+    Ok(bytes)
 }
 
 /// Decodes an encoded image held in memory; `name` is used in error messages. Waits for

@@ -91,6 +91,15 @@ pub enum Error {
         /// The limit in force.
         max: u64,
     },
+    /// The file is larger than any image within the pixel limit can be.
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+        /// The largest accepted.
+        max: u64,
+    },
     /// `preprocessor_config.json` exists but cannot be used.
     InvalidPreprocessorConfig {
         /// The config file.
@@ -181,6 +190,11 @@ impl fmt::Display for Raw<'_> {
             } => write!(
                 f,
                 "{}: {format} file has more than {max} {what}, the decoder's limit",
+                path.display()
+            ),
+            Error::FileTooLarge { path, size, max } => write!(
+                f,
+                "{}: {size} bytes, more than an image within the pixel limit can take ({max})",
                 path.display()
             ),
             Error::InvalidPreprocessorConfig { path, reason } => {

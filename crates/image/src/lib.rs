@@ -7,26 +7,38 @@
 //! `resize` (shortest edge, PIL bicubic, two u8 passes) -> center crop (HF offsets,
 //! zero padding) -> rescale 1/255 in f64 -> normalize in f32 -> `[3, H, W]`.
 //!
+//! Decoding is the default feature `decode`; without it, decoded RGB images are still
+//! preprocessed (files and encoded bytes are refused with a typed error).
+//!
 //! Not here: tensors and models. Results are plain `Vec<f32>` with a shape
 //! ([`PixelValues`]); the `clip` crate re-exports this crate as `clip::image`.
 
+#[cfg(feature = "decode")]
 mod budget;
+#[cfg(feature = "decode")]
 mod convert;
+#[cfg(feature = "decode")]
 mod decode;
 mod error;
+#[cfg(feature = "decode")]
 mod exif;
+#[cfg(feature = "decode")]
 mod jpeg;
 mod preprocess;
+#[cfg(feature = "decode")]
 mod probe;
 pub mod resize;
 
+#[cfg(feature = "decode")]
 pub use budget::{decode_memory_budget, set_decode_memory_budget, DEFAULT_DECODE_MEMORY_BUDGET};
+#[cfg(feature = "decode")]
 pub use decode::{decode_bytes, decode_file};
 pub use error::{Error, Result};
 pub use preprocess::{
     CropRounding, ImageInput, OpenClipResize, PixelValues, PreprocessConfig, Preprocessor,
     ResizeTarget, CLIP_MEAN, CLIP_STD,
 };
+#[cfg(feature = "decode")]
 pub use probe::ImageFormat;
 pub use resize::Filter;
 

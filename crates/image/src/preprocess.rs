@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::decode::decode_reserved;
+#[cfg(feature = "decode")]
+use super::decode::{decode_reserved, read_input};
 use super::resize::{resize, resize_window, Filter, Window};
 use super::{DecodeOptions, RgbImage};
 use crate::{Error, Result};
@@ -374,16 +375,15 @@ impl Preprocessor {
     }
 
     /// Decodes and preprocesses a file, within the decoding memory budget.
+    #[cfg(feature = "decode")]
     pub fn preprocess_file(&self, path: &Path) -> Result<PixelValues> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = read_input(path, &self.decode)?;
         self.preprocess_bytes(&bytes, path)
     }
 
     /// Decodes and preprocesses encoded bytes; `name` labels errors. The decoded image is
     /// preprocessed within the decode's reservation of the memory budget (`budget.rs`).
+    #[cfg(feature = "decode")]
     pub fn preprocess_bytes(&self, bytes: &[u8], name: &Path) -> Result<PixelValues> {
         let (img, _reservation) = decode_reserved(bytes, name, &self.decode)?;
         self.preprocess_rgb(&img)
@@ -400,9 +400,18 @@ impl Preprocessor {
     /// Preprocesses one input of any kind.
     pub fn preprocess_input(&self, input: &ImageInput<'_>) -> Result<PixelValues> {
         match *input {
+            #[cfg(feature = "decode")]
             ImageInput::Path(p) => self.preprocess_file(p),
+            #[cfg(feature = "decode")]
             ImageInput::Bytes { bytes, name } => self.preprocess_bytes(bytes, Path::new(name)),
             ImageInput::Rgb(img) => self.preprocess_rgb(img),
+            #[cfg(not(feature = "decode"))]
+            _ => Err(Error::UnsupportedFormat {
+                path: input.label(),
+                format: "an encoded image (this build has no decoders: clip-image's feature \
+                         `decode`, clip's `image`)"
+                    .into(),
+            }),
         }
     }
 

@@ -391,3 +391,28 @@ fn preprocessing_output_is_bounded() {
         .expect("a window of a huge resize");
     assert_eq!(pv.shape, [1, 3, 224, 224]);
 }
+
+/// A device or a pipe is not read without end, and a file larger than any image within the
+/// pixel limit (a 2 GB sparse file) is refused from its size, before it is read (issue #22).
+#[test]
+fn non_regular_and_oversized_files_are_refused_before_reading() {
+    let opts = DecodeOptions::default();
+    let e = decode_file(Path::new("/dev/zero"), &opts).unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    let sparse = std::env::temp_dir().join(format!("clip-sparse-{}.jpg", std::process::id()));
+    let f = std::fs::File::create(&sparse).unwrap();
+    f.set_len(2 << 30).unwrap();
+    let t = std::time::Instant::now();
+    let e = decode_file(&sparse, &opts).unwrap_err();
+    assert!(matches!(e, Error::FileTooLarge { .. }), "{e}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(1),
+        "read before refusing"
+    );
+    let pre = Preprocessor::default();
+    assert!(matches!(
+        pre.preprocess_file(&sparse),
+        Err(Error::FileTooLarge { .. })
+    ));
+    let _ = std::fs::remove_file(&sparse);
+}

@@ -291,11 +291,7 @@ fn read_npz(path: &std::path::Path) -> Result<Arrays, String> {
 
 /// Compares each output with the reference's array of the same name, in the order the model
 /// computes them; reports every line, then the first beyond the bound.
-fn compare(
-    outputs: &[(String, String, &[f32])],
-    r: &Arrays,
-    tol: f64,
-) -> Result<(), String> {
+fn compare(outputs: &[(String, String, &[f32])], r: &Arrays, tol: f64) -> Result<(), String> {
     println!("against the reference (max |diff| / max(1, max |ref|), bound {tol:e}):");
     let mut first = None;
     let mut compared = 0;
