@@ -89,13 +89,17 @@ fn gelus(c: &mut Criterion) {
 
 fn attention_bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("attention");
+    // Head widths of the open_clip models: 64 (B, L), 80 (H/14: 1280 / 16), 104 (bigG/14:
+    // 1664 / 16), at the 257 tokens of a 224px image in 14px patches.
     let cases = [
-        ("vit_b1_t50_h12", 1, 50, 12, false),
-        ("vit_b8_t50_h12", 8, 50, 12, false),
-        ("text_b1_t77_h8_causal", 1, 77, 8, true),
+        ("vit_b1_t50_h12", 1, 50, 12, 64, false),
+        ("vit_b8_t50_h12", 8, 50, 12, 64, false),
+        ("text_b1_t77_h8_causal", 1, 77, 8, 64, true),
+        ("vit_l14_t257_d64", 1, 257, 16, 64, false),
+        ("vit_h14_t257_d80", 1, 257, 16, 80, false),
+        ("vit_bigg14_t257_d104", 1, 257, 16, 104, false),
     ];
-    for (label, batch, seq, heads, causal) in cases {
-        let d = 64;
+    for (label, batch, seq, heads, d, causal) in cases {
         let shape = AttentionShape {
             batch,
             seq,
@@ -127,7 +131,7 @@ fn attention_bench(c: &mut Criterion) {
                                 &mut out,
                                 shape,
                                 causal,
-                                0.125,
+                                1.0 / (d as f32).sqrt(),
                             )
                         })
                     })
