@@ -66,7 +66,7 @@ pub fn item<'a>(obj: &'a Bound<'_, PyAny>, index: usize) -> PyResult<Item<'a>> {
         return Ok(Item::Owned(bytes));
     }
     Err(PyTypeError::new_err(format!(
-        "image {index}: a {} is not an image; give a path (str or os.PathLike), encoded bytes, \
+        "image {index}: {} is not an image; give a path (str or os.PathLike), encoded bytes, \
          a uint8 array (H, W, 3) or a PIL image",
         obj.get_type().name()?
     )))
@@ -209,7 +209,7 @@ pub fn texts(obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
         .map(|(i, t)| {
             t.extract::<String>().map_err(|_| {
                 PyTypeError::new_err(format!(
-                    "text {i}: a {} is not a str",
+                    "text {i}: {} is not a str",
                     t.get_type()
                         .name()
                         .map(|n| n.to_string())
