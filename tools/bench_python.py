@@ -22,6 +22,8 @@ size of the package (the clip_rs folder and its dist-info in site-packages).
 Needs torch, transformers, pillow, and open_clip_torch for that contender (skipped, and said
 so, when it does not import), and clip_rs installed (pip install ./python) in the same
 interpreter.
+
+Not here: per-tower latency against PyTorch and ONNX Runtime (tools/bench_vs_peers.py).
 """
 from __future__ import annotations
 
