@@ -72,7 +72,7 @@ def test_gil_is_released_during_rust_work(what, jpegs):
     print(f"{what}: {secs:.2f} s, Python thread counted {during} (asleep: {asleep})")
     assert secs > 0.05, "the call is too short to tell"
     # With the GIL held the counter would stand still but for one switch interval (5 ms).
-    assert during > 0.2 * asleep, (during, asleep)
+    assert during > 0.1 * asleep, (during, asleep)
 
 
 def test_four_threads_sharing_one_model_give_one_threads_results(b32, jpegs):
