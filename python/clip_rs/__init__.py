@@ -244,7 +244,7 @@ class CLIPModel:
                          templates: Union[str, Sequence[str]] = ("a photo of a {}.",), *,
                          truncate: bool = False) -> np.ndarray:
         """The normalised label embeddings ``(L, D)`` that :meth:`zero_shot` compares
-        images with (open_clip's ``zero_shot_classifier``, transposed)."""
+        images with (open_clip's ``build_zero_shot_classifier``, transposed)."""
         return self._m.class_embeddings(labels, templates, truncate=truncate)
 
     # ---- numerics: raw features and hidden states ----
