@@ -17,7 +17,7 @@ quality 90), made once in --work. Texts: N short prompts ("a photo of a {thing}.
 rounds. Also measured: `import clip_rs` in a fresh interpreter (median of 9), and the installed
 size of the package (the clip_rs folder and its dist-info in site-packages).
 
-    python3 tools/bench_python.py --threads 2 --rounds 3
+    python3 tools/bench_python.py --threads 2 --rounds 3 [--omp-passive]
 
 Needs torch, transformers, pillow, and open_clip_torch for that contender (skipped, and said
 so, when it does not import), and clip_rs installed (pip install ./python) in the same
@@ -223,11 +223,17 @@ def load_hf_into_open_clip(model, model_dir: str) -> None:
 # ---------------------------------------------------------------- driver
 
 class Worker:
-    def __init__(self, kind: str, model_dir: Path, threads: int):
+    def __init__(self, kind: str, model_dir: Path, threads: int, omp_passive: bool = False):
         self.kind = kind
+        env = dict(os.environ)
+        if omp_passive and kind != "clip_rs":
+            # PyTorch's OpenMP threads spin while waiting; on a loaded machine a spinning
+            # thread steals the core its partner needs, and 2 threads run slower than 1.
+            env["OMP_WAIT_POLICY"] = "PASSIVE"
         self.p = subprocess.Popen([sys.executable, __file__, "--worker", kind, "--model",
                                    str(model_dir), "--threads", str(threads)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                  env=env)
         line = self.p.stdout.readline()
         if not line:
             raise RuntimeError(f"{kind} worker did not start")
@@ -274,6 +280,9 @@ def main() -> int:
     ap.add_argument("--images", type=int, default=256)
     ap.add_argument("--work", default="/tmp/clip-bench-python")
     ap.add_argument("--contenders", default="clip_rs,transformers,open_clip")
+    ap.add_argument("--omp-passive", action="store_true",
+                    help="OMP_WAIT_POLICY=PASSIVE for the PyTorch contenders (fairer to them on "
+                         "a loaded machine)")
     args = ap.parse_args()
     if args.worker:
         worker(args.worker, args.model, args.threads)
@@ -288,7 +297,7 @@ def main() -> int:
     workers = []
     for kind in args.contenders.split(","):
         try:
-            workers.append(Worker(kind, model_dir, args.threads))
+            workers.append(Worker(kind, model_dir, args.threads, args.omp_passive))
         except Exception as e:  # noqa: BLE001 - a contender that does not import is reported
             print(f"{kind}: skipped ({e})")
     for w in workers:  # warm-up: first-call costs out of the timings
@@ -306,7 +315,8 @@ def main() -> int:
     for w in workers:
         w.close()
     print(f"\n{args.images} images (JPEG, 640x480..1600x1200) and {args.images} prompts, "
-          f"{args.threads} threads, batch {BATCH}, median of {args.rounds} interleaved rounds:")
+          f"{args.threads} threads, batch {BATCH}, median of {args.rounds} interleaved rounds"
+          f"{', PyTorch with OMP_WAIT_POLICY=PASSIVE' if args.omp_passive else ''}:")
     rate = {k: len(paths) / statistics.median(v) for k, v in secs.items()}
     for w in workers:
         print(f"  {w.kind:<13} images {rate[(w.kind, 'images')]:7.1f} /s   "
