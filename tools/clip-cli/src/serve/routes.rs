@@ -8,7 +8,7 @@ use super::api::{self, ApiError, Input, ParseLimits, Templates};
 use super::batcher::{Batcher, TextDone};
 use super::metrics::Metrics;
 use super::Limits;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
@@ -177,8 +177,8 @@ async fn read_body(
         drain(req.into_body());
         return Err(too_large());
     }
-    let body = Limited::new(req.into_body(), limit);
-    match tokio::time::timeout_at(deadline(state, start), body.collect()).await {
+    let body = req.into_body();
+    match tokio::time::timeout_at(deadline(state, start), collect(body, limit)).await {
         Err(_) => Err(ApiError::new(
             408,
             "invalid_request_error",
@@ -188,13 +188,28 @@ async fn read_body(
             ),
         )
         .code("timeout")),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Ok(Err(e)) => Err(ApiError::invalid(
+        Ok(Err(None)) => Err(too_large()),
+        Ok(Err(Some(e))) => Err(ApiError::invalid(
             None,
             format!("the request body could not be read: {e}"),
         )),
-        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Ok(b)) => Ok(Bytes::from(b)),
     }
+}
+
+/// The body's bytes, or `Err(None)` past `limit` (the rest is drained in the background).
+async fn collect(mut body: Incoming, limit: usize) -> Result<Vec<u8>, Option<hyper::Error>> {
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.map_err(Some)?.into_data() {
+            if out.len() + data.len() > limit {
+                drain(body);
+                return Err(None);
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out)
 }
 
 /// Reads and drops up to 256 MiB of `body` for at most 10 s, in the background.
