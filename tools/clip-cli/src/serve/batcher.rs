@@ -6,7 +6,10 @@
 //! composition, so a request's rows are bitwise those it would get alone.
 //!
 //! Bounds: a queue holds at most `capacity` inputs (a request larger than that enters only
-//! an empty queue); a full queue refuses at once with 429 and `Retry-After`. A failing input
+//! an empty queue), and, with `max_queue_wait`, no more than the worker is expected to clear
+//! in that time (inputs waiting x the recent time per input), so that under overload the
+//! requests accepted keep their latency; past either bound a request is refused at once
+//! with 429 and `Retry-After`. A failing input
 //! (an undecodable image, a text too long) fails only its own request: images are decoded
 //! and preprocessed one by one before the batch is stacked, texts tokenized per request.
 //! Requests whose caller has gone (timed out) are dropped before any work is done on them.
@@ -18,6 +21,7 @@ use super::metrics::Metrics;
 use clip::image::{ImageInput, PixelValues, Preprocessor};
 use clip::{ClipModel, Embeddings, Features, Truncation, ZeroShotClassifier};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -30,6 +34,8 @@ pub struct Config {
     pub max_wait: Duration,
     /// Inputs a queue holds.
     pub capacity: usize,
+    /// Refuse a request when the inputs ahead of it would take longer than this.
+    pub max_queue_wait: Option<Duration>,
     pub max_pixels: u64,
     pub truncation: Truncation,
 }
@@ -83,10 +89,14 @@ struct Queue<J> {
     state: Mutex<State<J>>,
     ready: Condvar,
     capacity: usize,
+    max_wait: Option<Duration>,
+    /// Recent seconds per input of the worker's batches (an exponential average), in ns;
+    /// 0 until the first batch.
+    per_input_ns: AtomicU64,
 }
 
 impl<W, R> Queue<Job<W, R>> {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, max_wait: Option<Duration>) -> Self {
         Queue {
             state: Mutex::new(State {
                 jobs: VecDeque::new(),
@@ -95,7 +105,33 @@ impl<W, R> Queue<Job<W, R>> {
             }),
             ready: Condvar::new(),
             capacity,
+            max_wait,
+            per_input_ns: AtomicU64::new(0),
         }
+    }
+
+    /// Folds a batch of `n` inputs that took `took` into the time per input.
+    fn record(&self, n: usize, took: Duration) {
+        if n == 0 {
+            return;
+        }
+        let now = took.as_nanos() as f64 / n as f64;
+        let old = self.per_input_ns.load(Ordering::Relaxed) as f64;
+        let avg = if old == 0.0 {
+            now
+        } else {
+            0.8 * old + 0.2 * now
+        };
+        self.per_input_ns.store(avg as u64, Ordering::Relaxed);
+    }
+
+    /// The expected wait behind `inputs` queued inputs.
+    fn expected_wait(&self, inputs: usize) -> Duration {
+        Duration::from_nanos(
+            self.per_input_ns
+                .load(Ordering::Relaxed)
+                .saturating_mul(inputs as u64),
+        )
     }
 
     fn lock(&self) -> MutexGuard<'_, State<Job<W, R>>> {
@@ -115,6 +151,23 @@ impl<W, R> Queue<Job<W, R>> {
             );
         }
         let cost = self.cost(&job);
+        if let Some(max) = self.max_wait.filter(|_| s.inputs > 0) {
+            let wait = self.expected_wait(s.inputs);
+            if wait > max {
+                return Err(ApiError::new(
+                    429,
+                    "rate_limit_error",
+                    format!(
+                        "the {tower} queue is busy ({} inputs waiting, about {} ms of work); \
+                         retry later",
+                        s.inputs,
+                        wait.as_millis()
+                    ),
+                )
+                .code("queue_full")
+                .retry_after(1));
+            }
+        }
         if s.inputs + cost > self.capacity {
             return Err(ApiError::new(
                 429,
@@ -198,8 +251,8 @@ pub struct Batcher {
 impl Batcher {
     /// Starts one worker thread per tower.
     pub fn start(model: Arc<ClipModel>, cfg: Config, metrics: Arc<Metrics>) -> Batcher {
-        let text = Arc::new(Queue::new(cfg.capacity));
-        let image = Arc::new(Queue::new(cfg.capacity));
+        let text = Arc::new(Queue::new(cfg.capacity, cfg.max_queue_wait));
+        let image = Arc::new(Queue::new(cfg.capacity, cfg.max_queue_wait));
         let mut pre: Preprocessor = model.preprocessor().clone();
         pre.decode.max_pixels = cfg.max_pixels;
         let t = {
@@ -304,7 +357,10 @@ impl Batcher {
 /// drops that batch's replies, which their requests answer with a 500, and the loop goes on.
 fn worker<W, R>(q: &Queue<Job<W, R>>, cfg: &Config, mut run: impl FnMut(Vec<Job<W, R>>)) {
     while let Some(batch) = q.next_batch(cfg.max_batch, cfg.max_wait) {
+        let n = batch.iter().map(|j| j.inputs).sum();
+        let t = Instant::now();
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(batch)));
+        q.record(n, t.elapsed());
     }
 }
 
@@ -517,7 +573,7 @@ mod tests {
 
     #[test]
     fn full_queue_refuses_with_429() {
-        let q = Queue::new(4);
+        let q = Queue::new(4, None);
         let (a, _ra) = job(3);
         let (b, _rb) = job(2);
         let (c, _rc) = job(1);
@@ -539,7 +595,7 @@ mod tests {
 
     #[test]
     fn batches_fill_to_max_batch_and_skip_abandoned_jobs() {
-        let q = Queue::new(100);
+        let q = Queue::new(100, None);
         let mut keep = Vec::new();
         for n in [3, 3, 3, 1] {
             let (j, rx) = job(n);
@@ -554,8 +610,26 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_refuses_what_it_would_not_clear_in_time() {
+        let q = Queue::new(1000, Some(Duration::from_millis(100)));
+        q.record(10, Duration::from_millis(100)); // 10 ms per input
+        let mut keep = Vec::new();
+        for _ in 0..10 {
+            let (j, rx) = job(1);
+            q.push(j, "image").unwrap();
+            keep.push(rx);
+        }
+        let (j, _rx) = job(1);
+        q.push(j, "image").unwrap(); // 10 ahead: 100 ms, not more than the bound
+        let (j, _rx2) = job(1);
+        let e = q.push(j, "image").unwrap_err(); // 11 ahead: 110 ms
+        assert_eq!((e.status, e.retry_after), (429, Some(1)));
+        assert!(e.message.contains("110 ms"), "{}", e.message);
+    }
+
+    #[test]
     fn a_lone_job_waits_at_most_max_wait() {
-        let q = Queue::new(100);
+        let q = Queue::new(100, None);
         let (j, _rx) = job(1);
         q.push(j, "text").unwrap();
         let t = Instant::now();

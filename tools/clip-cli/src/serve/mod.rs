@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Inputs waiting per tower before requests are refused with 429.
     #[arg(long, default_value_t = 128, value_parser = crate::args::positive)]
     queue_capacity: usize,
+    /// Refuse requests with 429 when the inputs already waiting for their tower would take
+    /// longer than this to clear, in milliseconds, at the tower's recent pace (0: off).
+    #[arg(long, default_value_t = 2000)]
+    max_queue_ms: u64,
     /// Most inputs in one request (texts and images; classification: labels).
     #[arg(long, default_value_t = 256, value_parser = crate::args::positive)]
     max_inputs: usize,
@@ -119,6 +123,7 @@ pub fn run(a: &ServeArgs) -> Result<(), String> {
             max_batch: a.max_batch,
             max_wait: Duration::from_millis(a.max_wait_ms),
             capacity: a.queue_capacity,
+            max_queue_wait: (a.max_queue_ms > 0).then(|| Duration::from_millis(a.max_queue_ms)),
             max_pixels: a.max_image_pixels,
             truncation: match a.truncate {
                 true => clip::Truncation::Cut,
