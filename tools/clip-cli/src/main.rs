@@ -1,5 +1,5 @@
 //! The `clip` command-line program: demo, classify, similarity, index, search, embed,
-//! preprocess, tokenize and bench.
+//! preprocess, tokenize, bench, check and serve.
 //!
 //! Errors print one line on stderr and exit non-zero; nothing panics on bad input, and a
 //! panic hook turns any bug that does panic into one line too (no backtrace).
@@ -15,6 +15,7 @@ mod model_dir;
 mod npy;
 mod out;
 mod preprocess;
+mod serve;
 mod similarity;
 mod store;
 mod tokenize;
@@ -55,6 +56,8 @@ enum Command {
     Preprocess(preprocess::PreprocessArgs),
     /// Token ids of texts, exactly as OpenAI's CLIP tokenizer gives them.
     Tokenize(tokenize::TokenizeArgs),
+    /// An HTTP embedding service: OpenAI's /v1/embeddings, /v1/classify, /health, /metrics.
+    Serve(serve::ServeArgs),
     /// What a checkpoint was understood as, a probe's fingerprint, and a per-layer
     /// comparison with a reference.
     Check(check::CheckArgs),
@@ -135,6 +138,7 @@ fn main() {
         Command::Embed(args) => embed::run(args),
         Command::Preprocess(args) => preprocess::run(args),
         Command::Tokenize(args) => tokenize::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Check(args) => check::run(args),
     };
     if let Err(msg) = result {
