@@ -1,6 +1,6 @@
 //! A load generator for `clip serve` (docs/serving.md): `--clients` threads on keep-alive
 //! connections send `/v1/embeddings` requests for `--seconds`, either back to back (closed
-//! loop) or, with `--rate R`, at R requests per second in total (open loop: each request's
+//! loop; a client refused with `Retry-After` waits that long) or, with `--rate R`, at R requests per second in total (open loop: each request's
 //! latency counts from when it was due, so a slow server cannot hide its queueing). A
 //! request is a JPEG from `--images DIR` (one image) or four short texts, as `--image-share`
 //! says. Reports requests and inputs per second, latency percentiles of the answered
@@ -109,7 +109,9 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn send(agent: &ureq::Agent, url: &str, body: &str) -> Option<u16> {
+/// Sends one request: its status and `Retry-After` (seconds), or None for a dropped
+/// connection.
+fn send(agent: &ureq::Agent, url: &str, body: &str) -> Option<(u16, Option<u64>)> {
     let mut r = agent
         .post(url)
         .content_type("application/json")
@@ -121,7 +123,11 @@ fn send(agent: &ureq::Agent, url: &str, body: &str) -> Option<u16> {
         .limit(64 << 20)
         .read_to_vec()
         .ok()?;
-    Some(r.status().as_u16())
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    Some((r.status().as_u16(), retry))
 }
 
 /// The RSS (VmRSS, kB) of `pid` every second until `stop`; and VmHWM at the end.
@@ -213,14 +219,19 @@ fn main() {
                         true => (&images[(k + c) % images.len()], 1),
                         false => (&texts[(k + c) % texts.len()], 4),
                     };
-                    let status = send(&agent, url, body);
+                    let answer = send(&agent, url, body);
                     let s = Sample {
                         image,
-                        status,
+                        status: answer.map(|(s, _)| s),
                         latency: due.elapsed(),
                         inputs,
                     };
                     samples.lock().unwrap().push(s);
+                    // Closed loop: a refused client waits as told before its next request,
+                    // as OpenAI's clients do (retrying at once would only spin the CPU).
+                    if let (None, Some((_, Some(secs)))) = (a.rate, answer) {
+                        std::thread::sleep(Duration::from_secs(secs.min(10)));
+                    }
                 }
             });
         }
