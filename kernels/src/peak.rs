@@ -1,9 +1,11 @@
 //! Small throughput loops that measure this machine's fp32 FMA peak and, where the CPU has
 //! AVX512-BF16, its `vdpbf16ps` peak, so GEMM figures can be read as a fraction of them. Each
 //! thread runs independent chains on registers (no memory traffic); the result is FLOP/s over
-//! all threads.
+//! all threads. [`bf16_dot_and_fma_rates`] is the one-thread measurement the bf16 kernel
+//! choice calibrates on.
 //!
-//! Not here: the GEMM's figures (`clip bench gemm`), any choice of kernel from them.
+//! Not here: the GEMM's figures (`clip bench gemm`), the choice of kernel made from these
+//! rates (`gemm/bf16.rs`).
 
 use crate::Isa;
 use std::time::Instant;
@@ -49,6 +51,46 @@ pub fn bf16_dot_peak_gflops(iters: u64) -> Option<f64> {
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = iters;
+        None
+    }
+}
+
+/// The `vdpbf16ps` and fp32 FMA rates of the calling thread's core, in GFLOP/s, as
+/// `(dot, fma)`: each loop runs `rounds` times of `iters` iterations (alternating, after one
+/// untimed FMA run that wakes the vector units up), and the fastest run of each counts, since
+/// a run the OS preempted is only slower. Both are timed on the same core within a few
+/// milliseconds, so their ratio holds on a loaded machine too. `None` without AVX512-BF16.
+pub fn bf16_dot_and_fma_rates(iters: u64, rounds: usize) -> Option<(f64, f64)> {
+    if !crate::gemm::Bf16Kernel::Dot.is_available(Isa::Avx512) {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let time = |f: &dyn Fn() -> f32| {
+            let t = Instant::now();
+            std::hint::black_box(f());
+            t.elapsed().as_secs_f64()
+        };
+        // SAFETY: AVX-512F was detected above (it comes with the dot kernel's availability).
+        // (`black_box`: with a constant count the loop could be folded away.)
+        let fma = || unsafe { x86::fma_loop_avx512(std::hint::black_box(iters)) };
+        // SAFETY: AVX-512F and AVX512-BF16 were detected above.
+        let dot = || unsafe { x86::dot_loop_avx512bf16(std::hint::black_box(iters)) };
+        time(&fma);
+        let (mut best_fma, mut best_dot) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..rounds.max(1) {
+            best_fma = best_fma.min(time(&fma));
+            best_dot = best_dot.min(time(&dot));
+        }
+        let gflops = |flop_per_iter: f64, secs: f64| flop_per_iter * iters as f64 / secs / 1e9;
+        Some((
+            gflops(20.0 * 64.0, best_dot),
+            gflops(16.0 * 16.0 * 2.0, best_fma),
+        ))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (iters, rounds);
         None
     }
 }

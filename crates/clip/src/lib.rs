@@ -33,7 +33,7 @@ mod zero_shot;
 
 pub use checkpoint::Format;
 pub use clip_image as image;
-pub use clip_kernels::{Activation, Isa};
+pub use clip_kernels::{Activation, Bf16Kernel, Isa};
 pub use clip_tensor::Error as TensorError;
 pub use clip_tensor::{available_cores, max_threads, DType, Precision};
 pub use clip_tokenizer::{Error as TokenizerError, Tokenizer};

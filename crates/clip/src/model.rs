@@ -13,7 +13,7 @@ use crate::loader::{Init, Source, Vb};
 use crate::text::{TextOutput, TextTower};
 use crate::vision::{VisionOutput, VisionTower};
 use crate::weights::WeightFile;
-use crate::{ClipConfig, DType, Error, Isa, Precision, Result};
+use crate::{Bf16Kernel, ClipConfig, DType, Error, Isa, Precision, Result};
 use clip_tensor::Exec;
 use clip_tokenizer::Tokenizer;
 use std::path::{Path, PathBuf};
@@ -31,6 +31,7 @@ pub struct LoadOptions {
     kernels: Option<Isa>,
     strict: bool,
     precision: Option<Precision>,
+    bf16_kernel: Option<Bf16Kernel>,
     validate: bool,
     batch_size: Option<usize>,
     tokenizer: Option<Arc<Tokenizer>>,
@@ -69,6 +70,15 @@ impl LoadOptions {
     /// f32 either way.
     pub fn precision(mut self, p: Precision) -> Self {
         self.precision = Some(p);
+        self
+    }
+
+    /// The kind of kernel that multiplies bf16 weights (default: `CLIP_BF16`, else the faster
+    /// on this CPU by a short measurement: [`Bf16Kernel::default_for`]). `Dot` rounds the
+    /// activations to bf16 too; `Convert` keeps them f32. Refused at load where the kernel
+    /// set lacks the kind.
+    pub fn bf16_kernel(mut self, k: Bf16Kernel) -> Self {
+        self.bf16_kernel = Some(k);
         self
     }
 
@@ -174,7 +184,10 @@ impl Towers {
                 reason: "batch size 0: give at least 1".into(),
             });
         }
-        let exec = Exec::new(opts.threads, opts.kernels.unwrap_or_else(Isa::active))?;
+        let mut exec = Exec::new(opts.threads, opts.kernels.unwrap_or_else(Isa::active))?;
+        if let Some(k) = opts.bf16_kernel {
+            exec = exec.with_bf16_kernel(k)?;
+        }
         let precision = opts.precision.unwrap_or_default();
         let vb = Vb::new(src, precision, &exec);
         let logit_scale = vb.vec("logit_scale", &[], Init::Const(100f32.ln()))?[0];
@@ -449,6 +462,12 @@ impl ClipModel {
     /// The kernel set every pass runs.
     pub fn kernels(&self) -> Isa {
         self.exec.isa()
+    }
+
+    /// The kind of kernel that multiplies the bf16 weights (`None` unless the precision is
+    /// bf16).
+    pub fn bf16_kernel(&self) -> Option<Bf16Kernel> {
+        (self.precision == Precision::Bf16).then(|| self.exec.bf16_kernel())
     }
 
     /// Threads of the model's pool.

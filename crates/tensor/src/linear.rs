@@ -47,6 +47,7 @@ impl Linear {
                     DType::BF16 => PackedB::from_bf16_bits(isa, bits, inp, out, rs, cs),
                     _ => PackedB::from_f16_bits(isa, bits, inp, out, rs, cs),
                 });
+                let packed = packed.with_bf16_kernel(exec.bf16_kernel());
                 return Ok(Linear { packed, bias });
             }
         }
@@ -55,7 +56,7 @@ impl Linear {
         let b = MatRef::strided(data, out, inp, s0, s1).t();
         let packed = exec.install(|| match precision {
             Precision::F32 => PackedB::new(isa, b),
-            Precision::Bf16 => PackedB::new_bf16(isa, b),
+            Precision::Bf16 => PackedB::new_bf16(isa, b).with_bf16_kernel(exec.bf16_kernel()),
         });
         Ok(Linear { packed, bias })
     }
@@ -96,14 +97,23 @@ impl Linear {
             })
             .collect::<Result<Vec<MatRef<'_>>>>()?;
         let isa = exec.isa();
-        let packed =
-            exec.install(|| PackedB::new_stacked(isa, &parts, precision == Precision::Bf16));
+        let bf16 = precision == Precision::Bf16;
+        let packed = exec.install(|| PackedB::new_stacked(isa, &parts, bf16));
+        let packed = match bf16 {
+            true => packed.with_bf16_kernel(exec.bf16_kernel()),
+            false => packed,
+        };
         Ok(Linear { packed, bias })
     }
 
     /// The element type of the packed weight.
     pub fn precision(&self) -> Precision {
         self.packed.precision()
+    }
+
+    /// The kind of kernel that multiplies a bf16 weight (`None` for other precisions).
+    pub fn bf16_kernel(&self) -> Option<clip_kernels::Bf16Kernel> {
+        self.packed.bf16_kernel()
     }
 
     /// `out <- act(x W^T + b)`, or with `accumulate`, `out <- out + x W^T + b` (a fused

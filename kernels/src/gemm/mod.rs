@@ -20,7 +20,8 @@ use crate::Isa;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use bf16::has_avx512bf16;
 pub use bf16::{
-    bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, Bf16Kernel, Precision, BF16_ENV,
+    bf16_bits_to_f32, bf16_calibration, f16_bits_to_f32, f32_to_bf16_bits, Bf16Calibration,
+    Bf16Kernel, Precision, BF16_ENV, DOT_MIN_RATIO,
 };
 pub(crate) use kernel::MicroKernel;
 #[cfg(target_arch = "x86_64")]

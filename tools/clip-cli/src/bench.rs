@@ -84,7 +84,8 @@ struct GemmArgs {
     /// Element type of B: f32, or bf16 (rounded when packed; needs --prepacked).
     #[arg(long, default_value = "f32")]
     dtype: String,
-    /// The bf16 kernel: convert or dot (default: CLIP_BF16, else convert).
+    /// The bf16 kernel: convert or dot (default: CLIP_BF16, else the faster on this CPU by a
+    /// short measurement).
     #[arg(long)]
     bf16_kernel: Option<String>,
     /// Timed repetitions, the median reported (default: as many as fit in about 1 s, at
@@ -165,6 +166,17 @@ fn bench_model(a: &ModelArgs) -> Result<(), String> {
     let (model, dir) =
         crate::model_dir::load_model(a.model.as_deref(), random, threads, a.precision, None)?;
     let precision = crate::model_dir::precision_name(model.precision());
+    // Which bf16 kernel ran, and why (CLIP_BF16, or measured on this CPU).
+    let (kernel_json, kernel_text) = match model.bf16_kernel() {
+        Some(k) => {
+            let why = Bf16Kernel::default_source(model.kernels());
+            (
+                format!(",\"bf16_kernel\":\"{k}\",\"bf16_kernel_source\":\"{why}\""),
+                format!(" ({k}, {why})"),
+            )
+        }
+        None => (String::new(), String::new()),
+    };
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let threads = model.threads();
     if !a.json {
@@ -275,12 +287,12 @@ fn bench_model(a: &ModelArgs) -> Result<(), String> {
             if a.json {
                 let tok = tokens.map_or("null".to_string(), |t| t.to_string());
                 println!(
-                    "{{\"tower\":\"{tower}\",\"batch\":{batch},\"tokens\":{tok},\"threads\":{threads},\"precision\":\"{precision}\",\"ms_per_item\":{ms_per_item:.3},\"items_per_s\":{items_per_s:.2},\"gflops\":{gflops:.1},\"load_ms\":{load_ms:.0},\"random_weights\":{random}}}"
+                    "{{\"tower\":\"{tower}\",\"batch\":{batch},\"tokens\":{tok},\"threads\":{threads},\"precision\":\"{precision}\"{kernel_json},\"ms_per_item\":{ms_per_item:.3},\"items_per_s\":{items_per_s:.2},\"gflops\":{gflops:.1},\"load_ms\":{load_ms:.0},\"random_weights\":{random}}}"
                 );
             } else {
                 let tok = tokens.map_or(String::new(), |t| format!(" tokens={t}"));
                 println!(
-                    "{tower} batch={batch}{tok} threads={threads} {precision}: {ms_per_item:.2} ms/item, {items_per_s:.1} items/s, {gflops:.1} GFLOP/s"
+                    "{tower} batch={batch}{tok} threads={threads} {precision}{kernel_text}: {ms_per_item:.2} ms/item, {items_per_s:.1} items/s, {gflops:.1} GFLOP/s"
                 );
             }
         }
@@ -479,6 +491,18 @@ fn bench_peak(p: &PeakArgs) -> Result<(), String> {
             println!(
                 "bf16 dot peak threads={threads} isa=avx512bf16: {d:.1} GFLOP/s ({:.2}x the fma peak)",
                 d / g
+            );
+        }
+    }
+    // The default bf16 kernel is chosen from a one-core measurement of the same two loops.
+    if let Some(c) = clip_kernels::gemm::bf16_calibration() {
+        let (ratio, kind, min) = (c.ratio(), c.choice(), clip_kernels::gemm::DOT_MIN_RATIO);
+        if p.json {
+            println!("{{\"op\":\"bf16_calibration\",\"dot_gflops\":{:.2},\"fma_gflops\":{:.2},\"ratio\":{ratio:.3},\"min_ratio\":{min},\"default_bf16_kernel\":\"{kind}\"}}", c.dot_gflops, c.fma_gflops);
+        } else {
+            println!(
+                "bf16 calibration (one core): dot {:.1} vs fma {:.1} GFLOP/s, {ratio:.2}x (dot from {min}x): default bf16 kernel {kind}",
+                c.dot_gflops, c.fma_gflops
             );
         }
     }
