@@ -79,6 +79,11 @@ pub fn safetensors(tensors: &[(String, Vec<usize>)], dtype: DType) -> Vec<u8> {
             DType::BF16 => f32_to_bf16(&values)
                 .iter()
                 .for_each(|v| data.extend_from_slice(&v.to_le_bytes())),
+            // Integers, as a quantised file stores weights (without its metadata and scales:
+            // such a file is refused).
+            DType::I8 => values
+                .iter()
+                .for_each(|v| data.push((v * 254.0) as i8 as u8)),
         }
         header.insert(
             name.clone(),

@@ -1,5 +1,7 @@
-//! Small throughput loops that measure this machine's fp32 FMA peak and, where the CPU has
-//! AVX512-BF16, its `vdpbf16ps` peak, so GEMM figures can be read as a fraction of them. Each
+//! Small throughput loops that measure this machine's fp32 FMA peak, its `vdpbf16ps` peak
+//! where the CPU has AVX512-BF16, and the peak of the int8 kernels' instruction (`vpdpbusd`
+//! with AVX512-VNNI, `vpmaddwd` + `vpaddd` on AVX2), so GEMM figures can be read as a
+//! fraction of them. Each
 //! thread runs independent chains on registers (no memory traffic); the result is FLOP/s over
 //! all threads. [`bf16_dot_and_fma_rates`] is the one-thread measurement the bf16 kernel
 //! choice calibrates on.
@@ -95,6 +97,41 @@ pub fn bf16_dot_and_fma_rates(iters: u64, rounds: usize) -> Option<(f64, f64)> {
     }
 }
 
+/// Measures the int8 peak of `isa`'s int8 kernel on the current rayon pool (every thread runs
+/// the loop at once), in GOP/s (a multiply-add is 2 operations, as for FLOP): `vpdpbusd zmm`
+/// (16 lanes x 4 u8 x s8, 128 operations) for AVX-512 on a CPU with VNNI, `vpmaddwd ymm` and
+/// the `vpaddd` that accumulates it (16 multiply-adds, 32 operations) for AVX2; `None` for
+/// other sets and for AVX-512 without VNNI (whose int8 GEMM runs the AVX2 kernel).
+pub fn int8_peak_gops(isa: Isa, iters: u64) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let (ops_per_iter, run): (f64, fn(u64) -> i32) = match isa {
+            Isa::Avx512 if crate::arch::x86_64::avx512vnni::has_avx512vnni() => {
+                // SAFETY: AVX-512F, BW and VNNI were detected just above.
+                (20.0 * 128.0, |n| unsafe { x86::vnni_loop_avx512(n) })
+            }
+            Isa::Avx2 if isa.is_available() => {
+                // SAFETY: AVX2 was detected just above.
+                (12.0 * 32.0, |n| unsafe { x86::madd_loop_avx2(n) })
+            }
+            _ => return None,
+        };
+        let start = Instant::now();
+        let ops: f64 = rayon::broadcast(|_| {
+            std::hint::black_box(run(std::hint::black_box(iters)));
+            ops_per_iter * iters as f64
+        })
+        .into_iter()
+        .sum();
+        Some(ops / start.elapsed().as_secs_f64() / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, iters);
+        None
+    }
+}
+
 /// Runs the loop; returns (FLOP per iteration, a value that depends on the work).
 fn run(isa: Isa, iters: u64) -> (f64, f32) {
     match isa {
@@ -163,6 +200,48 @@ mod x86 {
             s = _mm512_add_ps(s, v);
         }
         _mm512_reduce_add_ps(s)
+    }
+
+    /// 20 independent zmm `vpdpbusd` chains per iteration (as many as the int8 kernel keeps).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) fn vnni_loop_avx512(iters: u64) -> i32 {
+        let a = _mm512_set1_epi32(std::hint::black_box(0x0101_0101));
+        let b = _mm512_set1_epi32(std::hint::black_box(0x01FF_01FF));
+        let mut acc = [_mm512_setzero_si512(); 20];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm512_dpbusd_epi32(*v, a, b);
+            }
+        }
+        let mut s = _mm512_setzero_si512();
+        for v in acc {
+            s = _mm512_add_epi32(s, v);
+        }
+        _mm512_reduce_add_epi32(s)
+    }
+
+    /// 12 independent ymm `vpmaddwd` + `vpaddd` chains per iteration (the AVX2 int8 kernel's
+    /// pair).
+    #[target_feature(enable = "avx2")]
+    pub(super) fn madd_loop_avx2(iters: u64) -> i32 {
+        let a = _mm256_set1_epi32(std::hint::black_box(0x0001_0002));
+        let b = _mm256_set1_epi32(std::hint::black_box(0xFFFF_0001u32 as i32));
+        let mut acc = [_mm256_setzero_si256(); 12];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                // (Chained through the product so that it stays in the loop; the values are
+                // immaterial.)
+                *v = _mm256_add_epi32(_mm256_madd_epi16(*v, b), a);
+            }
+        }
+        let mut s = _mm256_setzero_si256();
+        for v in acc {
+            s = _mm256_add_epi32(s, v);
+        }
+        let mut out = [0i32; 8];
+        // SAFETY: `out` holds 8 i32.
+        unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), s) };
+        out.iter().fold(0, |x, &y| x.wrapping_add(y))
     }
 
     /// 12 independent ymm FMA chains per iteration.

@@ -309,6 +309,32 @@ fn check_bf16_precision(dir: &Path, label: &str) -> (f64, f64) {
     (min_i, min_t)
 }
 
+/// f32 weights quantised to int8 at load: embeddings within cosine 0.995 of PyTorch fp32
+/// (issue bound; `docs/numerics.md`). Returns the smallest (image, text) cosine.
+fn check_int8_precision(dir: &Path, label: &str) -> (f64, f64) {
+    let r = Reference::load(&dir.join("reference.safetensors"));
+    let model = load_in(dir, 2, Some(Precision::Int8));
+    assert_eq!(model.precision(), Precision::Int8);
+    let img = model.embed_pixels(&pixel_values(&r)).unwrap();
+    let seqs: Vec<&[u32]> = r.input_ids.iter().map(Vec::as_slice).collect();
+    let txt = model.embed_token_ids(&seqs).unwrap();
+    let ci = min_cosine(&img, &r.get("image_embeds").1);
+    let ct = min_cosine(&txt, &r.get("text_embeds").1);
+    eprintln!("{label} int8: min cosine to PyTorch fp32: image {ci:.6}, text {ct:.6}");
+    assert!(
+        ci >= 0.995 && ct >= 0.995,
+        "{label}: int8 cosine image {ci} text {ct}"
+    );
+    (ci, ct)
+}
+
+#[test]
+fn int8_precision_on_f32_weights_within_cosine_bound() {
+    for name in ["clip-tiny", "clip-tiny2"] {
+        check_int8_precision(&fixture(name), name);
+    }
+}
+
 #[test]
 fn bf16_precision_on_f32_weights_within_cosine_bound() {
     for name in ["clip-tiny", "clip-tiny2"] {
@@ -337,6 +363,7 @@ fn full_b32_matches_pytorch_when_available() {
         assert!(bad.is_empty(), "{d}: outside the bounds: {bad:?}");
         if model.weights_dtype() == Some(clip::DType::F32) {
             check_bf16_precision(dir, d);
+            check_int8_precision(dir, d);
         }
     }
 }

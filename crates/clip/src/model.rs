@@ -66,8 +66,11 @@ impl LoadOptions {
         self
     }
 
-    /// The precision the linear-layer weights are kept in. Activations and accumulation are
-    /// f32 either way.
+    /// The precision the linear-layer weights are kept in: f32, bf16 (the activations stay
+    /// f32, or are rounded to bf16 by the dot kernel: [`LoadOptions::bf16_kernel`]), or int8
+    /// (weights per output channel, activations per row at each product; the projections
+    /// stay f32). Results are f32 in every case. Default: the file's (int8 for a file written
+    /// by `clip quantize`, bf16 for a bf16 file, else f32).
     pub fn precision(mut self, p: Precision) -> Self {
         self.precision = Some(p);
         self
@@ -366,6 +369,7 @@ impl ClipModel {
         }
         let mut opts = opts.clone();
         let precision = opts.precision.unwrap_or(match wf.dtype() {
+            _ if wf.is_quantized() => Precision::Int8,
             Some(DType::BF16) => Precision::Bf16,
             _ => Precision::F32,
         });

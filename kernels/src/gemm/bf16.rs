@@ -11,8 +11,8 @@ use crate::Isa;
 use std::sync::OnceLock;
 
 /// The precision a packed B (a model's weight) is kept in: the one precision type of the
-/// workspace (`clip-tensor` and `clip` re-export it). Activations, bias and accumulation are
-/// f32 either way. Not to be confused with a tensor's storage type in a file
+/// workspace (`clip-tensor` and `clip` re-export it). Activations, bias and the results are
+/// f32 in every case. Not to be confused with a tensor's storage type in a file
 /// (`clip_tensor::DType`: f32, f16 or bf16), which any precision can be packed from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Precision {
@@ -22,6 +22,10 @@ pub enum Precision {
     /// bf16 weights (half the bytes), widened to f32 (or multiplied by `vdpbf16ps`) with f32
     /// accumulation.
     Bf16,
+    /// int8 weights (a quarter of the bytes), symmetric per output channel with an f32 scale
+    /// each; activations quantised to u8 per row at each product; exact i32 accumulation,
+    /// dequantised to f32 (`gemm/int8.rs`).
+    Int8,
 }
 
 /// How a bf16 B is multiplied.
@@ -153,12 +157,14 @@ fn env_choice() -> Option<Bf16Kernel> {
     })
 }
 
-/// Whether the CPU has AVX512-BF16 (`vdpbf16ps`) besides AVX-512F; detected once.
+/// Whether the CPU has AVX512-BF16 (`vdpbf16ps`) besides AVX-512F and BW; detected once.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn has_avx512bf16() -> bool {
     static HAS: OnceLock<bool> = OnceLock::new();
     *HAS.get_or_init(|| {
+        // (Every CPU with AVX512-BF16 has BW too; the dot kernel's A packer uses it.)
         std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512bf16")
     })
 }
