@@ -183,6 +183,21 @@ pub fn f32_to_bf16_bits(x: f32) -> u16 {
     ((b + 0x7FFF + ((b >> 16) & 1)) >> 16) as u16
 }
 
+/// [`f32_to_bf16_bits`], except that a finite value rounding beyond the largest bf16
+/// (3.3961e38, below f32's 3.4028e38) gives that largest bf16, with its sign, instead of an
+/// infinity: how the dot kernels round activations, so that rounding never turns a finite
+/// activation into an infinity (and a product with a zero weight into NaN) where the f32
+/// path stays finite. Weights keep the IEEE rounding.
+#[inline]
+pub fn f32_to_bf16_bits_sat(x: f32) -> u16 {
+    let h = f32_to_bf16_bits(x);
+    if h & 0x7FFF == 0x7F80 && x.is_finite() {
+        (h & 0x8000) | 0x7F7F
+    } else {
+        h
+    }
+}
+
 /// The f32 value of a bf16 (exact).
 #[inline]
 pub fn bf16_bits_to_f32(h: u16) -> f32 {

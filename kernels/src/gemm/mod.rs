@@ -24,8 +24,8 @@ use crate::Isa;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use bf16::has_avx512bf16;
 pub use bf16::{
-    bf16_bits_to_f32, bf16_calibration, f16_bits_to_f32, f32_to_bf16_bits, Bf16Calibration,
-    Bf16Kernel, Precision, BF16_ENV, DOT_MIN_RATIO,
+    bf16_bits_to_f32, bf16_calibration, f16_bits_to_f32, f32_to_bf16_bits, f32_to_bf16_bits_sat,
+    Bf16Calibration, Bf16Kernel, Precision, BF16_ENV, DOT_MIN_RATIO,
 };
 pub use int8::{quantize_weight_i8, quantize_weight_rows, weight_scale_i8, MAX_K as INT8_MAX_K};
 pub(crate) use int8::{Int8Kernel, QuantTile, RowQuant};

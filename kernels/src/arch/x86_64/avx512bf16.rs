@@ -99,21 +99,33 @@ impl MicroKernel for Avx512Bf16Dot {
     }
 }
 
-/// Rounds 16 f32 to bf16 as [`crate::gemm::f32_to_bf16_bits`] does (nearest even; NaN
-/// quietened), each left in the high half of its lane.
+/// Rounds 16 f32 to bf16 as [`crate::gemm::f32_to_bf16_bits_sat`] does (nearest even, finite
+/// values saturating at the largest bf16; NaN quietened), each left in the high half of its
+/// lane.
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn round_bf16_hi(x: __m512i) -> __m512i {
     let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(x), _mm512_set1_epi32(1));
     let r = _mm512_add_epi32(_mm512_add_epi32(x, _mm512_set1_epi32(0x7FFF)), lsb);
     let xf = _mm512_castsi512_ps(x);
+    let abs = _mm512_set1_epi32(0x7FFF_FFFF);
+    let inf = _mm512_set1_epi32(0x7F80_0000);
+    // Finite inputs whose rounding carried into the infinity pattern: the largest bf16.
+    let finite = _mm512_cmplt_epi32_mask(_mm512_and_si512(x, abs), inf);
+    let over = _mm512_mask_cmpge_epi32_mask(finite, _mm512_and_si512(r, abs), inf);
+    let sign = _mm512_and_si512(x, _mm512_set1_epi32(i32::MIN));
+    let r = _mm512_mask_mov_epi32(
+        r,
+        over,
+        _mm512_or_si512(sign, _mm512_set1_epi32(0x7F7F_0000)),
+    );
     let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(xf, xf);
     _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(x, _mm512_set1_epi32(0x0040_0000)))
 }
 
 /// Packs an MR-row micro-panel of A as bf16 pairs, k-major (`dst[p*MR + r]` = the pair of
 /// rows `r`, k `2p` and `2p+1`), 32 k at a time: each row's 32 floats are rounded (integer
-/// arithmetic, the bits of the scalar rounding) and their high halves packed into 16 pairs
+/// arithmetic, the bits of `f32_to_bf16_bits_sat`) and their high halves packed into 16 pairs
 /// (`vpermt2w`) in a small row-major block, which MR gathers of 16 lanes turn k-major (lane
 /// `i` of gather `v` is output `o = 16v + i`: row `o % MR`, pair `o / MR`). The tail goes
 /// through the scalar rounding. About 8x the generic packer; the same pairs.
@@ -121,7 +133,7 @@ fn round_bf16_hi(x: __m512i) -> __m512i {
 /// Panics unless `kc` is even, `src` holds `(MR-1)*rs + kc` floats and `dst` `kc/2*MR` pairs.
 #[target_feature(enable = "avx512f,avx512bw")]
 fn pack_a_pairs_avx512(dst: &mut [u32], src: &[f32], rs: usize, kc: usize) -> bool {
-    use crate::gemm::f32_to_bf16_bits;
+    use crate::gemm::f32_to_bf16_bits_sat;
     assert!(kc.is_multiple_of(2) && src.len() >= (MR - 1) * rs + kc && dst.len() >= kc / 2 * MR);
     let mut words = [0u16; 32];
     for (j, w) in words.iter_mut().enumerate() {
@@ -174,8 +186,8 @@ fn pack_a_pairs_avx512(dst: &mut [u32], src: &[f32], rs: usize, kc: usize) -> bo
     }
     for p in full / 2..kc / 2 {
         for r in 0..MR {
-            let lo = f32_to_bf16_bits(src[r * rs + 2 * p]);
-            let hi = f32_to_bf16_bits(src[r * rs + 2 * p + 1]);
+            let lo = f32_to_bf16_bits_sat(src[r * rs + 2 * p]);
+            let hi = f32_to_bf16_bits_sat(src[r * rs + 2 * p + 1]);
             dst[p * MR + r] = lo as u32 | (hi as u32) << 16;
         }
     }
@@ -257,7 +269,7 @@ unsafe fn dot_body<const STREAM: bool>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gemm::f32_to_bf16_bits;
+    use crate::gemm::f32_to_bf16_bits_sat;
 
     /// The vector packer gives the pairs of the scalar rounding, for depths around its 32-k
     /// step, padded row strides, and values that round every way (ties, NaN, infinities,
@@ -291,8 +303,8 @@ mod tests {
                 assert!(unsafe { pack_a_pairs_avx512(&mut dst, &src, rs, kc) });
                 for p in 0..kc / 2 {
                     for r in 0..MR {
-                        let lo = f32_to_bf16_bits(src[r * rs + 2 * p]) as u32;
-                        let hi = f32_to_bf16_bits(src[r * rs + 2 * p + 1]) as u32;
+                        let lo = f32_to_bf16_bits_sat(src[r * rs + 2 * p]) as u32;
+                        let hi = f32_to_bf16_bits_sat(src[r * rs + 2 * p + 1]) as u32;
                         assert_eq!(
                             dst[p * MR + r],
                             lo | hi << 16,
