@@ -85,19 +85,25 @@ fn quantize_row_ref(x: &[f32]) -> (Vec<i64>, f32, i64) {
     let lo = x.iter().fold(0.0f32, |a, &b| if b < a { b } else { a });
     let hi = x.iter().fold(0.0f32, |a, &b| if b > a { b } else { a });
     let range = hi - lo;
-    if !finite || !range.is_finite() {
+    if !finite {
         return (vec![0; x.len()], f32::NAN, 0);
     }
     if range == 0.0 {
         return (vec![0; x.len()], 0.0, 0);
     }
-    let inv = 255.0 / range;
+    // (Extremes whose difference overflows: the scale from the halves.)
+    let (t, inv) = if range.is_finite() {
+        (range / 255.0, 255.0 / range)
+    } else {
+        let t = hi / 255.0 - lo / 255.0;
+        (t, 1.0 / t)
+    };
     let z = (-lo * inv).round_ties_even().clamp(0.0, 255.0) as i64;
     let q = x
         .iter()
         .map(|&v| ((v * inv).round_ties_even() as i64 + z).clamp(0, 255))
         .collect();
-    (q, range / 255.0, z)
+    (q, t, z)
 }
 
 /// `act(alpha*A*B + beta*C + bias)` through the int8 quantisation, from the formulas.
@@ -421,16 +427,23 @@ fn bitwise_independent_of_threads_and_m() {
     }
 }
 
-/// A row with NaN or an infinity gives NaN in its row only; a zero row gives the bias.
+/// A row with NaN or an infinity gives NaN in its row only; a zero row gives the bias; a row
+/// spanning more than f32 can subtract (-3e38..3e38) stays finite, as the definition says.
 #[test]
-fn non_finite_and_zero_rows() {
-    let (m, k, n) = (4, 40, 20);
+fn non_finite_huge_and_zero_rows() {
+    let (m, k, n) = (5, 40, 20);
     let mut a = vec![0.5f32; m * k];
     a[k + 3] = f32::NAN;
     a[2 * k + 7] = f32::INFINITY;
-    a[3 * k..].fill(0.0);
+    a[3 * k..4 * k].fill(0.0);
+    a[4 * k] = 3e38;
+    a[4 * k + 1] = -3e38;
     let b: Vec<f32> = (0..k * n).map(|i| (i % 7) as f32 - 3.0).collect();
     let bias = vec![0.25f32; n];
+    let mut it = a[4 * k..].iter();
+    let huge = Mat::new(1, k, 0, 0.0, || *it.next().unwrap());
+    let mut it = b.iter();
+    let small = Mat::new(k, n, 0, 0.0, || *it.next().unwrap() * 1e-30);
     for isa in kernels() {
         let pb = PackedB::new_int8(isa, MatRef::row_major(&b, k, n));
         let mut c = vec![0.0f32; m * n];
@@ -444,7 +457,15 @@ fn non_finite_and_zero_rows() {
         );
         assert!(c[..n].iter().all(|v| v.is_finite()), "{isa}: row 0");
         assert!(c[n..3 * n].iter().all(|v| v.is_nan()), "{isa}: rows 1, 2");
-        assert!(c[3 * n..].iter().all(|&v| v == 0.25), "{isa}: row 3");
+        let want = reference(1.0, &huge, &small, 0.0, &huge, None, Activation::None);
+        let pb = PackedB::new_int8(isa, small.view());
+        let mut c = vec![0.0f32; n];
+        let cm = MatMut::row_major(&mut c, 1, n);
+        sgemm_prepacked(1.0, huge.view(), &pb, 0.0, cm, Epilogue::none());
+        assert!(
+            c.iter().all(|v| v.is_finite()) && c == want,
+            "{isa}: huge row {c:?}"
+        );
     }
 }
 

@@ -84,8 +84,8 @@ pub(crate) struct RowQuant {
 
 /// Quantises one row of A into `out` (`out.len() >= x.len()`; the rest of `out` is left as
 /// it is), as the module docs say. A row with NaN or an infinity gets a NaN scale, so its
-/// outputs are NaN; a row of zeros gets scale 0. The scalar definition every kernel's
-/// quantiser must match bit for bit.
+/// outputs are NaN; a row of zeros gets scale 0 ([`row_params`]). The scalar definition every
+/// kernel's quantiser must match bit for bit.
 pub(crate) fn quantize_row_scalar(x: &[f32], out: &mut [u8]) -> RowQuant {
     let (mut lo, mut hi) = (0.0f32, 0.0f32);
     let mut finite = true;
@@ -102,18 +102,25 @@ pub(crate) fn quantize_row_scalar(x: &[f32], out: &mut [u8]) -> RowQuant {
 }
 
 /// `(scale, 1/scale as 255/(hi-lo), zero point)` of a row with extremes `lo <= 0 <= hi`.
+/// Where `hi - lo` overflows (extremes beyond 1.7e38), `scale = hi/255 - lo/255` and
+/// `inv = 1/scale` instead, so a finite row stays finite.
 #[inline]
 pub(crate) fn row_params(lo: f32, hi: f32, finite: bool) -> (f32, f32, i32) {
-    let range = hi - lo;
-    if !finite || !range.is_finite() {
+    if !finite {
         return (f32::NAN, 0.0, 0);
     }
+    let range = hi - lo;
     if range == 0.0 {
         return (0.0, 0.0, 0);
     }
-    let inv = 255.0 / range;
+    let (scale, inv) = if range.is_finite() {
+        (range / 255.0, 255.0 / range)
+    } else {
+        let s = hi / 255.0 - lo / 255.0;
+        (s, 1.0 / s)
+    };
     let zp = (-lo * inv).round_ties_even().clamp(0.0, 255.0) as i32;
-    (range / 255.0, inv, zp)
+    (scale, inv, zp)
 }
 
 /// One activation quantised: `clamp(round(x * inv) + zp, 0, 255)`.
