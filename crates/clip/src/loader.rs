@@ -23,8 +23,13 @@ use std::sync::Mutex;
 
 /// Where the model's tensors come from.
 pub(crate) enum Source {
-    /// A weight file whose keys follow `format`.
-    File { wf: WeightFile, format: Format },
+    /// A weight file whose keys follow `format`; with `int8`, the logical names of the
+    /// linear weights packed in int8 are also kept there (what `clip quantize` writes).
+    File {
+        wf: WeightFile,
+        format: Format,
+        int8: Option<Mutex<Vec<String>>>,
+    },
     /// Seeded random values, the same for a name whatever order tensors are asked in; with
     /// `record`, every tensor made is also kept there (to write a weight file).
     Random {
@@ -51,7 +56,7 @@ impl Source {
     /// The logical shape of `name`, if the source has it (random sources have none: their
     /// configuration is given).
     pub(crate) fn shape(&self, name: &str) -> Option<Vec<usize>> {
-        let Source::File { wf, format } = self else {
+        let Source::File { wf, format, .. } = self else {
             return None;
         };
         match format.resolve(name) {
@@ -100,7 +105,7 @@ impl Source {
                 }
                 Ok(Tensor::from_vec(data, shape)?)
             }
-            Source::File { wf, format } => match format.resolve(name) {
+            Source::File { wf, format, .. } => match format.resolve(name) {
                 Stored::Key(k) => wf.get(&k, shape),
                 Stored::Transposed(k) => {
                     let rev: Vec<usize> = shape.iter().rev().copied().collect();
@@ -121,7 +126,7 @@ impl Source {
     /// The parts of a stacked tensor, each checked against its share of `shape`; `None` when
     /// `name` is not stored stacked.
     fn parts(&self, name: &str, shape: &[usize]) -> Result<Option<Vec<Tensor>>> {
-        let Source::File { wf, format } = self else {
+        let Source::File { wf, format, .. } = self else {
             return Ok(None);
         };
         let Stored::Stacked(parts) = format.resolve(name) else {
@@ -135,9 +140,21 @@ impl Source {
             .map(Some)
     }
 
+    /// Notes that the linear weight `name` is packed in int8 (for a recording file source).
+    fn record_int8(&self, name: &str) {
+        if let Source::File {
+            int8: Some(names), ..
+        } = self
+        {
+            if let Ok(mut n) = names.lock() {
+                n.push(name.to_string());
+            }
+        }
+    }
+
     /// Tells the OS the mapped pages of `name` are no longer needed (after packing).
     fn release(&self, name: &str) {
-        if let Source::File { wf, format } = self {
+        if let Source::File { wf, format, .. } = self {
             match format.resolve(name) {
                 Stored::Key(k) | Stored::Transposed(k) => wf.release(&k),
                 Stored::Stacked(parts) => parts.iter().for_each(|k| wf.release(k)),
@@ -169,7 +186,7 @@ impl Source {
     /// with its checked scales. Stacked parts are joined (a quantised part's rows and scales
     /// are concatenated; float parts come back as `Ok(None)`, for `Linear::stacked`).
     fn weight(&self, name: &str, shape: &[usize], init: Init) -> Result<Option<Weight>> {
-        let Source::File { wf, format } = self else {
+        let Source::File { wf, format, .. } = self else {
             return Ok(Some(Weight::Float(self.tensor(name, shape, init)?)));
         };
         match format.resolve(name) {
@@ -400,6 +417,9 @@ impl<'a> Vb<'a> {
             }
             (None, None) => unreachable!("a weight is stored whole or in parts"),
         };
+        if lin.precision() == Precision::Int8 {
+            self.src.record_int8(&name);
+        }
         self.src.release(&name);
         Ok(lin)
     }
@@ -434,6 +454,9 @@ impl<'a> Vb<'a> {
     /// releases the mapped pages of `leaf`.
     pub(crate) fn pack(&self, leaf: &str, weight: Weight) -> Result<Linear> {
         let lin = self.pack_with(weight, None)?;
+        if lin.precision() == Precision::Int8 {
+            self.src.record_int8(&self.name(leaf));
+        }
         self.src.release(&self.name(leaf));
         Ok(lin)
     }

@@ -354,7 +354,11 @@ impl ClipModel {
             path: wf.path().to_path_buf(),
         })?;
         let path = wf.path().to_path_buf();
-        let src = Source::File { wf, format };
+        let src = Source::File {
+            wf,
+            format,
+            int8: None,
+        };
         // With a config file, every tensor is checked against the shape it implies (errors
         // name the tensor); without one, the configuration is inferred from the shapes.
         let config = match config {

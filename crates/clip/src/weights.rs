@@ -39,6 +39,8 @@ impl ByteStorage for Mapped {
 #[derive(Clone, Debug)]
 struct Entry {
     dtype: std::result::Result<DType, String>,
+    /// As the file names it (for copying a tensor as it is).
+    stored: safetensors::Dtype,
     shape: Vec<usize>,
     start: usize,
     len: usize,
@@ -176,6 +178,7 @@ impl WeightFile {
                 name,
                 Entry {
                     dtype,
+                    stored: view.dtype(),
                     shape: view.shape().to_vec(),
                     start,
                     len: view.data().len(),
@@ -247,6 +250,21 @@ impl WeightFile {
     /// Whether the file holds quantised weights (I8 tensors under [`QUANT_SCHEME`]).
     pub(crate) fn is_quantized(&self) -> bool {
         self.scheme.is_some()
+    }
+
+    /// Every tensor's key, sorted.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    /// The dtype, shape and bytes of `key` as stored (any dtype).
+    pub(crate) fn raw(&self, key: &str) -> Option<(safetensors::Dtype, &[usize], &[u8])> {
+        let e = self.entries.get(key)?;
+        Some((
+            e.stored,
+            &e.shape,
+            &self.bytes.bytes()[e.start..e.start + e.len],
+        ))
     }
 
     /// The dtype of `key`, if present and of a known type.
