@@ -1,5 +1,5 @@
 //! The `clip` command-line program: demo, classify, similarity, index, search, embed,
-//! preprocess, tokenize and bench.
+//! preprocess, tokenize, bench and quantize.
 //!
 //! Errors print one line on stderr and exit non-zero; nothing panics on bad input, and a
 //! panic hook turns any bug that does panic into one line too (no backtrace).
@@ -14,6 +14,7 @@ mod model_dir;
 mod npy;
 mod out;
 mod preprocess;
+mod quantize;
 mod similarity;
 mod store;
 mod tokenize;
@@ -54,6 +55,8 @@ enum Command {
     Preprocess(preprocess::PreprocessArgs),
     /// Token ids of texts, exactly as OpenAI's CLIP tokenizer gives them.
     Tokenize(tokenize::TokenizeArgs),
+    /// Write a model folder with int8 weights (loads in int8 without quantising again).
+    Quantize(quantize::QuantizeArgs),
 }
 
 /// Turns a panic into one line on stderr (the message and where), with no backtrace.
@@ -131,6 +134,7 @@ fn main() {
         Command::Embed(args) => embed::run(args),
         Command::Preprocess(args) => preprocess::run(args),
         Command::Tokenize(args) => tokenize::run(args),
+        Command::Quantize(args) => quantize::run(args),
     };
     if let Err(msg) = result {
         eprintln!("error: {}", msg.replace('\n', " "));
