@@ -120,10 +120,13 @@ fn tiny_tokenizer() -> Tokenizer {
 
 pub fn weights(data: &[u8]) {
     let (config, st) = split_config(data);
-    // The weights' precision follows the file (bf16 for bf16 files); force bf16 now and then.
+    // The weights' precision follows the file (bf16 for bf16 files, int8 for quantised
+    // ones); force bf16 or int8 now and then.
     let mut opts = LoadOptions::new().threads(1).tokenizer(tiny_tokenizer());
     if data.len().is_multiple_of(5) {
         opts = opts.precision(Precision::Bf16);
+    } else if data.len().is_multiple_of(11) {
+        opts = opts.precision(Precision::Int8);
     }
     // Validation reads every tensor: now and then, so both paths are covered.
     if data.len().is_multiple_of(7) {
@@ -152,9 +155,12 @@ fn forward(model: &ClipModel) {
         data: vec![0.5f32; 3 * s * s],
         shape: [1, 3, s, s],
     };
-    let e = model
-        .embed_pixels(&px)
-        .unwrap_or_else(|e| panic!("a loaded model refused a valid image: {e}"));
+    // NaN or Inf weights may make any output non-finite: a typed error, never a result.
+    let e = match model.embed_pixels(&px) {
+        Err(e @ clip::Error::NonFiniteOutput { .. }) => return check_message(&e),
+        r => r.unwrap_or_else(|e| panic!("a loaded model refused a valid image: {e}")),
+    };
+    assert!(e.as_slice().iter().all(|v| v.is_finite()));
     assert_eq!((e.rows(), e.dim()), (1, cfg.projection_dim));
     let short = PixelValues {
         data: px.data[1..].to_vec(),
@@ -171,9 +177,11 @@ fn forward(model: &ClipModel) {
         .into_iter()
         .take(cfg.text.max_position_embeddings)
         .collect();
-    let e = model
-        .embed_token_ids(&[&seq])
-        .unwrap_or_else(|e| panic!("a loaded model refused valid ids {seq:?}: {e}"));
+    let e = match model.embed_token_ids(&[&seq]) {
+        Err(e @ clip::Error::NonFiniteOutput { .. }) => return check_message(&e),
+        r => r.unwrap_or_else(|e| panic!("a loaded model refused valid ids {seq:?}: {e}")),
+    };
+    assert!(e.as_slice().iter().all(|v| v.is_finite()));
     assert_eq!((e.rows(), e.dim()), (1, cfg.projection_dim));
     assert!(model.embed_token_ids(&[&[vocab]]).is_err());
     let long = vec![0u32; cfg.text.max_position_embeddings + 1];
