@@ -6,12 +6,17 @@ same input shapes; PyTorch and ONNX Runtime also get the very same input values.
 
 Contenders
   ours        `clip bench --model DIR --tower .. --json`, one subprocess per case
-  ours-bf16   the same with `--precision bf16` (weights rounded to bf16 at load,
-              f32 accumulation)
+  ours-bf16   the same with `--precision bf16` (weights rounded to bf16 at load;
+              the bf16 kernel this CPU's calibration picks, named in the JSON)
+  ours-int8   the same with `--precision int8` (weights per output channel,
+              activations per row, i32 accumulation)
   torch-fp32  transformers.CLIPModel, fp32, torch.set_num_threads(T), inference_mode
   torch-bf16  the same model after .to(torch.bfloat16)
   ort         both towers (with projection) exported to ONNX opset 17, run by
               onnxruntime's CPU provider with intra_op_num_threads=T
+  ort-int8    the same ONNX towers after onnxruntime.quantization.quantize_dynamic
+              (per-channel s8 weights, u8 activations quantised per tensor at run
+              time), same provider and threads
 
 Each peer runs in its own long-lived worker process (so its peak RSS can be read and
 its threads do not compete with the others'); the engine is one subprocess per case.
@@ -51,14 +56,17 @@ CASES = [
     ("text_short_b8", "text", 8, "short", False),
     ("text_short_b8_pad77", "text", 8, "short", True),
 ]
-OURS = ["ours", "ours-bf16"]
-PEERS = ["torch-fp32", "torch-bf16", "ort"]
+OURS = ["ours", "ours-bf16", "ours-int8"]
+PEERS = ["torch-fp32", "torch-bf16", "ort", "ort-int8"]
+PRECISION = {"ours": "f32", "ours-bf16": "bf16", "ours-int8": "int8"}
 LABELS = {
     "ours": "clip-rs f32",
     "ours-bf16": "clip-rs bf16",
+    "ours-int8": "clip-rs int8",
     "torch-fp32": "PyTorch fp32",
     "torch-bf16": "PyTorch bf16",
     "ort": "ONNX Runtime fp32",
+    "ort-int8": "ONNX Runtime int8",
 }
 
 
@@ -126,6 +134,18 @@ def export_onnx(model, onnx_dir: Path) -> None:
                               "text_embeds": {0: "batch"}})
 
 
+def quantize_onnx(onnx_dir: Path) -> None:
+    """ONNX Runtime's dynamic int8 of both exported towers (per-channel s8 weights), if
+    missing: `vision_int8.onnx`, `text_int8.onnx`."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    for tower in ("vision", "text"):
+        dst = onnx_dir / f"{tower}_int8.onnx"
+        if not dst.exists():
+            quantize_dynamic(str(onnx_dir / f"{tower}.onnx"), str(dst), per_channel=True,
+                             weight_type=QuantType.QInt8)
+
+
 def worker(args) -> None:
     """A long-lived contender: reads one JSON request per stdin line, answers one JSON line."""
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -140,16 +160,22 @@ def worker(args) -> None:
     pixels = rng.standard_normal((8, 3, 224, 224), dtype=np.float32)
 
     model = transformers.CLIPModel.from_pretrained(args.model).eval()
-    if kind == "ort":
+    if kind in ("ort", "ort-int8"):
         import onnxruntime as ort
 
         export_onnx(model, Path(args.onnx_dir))
+        suffix = ""
+        if kind == "ort-int8":
+            quantize_onnx(Path(args.onnx_dir))
+            suffix = "_int8"
         so = ort.SessionOptions()
         so.intra_op_num_threads = args.threads
         so.inter_op_num_threads = 1
         prov = ["CPUExecutionProvider"]
-        vis = ort.InferenceSession(str(Path(args.onnx_dir) / "vision.onnx"), so, providers=prov)
-        txt = ort.InferenceSession(str(Path(args.onnx_dir) / "text.onnx"), so, providers=prov)
+        vis = ort.InferenceSession(str(Path(args.onnx_dir) / f"vision{suffix}.onnx"), so,
+                                   providers=prov)
+        txt = ort.InferenceSession(str(Path(args.onnx_dir) / f"text{suffix}.onnx"), so,
+                                   providers=prov)
 
         # the exported towers must give PyTorch's embeddings (same weights, same inputs)
         check_ids = np.asarray([[SOT, 320, 1125, 539, 320, 2368, 269, EOT]], dtype=np.int64)
@@ -158,10 +184,18 @@ def worker(args) -> None:
                 pixel_values=torch.from_numpy(pixels[:2].copy())).pooler_output.numpy()
             ref_t = model.get_text_features(
                 input_ids=torch.from_numpy(check_ids)).pooler_output.numpy()
+        got_v = vis.run(None, {"pixel_values": pixels[:2]})[0]
+        got_t = txt.run(None, {"input_ids": check_ids})[0]
+
+        def min_cos(a, b):
+            a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+            b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+            return float((a * b).sum(-1).min())
+
         check = {
-            "ort_vs_torch_max_abs_diff": float(max(
-                np.abs(vis.run(None, {"pixel_values": pixels[:2]})[0] - ref_v).max(),
-                np.abs(txt.run(None, {"input_ids": check_ids})[0] - ref_t).max()))}
+            "ort_vs_torch_max_abs_diff": float(max(np.abs(got_v - ref_v).max(),
+                                                   np.abs(got_t - ref_t).max())),
+            "ort_vs_torch_min_cosine": min(min_cos(got_v, ref_v), min_cos(got_t, ref_t))}
         del model
 
         def image(x):
@@ -195,7 +229,7 @@ def worker(args) -> None:
             return torch.tensor([ids] * b, dtype=torch.int64)
 
     warmed = set()
-    print(json.dumps({"ready": True, **(check if kind == "ort" else {})}), flush=True)
+    print(json.dumps({"ready": True, **check}), flush=True)
     for line in sys.stdin:
         req = json.loads(line)
         if req.get("quit"):
@@ -316,7 +350,8 @@ def markdown(res: dict) -> str:
          "text_short_b8"),
     ]
     head = ["case"] + [LABELS[c] for c in OURS + PEERS] + [
-        "f32 vs faster fp32 peer", "bf16 vs PyTorch bf16", "bf16 vs f32"]
+        "f32 vs faster fp32 peer", "bf16 vs PyTorch bf16", "bf16 vs f32", "int8 vs ORT int8",
+        "int8 vs f32"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def ratio(a, b):
@@ -325,11 +360,13 @@ def markdown(res: dict) -> str:
     for label, ours_case, peer_case in rows:
         ours = {o: med.get(ours_case, {}).get(o) for o in OURS}
         peers = {p: med.get(peer_case, {}).get(p) for p in PEERS}
-        fp32 = [v for k, v in peers.items() if k != "torch-bf16" and v is not None]
+        fp32 = [v for k, v in peers.items() if k in ("torch-fp32", "ort") and v is not None]
         best = min(fp32) if fp32 else None
         cells = [fmt(ours[o]) for o in OURS] + [fmt(peers[p]) for p in PEERS]
         cells += [ratio(best, ours["ours"]), ratio(peers["torch-bf16"], ours["ours-bf16"]),
-                  ratio(ours["ours"], ours["ours-bf16"])]
+                  ratio(ours["ours"], ours["ours-bf16"]),
+                  ratio(peers["ort-int8"], ours["ours-int8"]),
+                  ratio(ours["ours"], ours["ours-int8"])]
         lines.append("| " + " | ".join([label] + cells) + " |")
     rss = res.get("peak_rss_mb", {})
     if rss:
@@ -350,9 +387,12 @@ def doc_section(res: dict) -> str:
         f"{v['onnxruntime']}; {v['cpu']}):",
         "",
         markdown(res),
-        *([""] + [f"ONNX Runtime's embeddings vs PyTorch fp32 on the same inputs: max abs "
-                  f"difference {res['checks']['ort']['ort_vs_torch_max_abs_diff']:.1e}."]
-          if res.get("checks", {}).get("ort") else []),
+        *([""] + [f"{LABELS[k]}'s embeddings vs PyTorch fp32 on the same inputs: max abs "
+                  f"difference {c['ort_vs_torch_max_abs_diff']:.1e}, smallest cosine "
+                  f"{c['ort_vs_torch_min_cosine']:.6f}."
+                  for k, c in res.get("checks", {}).items()]),
+        *([""] + ["bf16 kernel of clip-rs bf16: " + res["bf16_kernel"] + "."]
+          if res.get("bf16_kernel") else []),
         "",
         END,
     ])
@@ -387,7 +427,9 @@ def main() -> None:
     ap.add_argument("--min-time", type=float, default=1.0,
                     help="seconds of timed runs per peer call (at least --min-iters runs)")
     ap.add_argument("--min-iters", type=int, default=3)
-    ap.add_argument("--contenders", default="ours,ours-bf16,torch-fp32,torch-bf16,ort")
+    ap.add_argument("--contenders",
+                    default="ours,ours-bf16,ours-int8,torch-fp32,torch-bf16,ort,ort-int8")
+    ap.add_argument("--cases", help="comma-separated case ids (default: all)")
     ap.add_argument("--out", default=str(ROOT / "tools" / "out" / "bench_vs_peers.json"))
     ap.add_argument("--write-doc", help="rewrite the peers section of this Markdown file")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -411,17 +453,20 @@ def main() -> None:
 
     samples: dict = {c[0]: {} for c in CASES}
     rss_kb: dict = {}
+    bf16_kernel = None
+    cases = [c for c in CASES if not args.cases or c[0] in args.cases.split(",")]
     for rnd in range(args.rounds):
-        for case, tower, batch, n, pad in CASES:
+        for case, tower, batch, n, pad in cases:
             for who in contenders:
                 if who in OURS:
                     if pad:
                         continue  # the engine never pads; its short case is text_short
                     tokens = len(short) if n == "short" else n
-                    prec = "bf16" if who == "ours-bf16" else "f32"
-                    rec, rss = run_ours_rss(args, tower, batch, tokens, prec)
+                    rec, rss = run_ours_rss(args, tower, batch, tokens, PRECISION[who])
                     ms = rec["ms_per_item"]
                     rss_kb[who] = max(rss_kb.get(who, 0), rss)
+                    if "bf16_kernel" in rec:
+                        bf16_kernel = f"{rec['bf16_kernel']} ({rec.get('bf16_kernel_source')})"
                 else:
                     req = {"case": case, "tower": tower, "batch": batch,
                            "min_time": args.min_time, "min_iters": args.min_iters}
@@ -447,6 +492,7 @@ def main() -> None:
                                for c, d in samples.items()},
         "peak_rss_mb": {k: v / 1024 for k, v in rss_kb.items()},
         "checks": {k: p.info for k, p in peers.items() if p.info},
+        "bf16_kernel": bf16_kernel,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 //! End-to-end encoder throughput of the full-size ViT-B/32, the cases of the performance
 //! issue: image batch 1 and 8; text "a photo of a cat." (8 ids, no padding), 77 ids, and a
-//! batch of 8 short prompts; each with f32 and bf16 weights, on 2 threads (or
+//! batch of 8 short prompts; each with f32, bf16 and int8 weights, on 2 threads (or
 //! `CLIP_BENCH_THREADS`).
 //!
 //! The weights are `CLIP_MODEL` (a model folder) if set, else the seeded random ViT-B/32 built
@@ -45,10 +45,11 @@ fn main() {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(6));
-    for precision in [Precision::F32, Precision::Bf16] {
+    for precision in [Precision::F32, Precision::Bf16, Precision::Int8] {
         let name = match precision {
             Precision::F32 => "f32",
             Precision::Bf16 => "bf16",
+            Precision::Int8 => "int8",
         };
         let m = model(precision, threads);
         let s = m.config().vision.image_size;

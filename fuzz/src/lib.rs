@@ -121,10 +121,13 @@ fn tiny_tokenizer() -> Tokenizer {
 
 pub fn weights(data: &[u8]) {
     let (config, st) = split_config(data);
-    // The weights' precision follows the file (bf16 for bf16 files); force bf16 now and then.
+    // The weights' precision follows the file (bf16 for bf16 files, int8 for quantised
+    // ones); force bf16 or int8 now and then.
     let mut opts = LoadOptions::new().threads(1).tokenizer(tiny_tokenizer());
     if data.len().is_multiple_of(5) {
         opts = opts.precision(Precision::Bf16);
+    } else if data.len().is_multiple_of(11) {
+        opts = opts.precision(Precision::Int8);
     }
     // Validation reads every tensor: now and then, so both paths are covered.
     if data.len().is_multiple_of(7) {

@@ -79,6 +79,11 @@ pub fn safetensors(tensors: &[(String, Vec<usize>)], dtype: DType) -> Vec<u8> {
             DType::BF16 => f32_to_bf16(&values)
                 .iter()
                 .for_each(|v| data.extend_from_slice(&v.to_le_bytes())),
+            // Integers, as a quantised file stores weights (without its metadata and scales:
+            // such a file is refused).
+            DType::I8 => values
+                .iter()
+                .for_each(|v| data.push((v * 254.0) as i8 as u8)),
         }
         header.insert(
             name.clone(),
@@ -224,7 +229,28 @@ pub fn weights_seeds() -> Vec<(String, Vec<u8>)> {
             "openai_f16_config".into(),
             weights_input(Some(&json), &safetensors(&openai, DType::F16)),
         ),
+        (
+            "hf_int8_config".into(),
+            weights_input(
+                Some(&json),
+                &quantised(&json, &safetensors(&hf, DType::F32)),
+            ),
+        ),
     ]
+}
+
+/// The bytes `clip quantize` writes for a folder of `config` and `weights` (I8 linear
+/// weights with their scales, the scheme in the metadata).
+fn quantised(config: &str, weights: &[u8]) -> Vec<u8> {
+    let dir = std::env::temp_dir().join(format!("clip-fuzz-seed-q-{}", std::process::id()));
+    let (src, out) = (dir.join("src"), dir.join("out"));
+    std::fs::create_dir_all(&src).expect("a temporary folder");
+    std::fs::write(src.join("config.json"), config).expect("a temporary file");
+    std::fs::write(src.join("model.safetensors"), weights).expect("a temporary file");
+    clip::quantize_model(&src, &out).expect("the seed model quantises");
+    let bytes = std::fs::read(out.join("model.safetensors")).expect("the quantised file");
+    let _ = std::fs::remove_dir_all(&dir);
+    bytes
 }
 
 /// The tokenizer seeds, by file name.

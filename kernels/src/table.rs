@@ -3,12 +3,13 @@
 //! becomes code.
 //!
 //! ```text
-//! set       f32 GEMM             bf16 convert            bf16 dot                 lanes (rows, attention)
-//! scalar    Scalar 4x8           ScalarBf16 4x8          ScalarBf16Dot (model)    f32
-//! portable  Portable 4x16        PortableBf16 4x16       -                        wide::f32x8
-//! avx2      Avx2 6x16            Avx2Bf16 6x16           -                        Avx2F32 (__m256)
-//! avx512    Avx512 10x32 (+11)   Avx512Bf16 10x32        Avx512Bf16Dot (+BF16)    Avx512F32 (__m512)
-//! neon      Neon 6x16            portable's              -                        portable's
+//! set       f32 GEMM             bf16 convert        bf16 dot               int8                  lanes (rows, attention)
+//! scalar    Scalar 4x8           ScalarBf16 4x8      ScalarBf16Dot (model)  ScalarI8 4x8          f32
+//! portable  Portable 4x16        PortableBf16 4x16   -                      scalar's              wide::f32x8
+//! avx2      Avx2 6x16            Avx2Bf16 6x16       -                      Avx2I8 6x8            Avx2F32 (__m256)
+//! avx512    Avx512 10x32 (+11)   Avx512Bf16 10x32    Avx512Bf16Dot (+BF16)  Avx512Vnni 10x32      Avx512F32 (__m512)
+//!                                                                           (+VNNI; else avx2's)
+//! neon      Neon 6x16            portable's          -                      scalar's              portable's
 //! ```
 //!
 //! Each row is an `impl KernelSet` below; a fallback names the other set's entry
@@ -18,15 +19,16 @@
 //! choice of micro-kernel) is instantiated. [`describe`] only looks up the types (block
 //! sizes, availability), for every set built on this target.
 //!
-//! A new kind of kernel (an int8 GEMM, say) is one more associated type of [`KernelSet`]
-//! (a [`Slot`] where some sets lack it), one line in each impl, and one arm where
-//! [`with_kernel`] picks a column.
+//! A new kind of kernel is one more associated type of [`KernelSet`] (a [`Slot`] where some
+//! sets lack it), one line in each impl, and one arm where [`with_kernel`] picks a column; the
+//! int8 kernels, whose contract differs from [`MicroKernel`]'s (quantised panels, a
+//! dequantising epilogue), are visited by [`KernelVisitor::visit_int8`].
 //!
 //! Not here: the kernels (`arch/`, `rows/`, `attention.rs`, `math/`), CPU detection and
 //! `CLIP_ISA` (`dispatch.rs`), the loops (`gemm/loops.rs`).
 
 use crate::arch::{aarch64, portable, scalar};
-use crate::gemm::{Bf16Kernel, MicroKernel};
+use crate::gemm::{Bf16Kernel, Int8Kernel, MicroKernel};
 use crate::math::SimdF32;
 use crate::Isa;
 use std::marker::PhantomData;
@@ -41,6 +43,8 @@ pub(crate) trait KernelSet: 'static {
     type Bf16Convert: MicroKernel<A = f32, B = u32>;
     /// bf16 GEMM with A rounded to bf16 too ([`Bf16Kernel::Dot`]), or [`Lacks`].
     type Bf16Dot: Slot;
+    /// int8 GEMM (u8 activations quantised per row, s8 weights, i32 accumulation).
+    type Int8: Int8Kernel;
     /// The lane type of the row kernels (`rows::`) and of attention.
     type Lanes: SimdF32;
 
@@ -61,6 +65,7 @@ impl KernelSet for Scalar {
     type F32 = scalar::Scalar;
     type Bf16Convert = scalar::ScalarBf16;
     type Bf16Dot = Has<scalar::ScalarBf16Dot>;
+    type Int8 = scalar::ScalarI8;
     type Lanes = f32;
 }
 
@@ -72,6 +77,7 @@ impl KernelSet for Portable {
     type F32 = portable::Portable;
     type Bf16Convert = portable::PortableBf16;
     type Bf16Dot = Lacks;
+    type Int8 = <Scalar as KernelSet>::Int8;
     type Lanes = wide::f32x8;
 }
 
@@ -85,6 +91,7 @@ impl KernelSet for Avx2 {
     type F32 = crate::arch::x86_64::avx2::Avx2;
     type Bf16Convert = crate::arch::x86_64::avx2::Avx2Bf16;
     type Bf16Dot = Lacks;
+    type Int8 = crate::arch::x86_64::avx2_int8::Avx2I8;
     type Lanes = crate::math::avx2::Avx2F32;
 }
 
@@ -98,6 +105,8 @@ impl KernelSet for Avx512 {
     type F32 = crate::arch::x86_64::avx512::Avx512;
     type Bf16Convert = crate::arch::x86_64::avx512::Avx512Bf16;
     type Bf16Dot = Has<crate::arch::x86_64::avx512bf16::Avx512Bf16Dot>;
+    // Needs AVX512-VNNI, which it checks itself (without it, `PackedB` falls back to avx2's).
+    type Int8 = crate::arch::x86_64::avx512vnni::Avx512Vnni;
     type Lanes = crate::math::avx512::Avx512F32;
 
     /// The 11-row tile when it pads `m` less (77 text tokens: 7 tiles, not 8); the result is
@@ -123,6 +132,7 @@ impl KernelSet for Neon {
     // No NEON kernels of these kinds yet: the portable ones (`wide` lowers to NEON there).
     type Bf16Convert = <Portable as KernelSet>::Bf16Convert;
     type Bf16Dot = Lacks;
+    type Int8 = <Scalar as KernelSet>::Int8;
     type Lanes = <Portable as KernelSet>::Lanes;
 }
 
@@ -162,10 +172,12 @@ pub(crate) trait SetVisitor {
     fn visit<S: KernelSet>(self) -> Self::Out;
 }
 
-/// Something to do with a micro-kernel type, chosen at run time by [`with_kernel`].
+/// Something to do with a micro-kernel type, chosen at run time by [`with_kernel`]: an f32 or
+/// bf16 [`MicroKernel`], or an [`Int8Kernel`].
 pub(crate) trait KernelVisitor {
     type Out;
     fn visit<K: MicroKernel>(self) -> Self::Out;
+    fn visit_int8<K: Int8Kernel>(self) -> Self::Out;
 }
 
 /// A GEMM micro-kernel by name: a kernel set and a column of the table.
@@ -173,12 +185,13 @@ pub(crate) trait KernelVisitor {
 pub(crate) enum Kernel {
     F32(Isa),
     Bf16(Isa, Bf16Kernel),
+    Int8(Isa),
 }
 
 impl Kernel {
     pub(crate) fn isa(self) -> Isa {
         match self {
-            Kernel::F32(isa) | Kernel::Bf16(isa, _) => isa,
+            Kernel::F32(isa) | Kernel::Bf16(isa, _) | Kernel::Int8(isa) => isa,
         }
     }
 }
@@ -198,6 +211,7 @@ pub(crate) fn with_kernel<S: KernelSet, V: KernelVisitor>(
         (Kernel::F32(_), None) => Some(v.visit::<S::F32>()),
         (Kernel::Bf16(_, Bf16Kernel::Convert), _) => Some(v.visit::<S::Bf16Convert>()),
         (Kernel::Bf16(_, Bf16Kernel::Dot), _) => S::Bf16Dot::visit(v),
+        (Kernel::Int8(_), _) => Some(v.visit_int8::<S::Int8>()),
     }
 }
 

@@ -8,7 +8,7 @@
 mod common;
 
 use clip_kernels::{
-    sgemm, sgemm_prepacked, Activation, Blocking, Epilogue, Isa, MatMut, MatRef, PackedB,
+    sgemm, sgemm_prepacked, Activation, Blocking, Epilogue, Isa, MatMut, MatRef, PackedB, Precision,
 };
 
 /// The ISAs to test, announcing loudly any this CPU lacks (a failure if `CLIP_REQUIRE_ISA`
@@ -532,7 +532,7 @@ fn bitwise_independent_of_threads_and_m() {
 
 /// `PackedB::new_stacked` over parts stored as `[out_i, in]` weights (B_i = W_i^T) gives
 /// bitwise the products of packing their concatenation, including panels that straddle two
-/// parts and depths past one KC block, in f32 and bf16.
+/// parts and depths past one KC block, in f32, bf16 and int8.
 #[test]
 fn stacked_packing_equals_concatenated() {
     let mut rng = Rng(0x5eed_57ac);
@@ -561,14 +561,14 @@ fn stacked_packing_equals_concatenated() {
                 }
                 let m = 7;
                 let a: Vec<f32> = (0..m * k).map(|_| rng.real()).collect();
-                for bf16 in [false, true] {
+                for precision in [Precision::F32, Precision::Bf16, Precision::Int8] {
                     let whole = MatRef::row_major(&concat, k, n);
-                    let want_b = if bf16 {
-                        PackedB::new_bf16(isa, whole)
-                    } else {
-                        PackedB::new(isa, whole)
+                    let want_b = match precision {
+                        Precision::F32 => PackedB::new(isa, whole),
+                        Precision::Bf16 => PackedB::new_bf16(isa, whole),
+                        Precision::Int8 => PackedB::new_int8(isa, whole),
                     };
-                    let got_b = PackedB::new_stacked(isa, &parts, bf16);
+                    let got_b = PackedB::new_stacked(isa, &parts, precision);
                     let mut want = vec![0.0f32; m * n];
                     let mut got = vec![1.0f32; m * n];
                     let av = MatRef::row_major(&a, m, k);
@@ -586,7 +586,7 @@ fn stacked_packing_equals_concatenated() {
                         .iter()
                         .zip(&got)
                         .all(|(x, y)| x.to_bits() == y.to_bits());
-                    assert!(same, "{isa} k={k} widths={widths:?} bf16={bf16}");
+                    assert!(same, "{isa} k={k} widths={widths:?} {precision:?}");
                 }
             }
         }

@@ -9,7 +9,9 @@
 
 mod common;
 
-use clip_kernels::gemm::{bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits};
+use clip_kernels::gemm::{
+    bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, f32_to_bf16_bits_sat,
+};
 use clip_kernels::{
     sgemm_prepacked, Activation, Bf16Kernel, Blocking, Epilogue, Isa, MatMut, MatRef, PackedB,
     Precision,
@@ -123,6 +125,13 @@ fn rounding_is_nearest_even_with_nan_and_inf() {
                 "round({x:e} = {b:#010x}) = {got:#06x}, want {:#06x}",
                 bits_of(want)
             );
+        }
+        // The activations' rounding (dot kernels) is the same but saturates finite values.
+        let sat = f32_to_bf16_bits_sat(x);
+        if x.is_finite() && want.is_infinite() {
+            assert_eq!(sat, (got & 0x8000) | 0x7F7F, "saturated {b:#010x}");
+        } else {
+            assert_eq!(sat, got, "saturating rounding of {b:#010x}");
         }
     }
     // NaNs whose payload is only in the low half must not become infinities.

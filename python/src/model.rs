@@ -29,9 +29,10 @@ fn load_options(
         None => {}
         Some("f32" | "fp32" | "float32") => o = o.precision(Precision::F32),
         Some("bf16" | "bfloat16") => o = o.precision(Precision::Bf16),
+        Some("int8" | "i8") => o = o.precision(Precision::Int8),
         Some(p) => {
             return Err(clip_err(format!(
-                "precision {p:?}: give \"f32\" or \"bf16\""
+                "precision {p:?}: give \"f32\", \"bf16\" or \"int8\""
             )))
         }
     }
@@ -430,6 +431,7 @@ impl Model {
     fn precision(&self) -> &'static str {
         match self.inner.precision() {
             Precision::Bf16 => "bf16",
+            Precision::Int8 => "int8",
             _ => "f32",
         }
     }

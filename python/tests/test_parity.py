@@ -145,3 +145,20 @@ def test_model_preprocess_uses_the_folders_config(tiny_dir, tiny):
     got = tiny.preprocess(files)
     want = clip_rs.Preprocessor.from_pretrained(tiny_dir)(files)
     assert got.shape == (3, 3, 16, 16) and np.array_equal(got, want)
+
+
+def test_int8_is_close_to_transformers_and_not_f32():
+    """precision="int8" quantises the linear weights (per output channel) and activations
+    (per row): close to transformers' f32 embeddings, and not the f32 path's bits."""
+    d = FIXTURES / "clip-tiny2"
+    r = reference(d)
+    q = clip_rs.CLIPModel(d, threads=2, precision="int8")
+    f = clip_rs.CLIPModel(d, threads=2)
+    assert q.precision == "int8"
+    px = r["pixel_values"]
+    ids = r["input_ids"]
+    for got, ref, f32 in [(q.image_features(px), r["image_embeds"], f.image_features(px)),
+                          (q.text_features(ids), r["text_embeds"], f.text_features(ids))]:
+        got = got / np.linalg.norm(got, axis=1, keepdims=True)
+        assert min_cosine(got, ref) >= 0.99
+        assert not np.array_equal(got, f32 / np.linalg.norm(f32, axis=1, keepdims=True))

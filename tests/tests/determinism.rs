@@ -1,8 +1,13 @@
 //! Concurrency and batch determinism, bitwise, on a small random-weights model (fast in CI):
 //! one model shared by 8 threads gives what one thread gives doing the inputs in turn, and
-//! an input's embedding is the same alone or in a batch of 7 or 32, on 1 or 2 threads.
+//! an input's embedding is the same alone or in a batch of 7 or 32, on 1 or 2 threads; in
+//! every precision (f32, bf16 with this CPU's default kernel, int8).
 
-use clip::{ClipConfig, ClipModel, ForwardOptions, LoadOptions, PixelValues, Truncation};
+use clip::{
+    ClipConfig, ClipModel, ForwardOptions, LoadOptions, PixelValues, Precision, Truncation,
+};
+
+const PRECISIONS: [Precision; 3] = [Precision::F32, Precision::Bf16, Precision::Int8];
 
 /// Big enough that the GEMMs split across threads and batches change the blocking.
 fn config() -> ClipConfig {
@@ -21,8 +26,9 @@ fn config() -> ClipConfig {
     c
 }
 
-fn model(threads: usize) -> ClipModel {
-    ClipModel::random(&config(), 11, &LoadOptions::new().threads(threads)).expect("random model")
+fn model_in(threads: usize, p: Precision) -> ClipModel {
+    let opts = LoadOptions::new().threads(threads).precision(p);
+    ClipModel::random(&config(), 11, &opts).expect("random model")
 }
 
 /// `n` different images, `[3, S, S]` each.
@@ -68,7 +74,13 @@ fn pixels(imgs: &[Vec<f32>]) -> PixelValues {
 
 #[test]
 fn eight_threads_sharing_one_model_match_one_thread_in_turn() {
-    let m = model(2);
+    for p in PRECISIONS {
+        eight_threads_in(p);
+    }
+}
+
+fn eight_threads_in(p: Precision) {
+    let m = model_in(2, p);
     let (imgs, txts) = (images(8), texts(8));
     let alone_img: Vec<Vec<f32>> = imgs
         .iter()
@@ -100,8 +112,8 @@ fn eight_threads_sharing_one_model_match_one_thread_in_turn() {
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
         for (i, (img, txt)) in results.iter().enumerate() {
-            assert_eq!(img, &alone_img[i], "round {round}: image {i} differs");
-            assert_eq!(txt, &alone_txt[i], "round {round}: text {i} differs");
+            assert_eq!(img, &alone_img[i], "{p:?} round {round}: image {i} differs");
+            assert_eq!(txt, &alone_txt[i], "{p:?} round {round}: text {i} differs");
         }
     }
     // The inputs are different, so equal results are not trivially equal.
@@ -111,8 +123,14 @@ fn eight_threads_sharing_one_model_match_one_thread_in_turn() {
 
 #[test]
 fn embeddings_alone_or_in_batches_of_7_and_32_on_1_or_2_threads() {
+    for p in PRECISIONS {
+        batches_in(p);
+    }
+}
+
+fn batches_in(p: Precision) {
     let (imgs, txts) = (images(32), texts(32));
-    let m1 = model(1);
+    let m1 = model_in(1, p);
     let reference_img: Vec<Vec<f32>> = imgs
         .iter()
         .map(|p| {
@@ -126,7 +144,7 @@ fn embeddings_alone_or_in_batches_of_7_and_32_on_1_or_2_threads() {
         .map(|t| m1.embed_texts(&[t], Truncation::Refuse).unwrap().into_vec())
         .collect();
     for threads in [1, 2] {
-        let m = if threads == 1 { model(1) } else { model(2) };
+        let m = model_in(threads, p);
         for batch in [1, 7, 32] {
             for start in (0..32).step_by(batch) {
                 let end = (start + batch).min(32);
@@ -138,12 +156,12 @@ fn embeddings_alone_or_in_batches_of_7_and_32_on_1_or_2_threads() {
                     assert_eq!(
                         e.row(i - start),
                         &reference_img[i][..],
-                        "image {i}: batch of {batch} on {threads} thread(s) != alone on 1"
+                        "{p:?} image {i}: batch of {batch} on {threads} thread(s) != alone on 1"
                     );
                     assert_eq!(
                         t.row(i - start),
                         &reference_txt[i][..],
-                        "text {i}: batch of {batch} on {threads} thread(s) != alone on 1"
+                        "{p:?} text {i}: batch of {batch} on {threads} thread(s) != alone on 1"
                     );
                 }
             }
@@ -157,7 +175,13 @@ fn embeddings_alone_or_in_batches_of_7_and_32_on_1_or_2_threads() {
 /// hidden states force), for a batch of images and of texts of mixed lengths.
 #[test]
 fn last_layer_on_pooled_rows_only_matches_full_pass() {
-    let m = model(2);
+    for p in PRECISIONS {
+        pooled_rows_in(p);
+    }
+}
+
+fn pooled_rows_in(p: Precision) {
+    let m = model_in(2, p);
     let imgs = images(5);
     let hidden = ForwardOptions::new().with_hidden_states();
     let full = m.vision_forward(&pixels(&imgs), hidden).unwrap();

@@ -32,6 +32,13 @@ pub enum Error {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// A file could not be written (`quantize_model`).
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// A model folder lacks a file the loader needs.
     MissingFile {
         /// The path looked for.
@@ -142,6 +149,9 @@ impl fmt::Display for Raw<'_> {
         match self.0 {
             Error::Io { path, source } => {
                 write!(f, "{}: cannot read file: {source}", path.display())
+            }
+            Error::Write { path, reason } => {
+                write!(f, "{}: cannot write file: {reason}", path.display())
             }
             Error::MissingFile { path, what } => {
                 write!(f, "{}: missing {what}", path.display())

@@ -7,20 +7,29 @@
 //! model code builds a random model: each request carries an [`Init`] hint that only the
 //! random source reads).
 //!
+//! Precision: each linear weight is packed in the precision [`layer_precision`] gives its kind
+//! of layer for the model's precision (int8 keeps the projections f32); a weight stored
+//! quantised (I8 with `<key>_scale`) is packed as stored in int8, dequantised otherwise.
+//!
 //! Not here: key names of a format (`checkpoint/`), the safetensors parsing (`weights.rs`).
 
 use crate::checkpoint::{Format, Stored};
 use crate::layers::LayerNorm;
 use crate::weights::WeightFile;
 use crate::{Error, Result};
-use clip_tensor::{Exec, Linear, Precision, Tensor};
+use clip_tensor::{DType, Exec, Linear, Precision, Tensor};
 use std::fmt::Display;
 use std::sync::Mutex;
 
 /// Where the model's tensors come from.
 pub(crate) enum Source {
-    /// A weight file whose keys follow `format`.
-    File { wf: WeightFile, format: Format },
+    /// A weight file whose keys follow `format`; with `int8`, the logical names of the
+    /// linear weights packed in int8 are also kept there (what `clip quantize` writes).
+    File {
+        wf: WeightFile,
+        format: Format,
+        int8: Option<Mutex<Vec<String>>>,
+    },
     /// Seeded random values, the same for a name whatever order tensors are asked in; with
     /// `record`, every tensor made is also kept there (to write a weight file).
     Random {
@@ -47,7 +56,7 @@ impl Source {
     /// The logical shape of `name`, if the source has it (random sources have none: their
     /// configuration is given).
     pub(crate) fn shape(&self, name: &str) -> Option<Vec<usize>> {
-        let Source::File { wf, format } = self else {
+        let Source::File { wf, format, .. } = self else {
             return None;
         };
         match format.resolve(name) {
@@ -96,7 +105,7 @@ impl Source {
                 }
                 Ok(Tensor::from_vec(data, shape)?)
             }
-            Source::File { wf, format } => match format.resolve(name) {
+            Source::File { wf, format, .. } => match format.resolve(name) {
                 Stored::Key(k) => wf.get(&k, shape),
                 Stored::Transposed(k) => {
                     let rev: Vec<usize> = shape.iter().rev().copied().collect();
@@ -117,7 +126,7 @@ impl Source {
     /// The parts of a stacked tensor, each checked against its share of `shape`; `None` when
     /// `name` is not stored stacked.
     fn parts(&self, name: &str, shape: &[usize]) -> Result<Option<Vec<Tensor>>> {
-        let Source::File { wf, format } = self else {
+        let Source::File { wf, format, .. } = self else {
             return Ok(None);
         };
         let Stored::Stacked(parts) = format.resolve(name) else {
@@ -131,14 +140,143 @@ impl Source {
             .map(Some)
     }
 
+    /// Notes that the linear weight `name` is packed in int8 (for a recording file source).
+    fn record_int8(&self, name: &str) {
+        if let Source::File {
+            int8: Some(names), ..
+        } = self
+        {
+            if let Ok(mut n) = names.lock() {
+                n.push(name.to_string());
+            }
+        }
+    }
+
     /// Tells the OS the mapped pages of `name` are no longer needed (after packing).
     fn release(&self, name: &str) {
-        if let Source::File { wf, format } = self {
+        if let Source::File { wf, format, .. } = self {
             match format.resolve(name) {
                 Stored::Key(k) | Stored::Transposed(k) => wf.release(&k),
                 Stored::Stacked(parts) => parts.iter().for_each(|k| wf.release(k)),
             }
         }
+    }
+}
+
+/// A linear weight as its source holds it.
+pub(crate) enum Weight {
+    /// Float values (any dtype), packed in the layer's precision.
+    Float(Tensor),
+    /// Quantised: i8 `[out, in]` values and their `out` scales.
+    Int8(Tensor, Vec<f32>),
+}
+
+impl Weight {
+    /// The same weight with another shape (a convolution's `[C, 3, P, P]` as `[C, 3*P*P]`).
+    pub(crate) fn reshape(self, shape: &[usize]) -> Result<Weight> {
+        Ok(match self {
+            Weight::Float(t) => Weight::Float(t.reshape(shape)?),
+            Weight::Int8(t, s) => Weight::Int8(t.reshape(shape)?, s),
+        })
+    }
+}
+
+impl Source {
+    /// The linear weight `name` of logical shape `shape` (`[out, in]`): float, or quantised
+    /// with its checked scales. Stacked parts are joined (a quantised part's rows and scales
+    /// are concatenated; float parts come back as `Ok(None)`, for `Linear::stacked`).
+    fn weight(&self, name: &str, shape: &[usize], init: Init) -> Result<Option<Weight>> {
+        let Source::File { wf, format, .. } = self else {
+            return Ok(Some(Weight::Float(self.tensor(name, shape, init)?)));
+        };
+        match format.resolve(name) {
+            Stored::Key(k) if wf.dtype_of(&k) == Some(DType::I8) => {
+                let q = wf.get(&k, shape)?;
+                Ok(Some(Weight::Int8(q, self.scales(wf, &k, shape[0])?)))
+            }
+            Stored::Transposed(k) if wf.dtype_of(&k) == Some(DType::I8) => {
+                Err(Error::InvalidWeights {
+                    path: wf.path().to_path_buf(),
+                    reason: format!(
+                        "{k}: a quantised weight must be stored [out, in], not transposed"
+                    ),
+                })
+            }
+            Stored::Stacked(parts) if parts.iter().any(|k| wf.dtype_of(k) == Some(DType::I8)) => {
+                let part = part_shape(shape, parts.len(), &parts[0])?;
+                let (mut q, mut scales) = (Vec::new(), Vec::new());
+                for k in &parts {
+                    if wf.dtype_of(k) != Some(DType::I8) {
+                        return Err(Error::InvalidWeights {
+                            path: wf.path().to_path_buf(),
+                            reason: format!(
+                                "{k} is not quantised but {} is: the parts of one weight must be \
+                                 stored alike",
+                                parts
+                                    .iter()
+                                    .find(|k| wf.dtype_of(k) == Some(DType::I8))
+                                    .map_or("", |s| s)
+                            ),
+                        });
+                    }
+                    let t = wf.get(k, &part)?;
+                    q.extend(t.to_vec_f32().into_iter().map(|v| v as i8));
+                    scales.extend(self.scales(wf, k, part[0])?);
+                }
+                Ok(Some(Weight::Int8(Tensor::from_i8(q, shape)?, scales)))
+            }
+            Stored::Stacked(_) => Ok(None),
+            _ => Ok(Some(Weight::Float(self.tensor(name, shape, init)?))),
+        }
+    }
+
+    /// The `out` scales of the quantised weight `key`, stored as `<key>_scale`: F32, shape
+    /// `[out]`, every value finite and positive.
+    fn scales(&self, wf: &WeightFile, key: &str, out: usize) -> Result<Vec<f32>> {
+        let skey = format!("{key}_scale");
+        let t = wf.get(&skey, &[out])?;
+        if t.dtype() != DType::F32 {
+            return Err(Error::WrongDType {
+                key: skey,
+                expected: "F32 (a quantisation scale)",
+                found: t.dtype().safetensors_name().to_string(),
+            });
+        }
+        let v = t.to_vec_f32();
+        if let Some((i, x)) = v
+            .iter()
+            .enumerate()
+            .find(|(_, x)| !(x.is_finite() && **x > 0.0))
+        {
+            return Err(Error::InvalidWeights {
+                path: wf.path().to_path_buf(),
+                reason: format!(
+                    "{skey}[{i}] = {x}: a quantisation scale must be finite and positive"
+                ),
+            });
+        }
+        Ok(v)
+    }
+}
+
+/// The kinds of linear layer whose precision can differ from the model's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layer {
+    /// q/k/v, output projection and MLP of each encoder layer: 97 % of the FLOP.
+    Encoder,
+    /// The vision tower's patch convolution (5 % of the image FLOP).
+    PatchEmbedding,
+    /// The final projections to the embedding space (one row per input).
+    Projection,
+}
+
+/// The precision of a kind of layer in a model loaded in `p`. int8 keeps the projections in
+/// f32: they run on one row per input (no time to save) and their error reaches the
+/// embeddings undiluted; the patch embedding runs in int8 (measured: `docs/numerics.md`).
+pub(crate) fn layer_precision(p: Precision, layer: Layer) -> Precision {
+    match (p, layer) {
+        (Precision::Int8, Layer::Projection) => Precision::F32,
+        (p, _) => p,
     }
 }
 
@@ -163,6 +301,9 @@ fn part_shape(shape: &[usize], n: usize, first_key: &str) -> Result<Vec<usize>> 
 pub(crate) struct Vb<'a> {
     src: &'a Source,
     prefix: String,
+    /// The model's precision.
+    model: Precision,
+    /// This view's layers' precision ([`layer_precision`]).
     precision: Precision,
     exec: &'a Exec,
 }
@@ -173,8 +314,20 @@ impl<'a> Vb<'a> {
         Vb {
             src,
             prefix: String::new(),
-            precision,
+            model: precision,
+            precision: layer_precision(precision, Layer::Encoder),
             exec,
+        }
+    }
+
+    /// The same view for a kind of layer whose precision may differ ([`layer_precision`]).
+    pub(crate) fn layer(&self, layer: Layer) -> Vb<'a> {
+        Vb {
+            src: self.src,
+            prefix: self.prefix.clone(),
+            model: self.model,
+            precision: layer_precision(self.model, layer),
+            exec: self.exec,
         }
     }
 
@@ -188,6 +341,7 @@ impl<'a> Vb<'a> {
         Vb {
             src: self.src,
             prefix,
+            model: self.model,
             precision: self.precision,
             exec: self.exec,
         }
@@ -201,9 +355,29 @@ impl<'a> Vb<'a> {
         }
     }
 
-    /// The tensor `leaf` of shape `shape`, in the file's dtype (may stay memory-mapped).
+    /// The tensor `leaf` of shape `shape`, in the file's float dtype (may stay
+    /// memory-mapped); quantised (I8) values are refused here: only linear weights may be.
     pub(crate) fn tensor(&self, leaf: &str, shape: &[usize], init: Init) -> Result<Tensor> {
-        self.src.tensor(&self.name(leaf), shape, init)
+        let name = self.name(leaf);
+        let t = self.src.tensor(&name, shape, init)?;
+        if t.dtype() == DType::I8 {
+            return Err(Error::WrongDType {
+                key: self.src.key_for(&name),
+                expected: "F32, F16 or BF16 (only linear weights may be quantised)",
+                found: "I8".into(),
+            });
+        }
+        Ok(t)
+    }
+
+    /// The linear weight `leaf` of shape `shape`, float or quantised with its scales.
+    pub(crate) fn weight(&self, leaf: &str, shape: &[usize], init: Init) -> Result<Weight> {
+        let name = self.name(leaf);
+        match self.src.weight(&name, shape, init)? {
+            Some(w) => Ok(w),
+            // Stacked float parts, joined.
+            None => Ok(Weight::Float(self.src.tensor(&name, shape, init)?)),
+        }
     }
 
     /// An f32 copy of the tensor `leaf` of shape `shape`.
@@ -224,33 +398,37 @@ impl<'a> Vb<'a> {
     fn linear_with(&self, out: usize, inp: usize, bias: bool) -> Result<Linear> {
         let name = self.name("weight");
         let shape = [out, inp];
+        let init = Init::Std(1.0 / (inp.max(1) as f32).sqrt());
         // The weight is checked first, so a size mismatch is reported on it.
-        let parts = self.src.parts(&name, &shape)?;
-        let whole = match parts {
+        let weight = self.src.weight(&name, &shape, init)?;
+        let parts = match weight {
             Some(_) => None,
-            None => {
-                let init = Init::Std(1.0 / (inp.max(1) as f32).sqrt());
-                Some(self.src.tensor(&name, &shape, init)?)
-            }
+            None => self.src.parts(&name, &shape)?,
         };
         let bias = match bias {
             true => Some(self.vec("bias", &[out], Init::Std(0.05))?),
             false => None,
         };
-        let lin = match (parts, whole) {
-            (Some(parts), _) => {
+        let lin = match (weight, parts) {
+            (Some(w), _) => self.pack_with(w, bias)?,
+            (None, Some(parts)) => {
                 let refs: Vec<&Tensor> = parts.iter().collect();
-                Linear::stacked(&refs, bias, self.precision, self.exec)?
+                Linear::stacked(&refs, bias, self.float_precision(), self.exec)?
             }
-            (None, Some(w)) => Linear::new(&w, bias, self.precision, self.exec)?,
-            (None, None) => unreachable!("one of the two was read above"),
+            (None, None) => unreachable!("a weight is stored whole or in parts"),
         };
+        if lin.precision() == Precision::Int8 {
+            self.src.record_int8(&name);
+        }
         self.src.release(&name);
         Ok(lin)
     }
 
-    /// `weight` and `bias` scaled per output by `scale` (a layer scale folded in: `s * (x W^T
-    /// + b) = x (diag(s) W)^T + s * b`), packed as a [`Linear`].
+    /// `weight` and `bias` scaled per output by `scale` (a layer scale folded in:
+    /// `s * (x W^T + b) = x (diag(s) W)^T + s * b`), packed as a [`Linear`].
+    ///
+    /// In int8 these stay f32, in a source's int8 load and in its pre-quantised file alike
+    /// (the quantiser stores them as read).
     pub(crate) fn linear_scaled(&self, out: usize, inp: usize, scale: &[f32]) -> Result<Linear> {
         let name = self.name("weight");
         let init = Init::Std(1.0 / (inp.max(1) as f32).sqrt());
@@ -263,17 +441,49 @@ impl<'a> Vb<'a> {
         let lin = Linear::new(
             &Tensor::from_vec(w, &[out, inp])?,
             Some(bias),
-            self.precision,
+            match self.precision {
+                Precision::Int8 => Precision::F32,
+                p => p,
+            },
             self.exec,
         )?;
         self.src.release(&name);
         Ok(lin)
     }
 
+    /// The precision a float-stored weight is packed in: this view's, except that a quantised
+    /// file's float linear weights stay f32 in int8 (its quantiser chose to keep them wide).
+    fn float_precision(&self) -> Precision {
+        match (&self.src, self.precision) {
+            (Source::File { wf, .. }, Precision::Int8) if wf.is_quantized() => Precision::F32,
+            (_, p) => p,
+        }
+    }
+
+    /// Packs `w` in this view's precision: a quantised weight as stored in int8, dequantised
+    /// (`scale * q`, rounded to f32) in f32 or bf16.
+    fn pack_with(&self, w: Weight, bias: Option<Vec<f32>>) -> Result<Linear> {
+        Ok(match (w, self.precision) {
+            (Weight::Float(t), _) => Linear::new(&t, bias, self.float_precision(), self.exec)?,
+            (Weight::Int8(q, s), Precision::Int8) => Linear::from_int8(&q, &s, bias, self.exec)?,
+            (Weight::Int8(q, s), p) => {
+                let inp = q.shape()[1];
+                let mut v = q.to_vec_f32();
+                for (row, &sc) in v.chunks_mut(inp.max(1)).zip(&s) {
+                    row.iter_mut().for_each(|x| *x *= sc);
+                }
+                Linear::new(&Tensor::from_vec(v, q.shape())?, bias, p, self.exec)?
+            }
+        })
+    }
+
     /// Packs a weight the caller read and reshaped itself (a convolution as a GEMM), then
     /// releases the mapped pages of `leaf`.
-    pub(crate) fn pack(&self, leaf: &str, weight: &Tensor) -> Result<Linear> {
-        let lin = Linear::new(weight, None, self.precision, self.exec)?;
+    pub(crate) fn pack(&self, leaf: &str, weight: Weight) -> Result<Linear> {
+        let lin = self.pack_with(weight, None)?;
+        if lin.precision() == Precision::Int8 {
+            self.src.record_int8(&self.name(leaf));
+        }
         self.src.release(&self.name(leaf));
         Ok(lin)
     }

@@ -13,7 +13,7 @@ use crate::loader::{Init, Source, Vb};
 use crate::text::{TextOutput, TextTower};
 use crate::vision::{VisionOutput, VisionTower};
 use crate::weights::WeightFile;
-use crate::{ClipConfig, DType, Error, Isa, Precision, Result};
+use crate::{Bf16Kernel, ClipConfig, DType, Error, Isa, Precision, Result};
 use clip_tensor::Exec;
 use clip_tokenizer::Tokenizer;
 use std::path::{Path, PathBuf};
@@ -31,6 +31,7 @@ pub struct LoadOptions {
     kernels: Option<Isa>,
     strict: bool,
     precision: Option<Precision>,
+    bf16_kernel: Option<Bf16Kernel>,
     validate: bool,
     batch_size: Option<usize>,
     tokenizer: Option<Arc<Tokenizer>>,
@@ -65,10 +66,22 @@ impl LoadOptions {
         self
     }
 
-    /// The precision the linear-layer weights are kept in. Activations and accumulation are
-    /// f32 either way.
+    /// The precision the linear-layer weights are kept in: f32, bf16 (the activations stay
+    /// f32, or are rounded to bf16 by the dot kernel: [`LoadOptions::bf16_kernel`]), or int8
+    /// (weights per output channel, activations per row at each product; the projections
+    /// stay f32). Results are f32 in every case. Default: the file's (int8 for a file written
+    /// by `clip quantize`, bf16 for a bf16 file, else f32).
     pub fn precision(mut self, p: Precision) -> Self {
         self.precision = Some(p);
+        self
+    }
+
+    /// The kind of kernel that multiplies bf16 weights (default: `CLIP_BF16`, else the faster
+    /// on this CPU by a short measurement: [`Bf16Kernel::default_for`]). `Dot` rounds the
+    /// activations to bf16 too; `Convert` keeps them f32. Refused at load where the kernel
+    /// set lacks the kind.
+    pub fn bf16_kernel(mut self, k: Bf16Kernel) -> Self {
+        self.bf16_kernel = Some(k);
         self
     }
 
@@ -174,7 +187,10 @@ impl Towers {
                 reason: "batch size 0: give at least 1".into(),
             });
         }
-        let exec = Exec::new(opts.threads, opts.kernels.unwrap_or_else(Isa::active))?;
+        let mut exec = Exec::new(opts.threads, opts.kernels.unwrap_or_else(Isa::active))?;
+        if let Some(k) = opts.bf16_kernel {
+            exec = exec.with_bf16_kernel(k)?;
+        }
         let precision = opts.precision.unwrap_or_default();
         let vb = Vb::new(src, precision, &exec);
         let logit_scale = vb.vec("logit_scale", &[], Init::Const(100f32.ln()))?[0];
@@ -366,7 +382,11 @@ impl ClipModel {
             path: wf.path().to_path_buf(),
         })?;
         let path = wf.path().to_path_buf();
-        let src = Source::File { wf, format };
+        let src = Source::File {
+            wf,
+            format,
+            int8: None,
+        };
         // With a config file, every tensor is checked against the shape it implies (errors
         // name the tensor); without one, the configuration is inferred from the shapes.
         let config = match config {
@@ -381,6 +401,7 @@ impl ClipModel {
         }
         let mut opts = opts.clone();
         let precision = opts.precision.unwrap_or(match wf.dtype() {
+            _ if wf.is_quantized() => Precision::Int8,
             Some(DType::BF16) => Precision::Bf16,
             _ => Precision::F32,
         });
@@ -477,6 +498,12 @@ impl ClipModel {
     /// The kernel set every pass runs.
     pub fn kernels(&self) -> Isa {
         self.exec.isa()
+    }
+
+    /// The kind of kernel that multiplies the bf16 weights (`None` unless the precision is
+    /// bf16).
+    pub fn bf16_kernel(&self) -> Option<Bf16Kernel> {
+        (self.precision == Precision::Bf16).then(|| self.exec.bf16_kernel())
     }
 
     /// Threads of the model's pool.

@@ -10,7 +10,7 @@
 
 use crate::config::{TextConfig, TextPool};
 use crate::layers::{run_stack, EncoderLayer, LayerDims, LayerNorm, SeqGroup, States};
-use crate::loader::{Init, Vb};
+use crate::loader::{Init, Layer, Vb};
 use crate::{Error, Result};
 use clip_kernels::Activation;
 use clip_tensor::{Exec, Linear, Tensor};
@@ -72,7 +72,10 @@ impl TextTower {
                 cfg.num_hidden_layers,
                 dims,
             )?,
-            text_projection: vb.pp("text_projection").linear_no_bias(projection_dim, c)?,
+            text_projection: vb
+                .pp("text_projection")
+                .layer(Layer::Projection)
+                .linear_no_bias(projection_dim, c)?,
             token_embedding: emb.pp("token_embedding").tensor(
                 "weight",
                 &[cfg.vocab_size, c],

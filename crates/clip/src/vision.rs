@@ -7,7 +7,7 @@
 
 use crate::config::{VisionConfig, VisionPool};
 use crate::layers::{run_stack, EncoderLayer, LayerDims, LayerNorm, SeqGroup, States};
-use crate::loader::{Init, Vb};
+use crate::loader::{Init, Layer, Vb};
 use crate::{Error, Result};
 use clip_kernels::Activation;
 use clip_tensor::{Exec, Linear};
@@ -51,10 +51,10 @@ impl VisionTower {
         let model = vb.pp("vision_model");
         let emb = model.pp("embeddings");
         // The convolution of stride = kernel = P is a GEMM over unfolded patches.
-        let conv = emb.pp("patch_embedding");
+        let conv = emb.pp("patch_embedding").layer(Layer::PatchEmbedding);
         let init = Init::Std(1.0 / ((3 * p * p) as f32).sqrt());
         let conv_w = conv
-            .tensor("weight", &[c, 3, p, p], init)?
+            .weight("weight", &[c, 3, p, p], init)?
             .reshape(&[c, 3 * p * p])?;
         let dims = LayerDims {
             width: c,
@@ -67,7 +67,7 @@ impl VisionTower {
         };
         Ok(VisionTower {
             config: cfg.clone(),
-            patch_embedding: conv.pack("weight", &conv_w)?,
+            patch_embedding: conv.pack("weight", conv_w)?,
             class_embedding: emb.vec("class_embedding", &[c], Init::Std(1.0))?,
             position_embedding: emb.pp("position_embedding").vec(
                 "weight",
@@ -88,6 +88,7 @@ impl VisionTower {
                 .layer_norm(c, cfg.layer_norm_eps)?,
             visual_projection: vb
                 .pp("visual_projection")
+                .layer(Layer::Projection)
                 .linear_no_bias(projection_dim, c)?,
         })
     }

@@ -2,7 +2,10 @@
 //! the key, shape and dtype checked (errors name the key and the expected and found values).
 //!
 //! f32 tensors that are aligned in the file are used in place (no copy); f16 and bf16 are
-//! converted to f32 when a layer asks for them. After a weight has been packed for the GEMM,
+//! converted to f32 when a layer asks for them. i8 tensors are quantised weights (written by
+//! `clip quantize`): they are accepted only in a file whose metadata names the scheme
+//! ([`QUANT_SCHEME`]), and only where the loader asks for a linear weight, with its scales
+//! (`<key>_scale`, checked by the loader). After a weight has been packed for the GEMM,
 //! [`WeightFile::release`] tells the kernel its mapped pages are no longer needed, so the
 //! packed copy does not double the resident memory.
 //!
@@ -36,6 +39,8 @@ impl ByteStorage for Mapped {
 #[derive(Clone, Debug)]
 struct Entry {
     dtype: std::result::Result<DType, String>,
+    /// As the file names it (for copying a tensor as it is).
+    stored: safetensors::Dtype,
     shape: Vec<usize>,
     start: usize,
     len: usize,
@@ -49,6 +54,8 @@ pub(crate) struct WeightFile {
     map: Option<Arc<Mapped>>,
     entries: BTreeMap<String, Entry>,
     used: Mutex<BTreeSet<String>>,
+    /// The `quantization` entry of the header's metadata, if any.
+    scheme: Option<String>,
 }
 
 impl std::fmt::Debug for WeightFile {
@@ -163,6 +170,7 @@ impl WeightFile {
                 safetensors::Dtype::F32 => Ok(DType::F32),
                 safetensors::Dtype::F16 => Ok(DType::F16),
                 safetensors::Dtype::BF16 => Ok(DType::BF16),
+                safetensors::Dtype::I8 => Ok(DType::I8),
                 other => Err(format!("{other:?}")),
             };
             let start = view.data().as_ptr() as usize - base;
@@ -170,6 +178,7 @@ impl WeightFile {
                 name,
                 Entry {
                     dtype,
+                    stored: view.dtype(),
                     shape: view.shape().to_vec(),
                     start,
                     len: view.data().len(),
@@ -177,12 +186,38 @@ impl WeightFile {
             );
         }
         drop(st);
+        let scheme = safetensors::SafeTensors::read_metadata(data)
+            .ok()
+            .and_then(|(_, meta)| meta.metadata().as_ref()?.get(QUANT_KEY).cloned());
+        let quantized = entries.values().any(|e| e.dtype == Ok(DType::I8));
+        match scheme.as_deref() {
+            Some(QUANT_SCHEME) if quantized => {}
+            Some(QUANT_SCHEME) => {
+                return Err(invalid(format!(
+                    "the metadata names the {QUANT_SCHEME} quantisation but no tensor is I8"
+                )))
+            }
+            Some(other) => {
+                return Err(invalid(format!(
+                    "unknown quantisation scheme {other:?} in the metadata (this version reads \
+                     {QUANT_SCHEME})"
+                )))
+            }
+            None if quantized => {
+                return Err(invalid(format!(
+                    "I8 tensors without a quantisation scheme in the metadata \
+                     ({QUANT_KEY} = {QUANT_SCHEME}, as `clip quantize` writes)"
+                )))
+            }
+            None => {}
+        }
         Ok(WeightFile {
             path: path.to_path_buf(),
             bytes,
             map: None,
             entries,
             used: Mutex::new(BTreeSet::new()),
+            scheme,
         })
     }
 
@@ -204,12 +239,41 @@ impl WeightFile {
         self.entries.get(key).map(|e| e.shape.as_slice())
     }
 
-    /// The dtype of the first floating-point tensor (the file's precision).
+    /// The dtype of the first floating-point tensor (the file's precision; a quantised file
+    /// keeps its other tensors in it).
     pub(crate) fn dtype(&self) -> Option<DType> {
-        self.entries.values().find_map(|e| e.dtype.clone().ok())
+        self.entries
+            .values()
+            .find_map(|e| e.dtype.clone().ok().filter(|&d| d != DType::I8))
     }
 
-    /// The tensor `key`, which must have shape `expected` and a float dtype.
+    /// Whether the file holds quantised weights (I8 tensors under [`QUANT_SCHEME`]).
+    pub(crate) fn is_quantized(&self) -> bool {
+        self.scheme.is_some()
+    }
+
+    /// Every tensor's key, sorted.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    /// The dtype, shape and bytes of `key` as stored (any dtype).
+    pub(crate) fn raw(&self, key: &str) -> Option<(safetensors::Dtype, &[usize], &[u8])> {
+        let e = self.entries.get(key)?;
+        Some((
+            e.stored,
+            &e.shape,
+            &self.bytes.bytes()[e.start..e.start + e.len],
+        ))
+    }
+
+    /// The dtype of `key`, if present and of a known type.
+    pub(crate) fn dtype_of(&self, key: &str) -> Option<DType> {
+        self.entries.get(key).and_then(|e| e.dtype.clone().ok())
+    }
+
+    /// The tensor `key`, which must have shape `expected` and a float dtype or I8 (the loader
+    /// takes I8 for linear weights only).
     pub(crate) fn get(&self, key: &str, expected: &[usize]) -> Result<Tensor> {
         let e = self.entries.get(key).ok_or_else(|| Error::MissingTensor {
             key: key.to_string(),
@@ -223,7 +287,7 @@ impl WeightFile {
         }
         let dtype = e.dtype.clone().map_err(|found| Error::WrongDType {
             key: key.to_string(),
-            expected: "F32, F16 or BF16",
+            expected: "F32, F16, BF16 (or I8 for a quantised weight)",
             found,
         })?;
         if let Ok(mut used) = self.used.lock() {
@@ -279,6 +343,8 @@ impl WeightFile {
                 }
             };
             match dtype {
+                // Integers: nothing to find (their scales are F32 tensors, checked here).
+                DType::I8 => {}
                 DType::F32 => raw.chunks_exact(4).for_each(|b| {
                     let v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
                     count(v & 0x7f80_0000 == 0x7f80_0000, v & 0x007f_ffff == 0);
@@ -325,6 +391,14 @@ impl WeightFile {
             .collect()
     }
 }
+
+/// The metadata key naming a file's quantisation scheme.
+pub(crate) const QUANT_KEY: &str = "quantization";
+
+/// The one quantisation scheme this version reads and writes: linear weights as I8 `[out, in]`
+/// with an F32 `[out]` tensor `<key>_scale` each (symmetric per output channel, zero point 0:
+/// `W ~= scale[o] * q[o][i]`, `|q| <= 127`).
+pub(crate) const QUANT_SCHEME: &str = "clip-rs/int8-symmetric-per-output-channel/v1";
 
 /// The header size accepted (16 MiB: bigG/14, the largest CLIP, needs about 200 KB).
 pub(crate) const MAX_HEADER_BYTES: usize = 16 << 20;

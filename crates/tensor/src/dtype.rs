@@ -1,16 +1,19 @@
-//! Element types: f32 for compute, f16 and bf16 for storage, and their conversion to f32.
+//! Element types: f32 for compute, f16 and bf16 for storage, and their conversion to f32; i8
+//! for quantised weights (whose scales are stored beside them).
 
 use half::{bf16, f16};
 use std::fmt;
 
-/// How a tensor is stored (in a weight file, or in memory): f32, f16 or bf16. Not the
-/// precision a weight is computed in ([`crate::Precision`]): any storage type can be packed
-/// into any precision.
+/// How a tensor is stored (in a weight file, or in memory): f32, f16, bf16, or i8 (a
+/// quantised weight: the integers, whose per-channel scales are a separate tensor). Not the
+/// precision a weight is computed in ([`crate::Precision`]): any float storage type can be
+/// packed into any precision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
     F32,
     F16,
     BF16,
+    I8,
 }
 
 impl DType {
@@ -19,15 +22,17 @@ impl DType {
         match self {
             DType::F32 => 4,
             DType::F16 | DType::BF16 => 2,
+            DType::I8 => 1,
         }
     }
 
-    /// The name safetensors uses ("F32", "F16", "BF16").
+    /// The name safetensors uses ("F32", "F16", "BF16", "I8").
     pub fn safetensors_name(self) -> &'static str {
         match self {
             DType::F32 => "F32",
             DType::F16 => "F16",
             DType::BF16 => "BF16",
+            DType::I8 => "I8",
         }
     }
 }
@@ -38,6 +43,7 @@ impl fmt::Display for DType {
             DType::F32 => "f32",
             DType::F16 => "f16",
             DType::BF16 => "bf16",
+            DType::I8 => "i8",
         })
     }
 }

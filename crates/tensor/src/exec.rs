@@ -1,5 +1,6 @@
 //! `Exec`: where and how work runs. A rayon pool of a fixed number of threads and the kernel
-//! set its kernels use, chosen once per model and passed explicitly to every operation.
+//! set its kernels use (and, for bf16 weights, which kind of bf16 kernel), chosen once per
+//! model and passed explicitly to every operation.
 //!
 //! Every operation run on it gives bitwise the same result for every thread count: GEMM never
 //! splits the k loop, row kernels are split on row boundaries ([`Exec::for_rows`]), and
@@ -8,7 +9,7 @@
 //! Not here: the kernels themselves (`clip-kernels`), tensors.
 
 use crate::{Error, Result};
-use clip_kernels::Isa;
+use clip_kernels::{Bf16Kernel, Isa};
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -25,6 +26,8 @@ const CHUNK_ELEMS: usize = 8192;
 pub struct Exec {
     pool: Arc<rayon::ThreadPool>,
     isa: Isa,
+    /// The bf16 kernel asked for; `None`: the kernel set's default.
+    bf16: Option<Bf16Kernel>,
 }
 
 impl std::fmt::Debug for Exec {
@@ -71,7 +74,28 @@ impl Exec {
         Ok(Exec {
             pool: Arc::new(pool),
             isa,
+            bf16: None,
         })
+    }
+
+    /// The same context with bf16 weights multiplied by `kernel` instead of the kernel set's
+    /// default ([`Bf16Kernel::default_for`]). Refuses a kind the kernel set lacks on this CPU.
+    pub fn with_bf16_kernel(mut self, kernel: Bf16Kernel) -> Result<Exec> {
+        if !kernel.is_available(self.isa) {
+            return Err(Error::Exec {
+                reason: format!("no {kernel} bf16 kernel for {} on this CPU", self.isa),
+            });
+        }
+        self.bf16 = Some(kernel);
+        Ok(self)
+    }
+
+    /// The kind of kernel bf16 weights packed on this context are multiplied by: the one
+    /// asked for ([`Exec::with_bf16_kernel`]), else [`Bf16Kernel::default_for`] the kernel
+    /// set (`CLIP_BF16`, or measured on this CPU).
+    pub fn bf16_kernel(&self) -> Bf16Kernel {
+        self.bf16
+            .unwrap_or_else(|| Bf16Kernel::default_for(self.isa))
     }
 
     /// `threads` threads with the process's kernel set ([`Isa::active`]).

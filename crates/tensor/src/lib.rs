@@ -23,5 +23,5 @@ pub use exec::{available_cores, max_threads, Exec, MAX_THREADS_PER_CORE};
 pub use linear::{Linear, Precision};
 pub use tensor::{ByteStorage, Tensor};
 
-pub use clip_kernels::{Activation, Isa};
+pub use clip_kernels::{Activation, Bf16Kernel, Isa};
 pub use half::{bf16, f16};

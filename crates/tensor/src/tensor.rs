@@ -1,5 +1,6 @@
-//! `Tensor`: a shape and strides over shared storage that is owned (f32, f16, bf16) or
-//! borrowed from bytes kept alive elsewhere (a memory-mapped file).
+//! `Tensor`: a shape and strides over shared storage that is owned (f32, f16, bf16, i8) or
+//! borrowed from bytes kept alive elsewhere (a memory-mapped file). An i8 tensor holds a
+//! quantised weight's integers: read as f32, it gives them unscaled.
 //!
 //! Views (`narrow`, `transpose`, `reshape` of a contiguous tensor) share the storage and copy
 //! nothing; `contiguous` and `to_f32` copy only when they must. Not here: autograd,
@@ -26,6 +27,7 @@ enum Storage {
     F32(Arc<Vec<f32>>),
     F16(Arc<Vec<f16>>),
     BF16(Arc<Vec<bf16>>),
+    I8(Arc<Vec<i8>>),
     /// `len` elements of `dtype` at byte `start` of `bytes`, little-endian and aligned.
     Bytes {
         bytes: Arc<dyn ByteStorage>,
@@ -86,6 +88,12 @@ impl Tensor {
         Ok(Self::owned(Storage::BF16(Arc::new(data)), shape))
     }
 
+    /// A contiguous i8 tensor owning `data` (a quantised weight's integers).
+    pub fn from_i8(data: Vec<i8>, shape: &[usize]) -> Result<Tensor> {
+        Self::check_count("from_i8", shape, data.len())?;
+        Ok(Self::owned(Storage::I8(Arc::new(data)), shape))
+    }
+
     /// A zero-filled f32 tensor.
     pub fn zeros(shape: &[usize]) -> Tensor {
         Self::owned(Storage::F32(Arc::new(vec![0.0; numel(shape)])), shape)
@@ -144,6 +152,7 @@ impl Tensor {
                     .map(|c| bf16::from_bits(u16::from_le_bytes([c[0], c[1]])))
                     .collect(),
             )),
+            DType::I8 => Storage::I8(Arc::new(raw.iter().map(|&b| b as i8).collect())),
         };
         Ok(Self::owned(storage, shape))
     }
@@ -191,6 +200,7 @@ impl Tensor {
             Storage::F32(_) => DType::F32,
             Storage::F16(_) => DType::F16,
             Storage::BF16(_) => DType::BF16,
+            Storage::I8(_) => DType::I8,
             Storage::Bytes { dtype, .. } => *dtype,
         }
     }
@@ -251,6 +261,25 @@ impl Tensor {
         }
     }
 
+    fn storage_i8_all(&self) -> Option<&[i8]> {
+        match &self.storage {
+            Storage::I8(v) => Some(v),
+            Storage::Bytes {
+                bytes,
+                start,
+                len,
+                dtype: DType::I8,
+            } => Some(bytemuck::cast_slice(&bytes.bytes()[*start..*start + len])),
+            _ => None,
+        }
+    }
+
+    /// The i8 storage from this view's offset to the end (a quantised weight's integers,
+    /// memory-mapped ones in place); `None` for other dtypes.
+    pub(crate) fn storage_i8(&self) -> Option<&[i8]> {
+        self.storage_i8_all().map(|s| &s[self.offset..])
+    }
+
     /// The 16-bit storage (f16 or bf16 bits) from this view's offset to the end, and the
     /// dtype; `None` for f32 storage. No copy: a memory-mapped tensor stays mapped.
     pub(crate) fn storage_bits16(&self) -> Option<(&[u16], DType)> {
@@ -307,6 +336,8 @@ impl Tensor {
                 crate::dtype::f16_to_f32(&s[r], &mut out);
             } else if let Some(s) = self.storage_bf16() {
                 crate::dtype::bf16_to_f32(&s[r], &mut out);
+            } else if let Some(s) = self.storage_i8_all() {
+                out.iter_mut().zip(&s[r]).for_each(|(o, &v)| *o = v as f32);
             }
             return out;
         }
@@ -316,6 +347,8 @@ impl Tensor {
             Box::new(move |i| s[i].to_f32())
         } else if let Some(s) = self.storage_bf16() {
             Box::new(move |i| s[i].to_f32())
+        } else if let Some(s) = self.storage_i8_all() {
+            Box::new(move |i| s[i] as f32)
         } else {
             Box::new(|_| f32::NAN)
         };

@@ -3,7 +3,9 @@
 //! bf16 memory-mapped, transposed views, f16, slices) packing to the same bits, and results
 //! bitwise identical across thread counts.
 
-use clip_tensor::{bf16, f16, Activation, ByteStorage, DType, Exec, Linear, Precision, Tensor};
+use clip_tensor::{
+    bf16, f16, Activation, Bf16Kernel, ByteStorage, DType, Exec, Linear, Precision, Tensor,
+};
 use std::sync::Arc;
 
 fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
@@ -33,7 +35,18 @@ impl ByteStorage for Bytes {
 
 #[test]
 fn bf16_linear_matches_f64_over_rounded_weight() {
-    let th = Exec::with_threads(2).unwrap();
+    for kind in [Bf16Kernel::Convert, Bf16Kernel::Dot] {
+        let Ok(th) = Exec::with_threads(2).unwrap().with_bf16_kernel(kind) else {
+            eprintln!("!!! bf16 Linear: no {kind} kernel on this CPU: SKIPPED !!!");
+            continue;
+        };
+        matches_f64_over_rounded_weight(&th, kind);
+    }
+}
+
+/// The conversion kernel against f64 over the rounded weight; the dot kernel over the rounded
+/// weight and activations (`docs/numerics.md`).
+fn matches_f64_over_rounded_weight(th: &Exec, kind: Bf16Kernel) {
     let (rows, inp, out) = (37, 300, 130);
     let x = rand_vec(rows * inp, 1);
     let w = rand_vec(out * inp, 2);
@@ -42,10 +55,12 @@ fn bf16_linear_matches_f64_over_rounded_weight() {
         &Tensor::from_vec(w.clone(), &[out, inp]).unwrap(),
         Some(b.clone()),
         Precision::Bf16,
-        &th,
+        th,
     )
     .unwrap();
     assert_eq!(lin.precision(), Precision::Bf16);
+    assert_eq!(lin.bf16_kernel(), Some(kind));
+    let th = th.clone();
     let f32_lin = Linear::new(
         &Tensor::from_vec(w.clone(), &[out, inp]).unwrap(),
         None,
@@ -58,19 +73,23 @@ fn bf16_linear_matches_f64_over_rounded_weight() {
     let mut y = vec![0.0f32; rows * out];
     lin.forward_into(&x, &mut y, Activation::None, false, &th);
     let u = f32::EPSILON as f64;
+    let xr = |v: f32| match kind {
+        Bf16Kernel::Convert => v as f64,
+        Bf16Kernel::Dot => bf16::from_f32(v).to_f64(),
+    };
     for r in 0..rows {
         for o in 0..out {
             let (mut s, mut mag) = (b[o] as f64, b[o].abs() as f64);
             for i in 0..inp {
                 let wr = bf16::from_f32(w[o * inp + i]).to_f64();
-                s += x[r * inp + i] as f64 * wr;
-                mag += (x[r * inp + i] as f64 * wr).abs();
+                s += xr(x[r * inp + i]) * wr;
+                mag += (xr(x[r * inp + i]) * wr).abs();
             }
             let got = y[r * out + o] as f64;
             let bound = 2.0 * (inp + 1) as f64 * u * mag + u * s.abs();
             assert!(
                 (got - s).abs() <= bound,
-                "y[{r},{o}] = {got}, want {s} (bound {bound})"
+                "{kind}: y[{r},{o}] = {got}, want {s} (bound {bound})"
             );
         }
     }

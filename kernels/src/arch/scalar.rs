@@ -1,9 +1,12 @@
-//! The scalar reference micro-kernels: `sgemm_ukernel_scalar_4x8` (f32), and for bf16 B the
-//! conversion kernel and a model of the AVX512-BF16 dot kernel. Plain Rust, the oracles the
-//! SIMD kernels are tested against. Multiply and add are separate roundings (no FMA), except
-//! in the dot model, which follows `vdpbf16ps`.
+//! The scalar reference micro-kernels: `sgemm_ukernel_scalar_4x8` (f32), for bf16 B the
+//! conversion kernel and a model of the AVX512-BF16 dot kernel, and the int8 kernel
+//! `i8gemm_ukernel_scalar_4x8`. Plain Rust, the oracles the SIMD kernels are tested against.
+//! Multiply and add are separate roundings (no FMA), except in the dot model, which follows
+//! `vdpbf16ps`, and in the int8 epilogue, which is the definition of `gemm/int8.rs`.
+//!
+//! Not here: the loops and packing (`gemm/`).
 
-use crate::gemm::MicroKernel;
+use crate::gemm::{Activation, Int8Kernel, MicroKernel, Prefetch, QuantTile};
 use crate::Isa;
 
 /// The scalar 4x8 micro-kernel.
@@ -229,6 +232,76 @@ impl MicroKernel for ScalarBf16Dot {
                     *cp = v;
                 }
             }
+        }
+    }
+}
+
+/// The scalar int8 micro-kernel, `i8gemm_ukernel_scalar_4x8`: the reference of the int8
+/// kernels. Per quad of k, each row's four u8 activations times each column's four s8
+/// weights, summed in i32 (exact, so the order is free); then the epilogue of
+/// `gemm::int8::dequant` and the row kernels' activation. The portable and NEON sets use it
+/// too.
+pub(crate) struct ScalarI8;
+
+impl Int8Kernel for ScalarI8 {
+    const ISA: Isa = Isa::Scalar;
+    const MR: usize = MR;
+    const NR: usize = NR;
+    const MC: usize = 64;
+    type AQuad = u32;
+
+    fn a_quad(q: [u8; 4]) -> u32 {
+        u32::from_le_bytes(q)
+    }
+
+    unsafe fn ukernel(
+        kq: usize,
+        a: *const u32,
+        b: *const u32,
+        c: *mut f32,
+        rs_c: usize,
+        beta: f32,
+        q: &QuantTile,
+        bias: *const f32,
+        act: Activation,
+        _pf: Prefetch,
+    ) {
+        // SAFETY: the caller guarantees kq*MR quads at `a`, kq*NR at `b`, MR row and NR
+        // column values behind `q`.
+        let (a, b, rsc, rzp, csc, csum) = unsafe {
+            (
+                std::slice::from_raw_parts(a, kq * MR),
+                std::slice::from_raw_parts(b, kq * NR),
+                std::slice::from_raw_parts(q.row_scale, MR),
+                std::slice::from_raw_parts(q.row_zp, MR),
+                std::slice::from_raw_parts(q.col_scale, NR),
+                std::slice::from_raw_parts(q.col_sum, NR),
+            )
+        };
+        let mut acc = [[0i32; NR]; MR];
+        for (aq, bq) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+            for r in 0..MR {
+                let x = aq[r].to_le_bytes();
+                for j in 0..NR {
+                    let w = bq[j].to_le_bytes();
+                    for t in 0..4 {
+                        acc[r][j] += x[t] as i32 * w[t] as i8 as i32;
+                    }
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            // SAFETY: row r of the tile is NR writable (and, if beta != 0, readable) floats
+            // at c + r*rs_c; a non-null bias has NR floats.
+            let row = unsafe { std::slice::from_raw_parts_mut(c.add(r * rs_c), NR) };
+            for (j, o) in row.iter_mut().enumerate() {
+                // SAFETY: as above.
+                let bj = (!bias.is_null()).then(|| unsafe { *bias.add(j) });
+                *o = crate::gemm::int8::dequant(
+                    acc_r[j], rzp[r], csum[j], rsc[r], csc[j], beta, *o, bj,
+                );
+            }
+            crate::gemm::apply_activation(Self::ISA, act, row);
         }
     }
 }

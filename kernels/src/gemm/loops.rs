@@ -25,10 +25,13 @@
 //! Not here: the micro-kernels (`arch/`), which one a kernel set runs (`table.rs`), the packed
 //! layouts (`pack.rs`).
 
+use super::int8::Int8Kernel;
 use super::kernel::{MicroKernel, Prefetch, MAX_NR, MAX_TILE, WIDEN_MIN_TILES};
+use super::loops_int8::gemm_int8;
 use super::pack::{self, AlignedBuf, PanelElem};
 use super::{Activation, Epilogue, MatMut, MatRef, PackedB};
 use crate::table::{self, Kernel, KernelSet, KernelVisitor, SetVisitor};
+use crate::Isa;
 use std::cell::RefCell;
 
 /// Where B comes from.
@@ -38,7 +41,8 @@ pub(crate) enum BSource<'a> {
 }
 
 /// The register tile and block sizes of a micro-kernel. Panics for a kind of kernel the set
-/// lacks (see `Blocking::of_bf16`).
+/// lacks (see `Blocking::of_bf16`). An int8 kernel sums all of K (up to `INT8_MAX_K`) and
+/// packs no B per call.
 pub(crate) fn blocking(kernel: Kernel) -> super::Blocking {
     struct Of;
     impl KernelVisitor for Of {
@@ -50,6 +54,15 @@ pub(crate) fn blocking(kernel: Kernel) -> super::Blocking {
                 kc: K::KC,
                 mc: K::MC,
                 nc: K::NC,
+            }
+        }
+        fn visit_int8<K: Int8Kernel>(self) -> super::Blocking {
+            super::Blocking {
+                mr: K::MR,
+                nr: K::NR,
+                kc: super::int8::MAX_K,
+                mc: K::MC,
+                nc: 0,
             }
         }
     }
@@ -64,8 +77,21 @@ pub(crate) fn is_available(kernel: Kernel) -> bool {
         fn visit<K: MicroKernel>(self) -> bool {
             K::is_available()
         }
+        fn visit_int8<K: Int8Kernel>(self) -> bool {
+            K::is_available()
+        }
     }
     kernel.isa().is_available() && table::describe(kernel, Available).unwrap_or(false)
+}
+
+/// The int8 kernel a B packed for `isa` is multiplied by: `isa`'s if this CPU runs it, else
+/// the first of avx2's and scalar's it does (an AVX-512 CPU without VNNI gets avx2's).
+pub(crate) fn int8_kernel_for(isa: Isa) -> Kernel {
+    [isa, Isa::Avx2, Isa::Scalar]
+        .into_iter()
+        .map(Kernel::Int8)
+        .find(|&k| is_available(k))
+        .unwrap_or(Kernel::Int8(Isa::Scalar))
 }
 
 /// Runs the loops with the micro-kernel `kernel` (which the caller checked is runnable).
@@ -92,6 +118,13 @@ pub(crate) fn dispatch(
         #[inline(always)]
         fn visit<K: MicroKernel>(self) {
             gemm_loop::<K>(self.alpha, self.a, self.b, self.beta, self.c, self.epi)
+        }
+        #[inline(always)]
+        fn visit_int8<K: Int8Kernel>(self) {
+            let BSource::Packed(b) = self.b else {
+                unreachable!("an int8 B is always pre-packed")
+            };
+            gemm_int8::<K>(self.alpha, self.a, b, self.beta, self.c, self.epi)
         }
     }
     impl SetVisitor for Run<'_> {
@@ -125,7 +158,7 @@ unsafe impl Send for CPtr {}
 unsafe impl Sync for CPtr {}
 
 thread_local! {
-    static A_PACK: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
+    pub(super) static A_PACK: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
     static B_PACK: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
     /// One B micro-panel widened to f32 (`MicroKernel::WIDEN`).
     static W_PACK: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
@@ -133,7 +166,7 @@ thread_local! {
 
 /// Takes a thread's scratch buffer (an empty one if it is in use higher up this thread's
 /// stack, as can happen when rayon runs another job while this one waits).
-fn take(buf: &'static std::thread::LocalKey<RefCell<AlignedBuf>>) -> AlignedBuf {
+pub(super) fn take(buf: &'static std::thread::LocalKey<RefCell<AlignedBuf>>) -> AlignedBuf {
     buf.with(|b| {
         b.try_borrow_mut()
             .map(|mut b| std::mem::take(&mut *b))
@@ -141,7 +174,7 @@ fn take(buf: &'static std::thread::LocalKey<RefCell<AlignedBuf>>) -> AlignedBuf 
     })
 }
 
-fn give_back(buf: &'static std::thread::LocalKey<RefCell<AlignedBuf>>, v: AlignedBuf) {
+pub(super) fn give_back(buf: &'static std::thread::LocalKey<RefCell<AlignedBuf>>, v: AlignedBuf) {
     buf.with(|b| {
         if let Ok(mut b) = b.try_borrow_mut() {
             if b.capacity_bytes() < v.capacity_bytes() {

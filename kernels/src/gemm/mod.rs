@@ -1,18 +1,22 @@
-//! f32 GEMM, `C <- act(alpha*A*B + beta*C + bias)`, over row and column strides, with B in f32
-//! or bf16.
+//! f32 GEMM, `C <- act(alpha*A*B + beta*C + bias)`, over row and column strides, with B in f32,
+//! bf16 or int8.
 //!
 //! BLIS's five loops (`loops.rs`) around per-ISA micro-kernels (`crate::arch`), with A and B
 //! packed into panel layouts (`pack.rs`). A weight matrix can be packed once into a
 //! [`PackedB`] and reused by every call; a `PackedB` may hold bf16 (rounded from f32 or taken
-//! as stored, `bf16.rs`), multiplied with f32 accumulation. Work is split over the caller's
+//! as stored, `bf16.rs`), multiplied with f32 accumulation, or int8 (quantised per output
+//! channel, `int8.rs`), multiplied by int8 kernels on activations quantised per row at each
+//! call. Work is split over the caller's
 //! rayon pool along the IC and JR loops, never along k, so the result is bitwise the same for
 //! every thread count.
 //!
 //! Not here: bf16 A or C, f16 arithmetic, batched GEMM, complex types.
 
 mod bf16;
+pub(crate) mod int8;
 mod kernel;
 mod loops;
+mod loops_int8;
 pub(crate) mod pack;
 
 use crate::table::Kernel;
@@ -20,11 +24,12 @@ use crate::Isa;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use bf16::has_avx512bf16;
 pub use bf16::{
-    bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, Bf16Kernel, Precision, BF16_ENV,
+    bf16_bits_to_f32, bf16_calibration, f16_bits_to_f32, f32_to_bf16_bits, f32_to_bf16_bits_sat,
+    Bf16Calibration, Bf16Kernel, Precision, BF16_ENV, DOT_MIN_RATIO,
 };
-pub(crate) use kernel::MicroKernel;
-#[cfg(target_arch = "x86_64")]
-pub(crate) use kernel::Prefetch;
+pub use int8::{quantize_weight_i8, quantize_weight_rows, weight_scale_i8, MAX_K as INT8_MAX_K};
+pub(crate) use int8::{Int8Kernel, QuantTile, RowQuant};
+pub(crate) use kernel::{apply_activation, MicroKernel, Prefetch};
 use pack::AlignedBuf;
 
 /// A read-only strided matrix view: element `(i, j)` is `data[i*rs + j*cs]`.
@@ -228,6 +233,8 @@ pub struct PackedB {
     kc: usize,
     nr: usize,
     buf: AlignedBuf,
+    /// int8: the column scales and sums.
+    i8: Option<Box<int8::I8Cols>>,
 }
 
 impl std::fmt::Debug for PackedB {
@@ -259,14 +266,16 @@ impl PackedB {
             kc,
             nr,
             buf,
+            i8: None,
         }
     }
 
-    /// Packs the columns of several B side by side, as [`PackedB::new`] (or, with `bf16`,
-    /// [`PackedB::new_bf16`]) would pack their concatenation `[parts[0] | parts[1] | ...]`,
-    /// without making it: e.g. q, k and v projections stored as three tensors, packed into
-    /// one weight. Every part must have the same number of rows (panics otherwise).
-    pub fn new_stacked(isa: Isa, parts: &[MatRef<'_>], bf16: bool) -> Self {
+    /// Packs the columns of several B side by side, as [`PackedB::new`] (or
+    /// [`PackedB::new_bf16`], [`PackedB::new_int8`], by `precision`) would pack their
+    /// concatenation `[parts[0] | parts[1] | ...]`, without making it: e.g. q, k and v
+    /// projections stored as three tensors, packed into one weight. Every part must have the
+    /// same number of rows (panics otherwise).
+    pub fn new_stacked(isa: Isa, parts: &[MatRef<'_>], precision: Precision) -> Self {
         let k = parts.first().map_or(0, |p| p.rows);
         for p in parts {
             p.check("B");
@@ -274,6 +283,18 @@ impl PackedB {
         }
         assert_runnable(isa);
         let n = parts.iter().map(|p| p.cols).sum();
+        if precision == Precision::Int8 {
+            // Column j of the concatenation is column j - start of the part it falls in.
+            let mut at = Vec::with_capacity(n);
+            for (i, p) in parts.iter().enumerate() {
+                at.extend((0..p.cols).map(|c| (i, c)));
+            }
+            return Self::new_int8_from(isa, (k, n), |kk, j| {
+                let (i, c) = at[j];
+                parts[i].data[kk * parts[i].rs + c * parts[i].cs]
+            });
+        }
+        let bf16 = precision == Precision::Bf16;
         let kernel = if bf16 {
             Kernel::Bf16(isa, Bf16Kernel::default_for(isa))
         } else {
@@ -293,6 +314,89 @@ impl PackedB {
             kc,
             nr,
             buf,
+            i8: None,
+        }
+    }
+
+    /// Quantises `b` to s8 per column (an output channel of a `[out, in]` weight: scale
+    /// `max|column| / 127`, round to nearest even; `int8.rs`) and packs it for the int8
+    /// kernel of `isa` (or the best int8 kernel this CPU runs below it: AVX2 on an AVX-512
+    /// CPU without VNNI; the scalar one for portable and NEON). Panics for more than
+    /// [`INT8_MAX_K`] rows.
+    pub fn new_int8(isa: Isa, b: MatRef<'_>) -> Self {
+        b.check("B");
+        Self::new_int8_from(isa, (b.rows, b.cols), |k, j| b.data[k * b.rs + j * b.cs])
+    }
+
+    /// Packs a `rows x cols` B already quantised to s8 (element `(i, j)` at `q[i*rs + j*cs]`,
+    /// e.g. a memory-mapped `[out, in]` weight: `(q, in, out, 1, in)`) with one scale per
+    /// column, as [`PackedB::new_int8`] packs what it quantises. Panics if `scales` is not
+    /// `cols` long.
+    pub fn from_int8(
+        isa: Isa,
+        q: &[i8],
+        scales: &[f32],
+        rows: usize,
+        cols: usize,
+        rs: usize,
+        cs: usize,
+    ) -> Self {
+        check_extent("B", q.len(), rows, cols, rs, cs);
+        assert_eq!(
+            scales.len(),
+            cols,
+            "PackedB::from_int8: one scale per column"
+        );
+        Self::pack_int8(isa, (rows, cols), scales.to_vec(), |k, j| {
+            q[k * rs + j * cs]
+        })
+    }
+
+    /// Quantises the `k x n` B that `get(k, j)` reads, per column, and packs it.
+    fn new_int8_from(
+        isa: Isa,
+        (k, n): (usize, usize),
+        get: impl Fn(usize, usize) -> f32 + Sync,
+    ) -> Self {
+        use rayon::prelude::*;
+        let scales: Vec<f32> = (0..n)
+            .into_par_iter()
+            .with_min_len(16)
+            .map(|j| int8::weight_scale_i8((0..k).map(|kk| get(kk, j).abs()).fold(0.0, f32::max)))
+            .collect();
+        let s = &scales;
+        let get = &get;
+        Self::pack_int8(isa, (k, n), scales.clone(), move |kk, j| {
+            int8::quantize_weight_i8(get(kk, j), s[j])
+        })
+    }
+
+    /// Packs the s8 `k x n` B that `get(k, j)` reads, with its column scales.
+    fn pack_int8(
+        isa: Isa,
+        (k, n): (usize, usize),
+        mut scale: Vec<f32>,
+        get: impl Fn(usize, usize) -> i8 + Sync,
+    ) -> Self {
+        assert_runnable(isa);
+        assert!(
+            k <= int8::MAX_K,
+            "int8 GEMM: depth {k} is more than {}",
+            int8::MAX_K
+        );
+        let kernel = loops::int8_kernel_for(isa);
+        let nr = loops::blocking(kernel).nr;
+        let (buf, sum) = int8::pack_b_quads((k, n), nr, get);
+        scale.resize(n.div_ceil(nr) * nr, 0.0);
+        PackedB {
+            isa,
+            kernel,
+            k,
+            n,
+            kc: k,
+            nr,
+            buf,
+            i8: Some(Box::new(int8::I8Cols { scale, sum })),
         }
     }
 
@@ -373,6 +477,7 @@ impl PackedB {
             kc,
             nr,
             buf,
+            i8: None,
         }
     }
 
@@ -408,14 +513,15 @@ impl PackedB {
         match self.kernel {
             Kernel::F32(_) => Precision::F32,
             Kernel::Bf16(..) => Precision::Bf16,
+            Kernel::Int8(_) => Precision::Int8,
         }
     }
 
     /// The kind of bf16 kernel that multiplies this B (`None` for f32).
     pub fn bf16_kernel(&self) -> Option<Bf16Kernel> {
         match self.kernel {
-            Kernel::F32(_) => None,
             Kernel::Bf16(_, k) => Some(k),
+            Kernel::F32(_) | Kernel::Int8(_) => None,
         }
     }
 
@@ -439,8 +545,24 @@ impl PackedB {
         self.buf.capacity_bytes()
     }
 
+    /// The kernel set whose int8 kernel multiplies this B (`None` unless it is int8): the
+    /// packing set, or the one it fell back to.
+    pub fn int8_kernel_isa(&self) -> Option<Isa> {
+        match self.kernel {
+            Kernel::Int8(isa) => Some(isa),
+            _ => None,
+        }
+    }
+
     pub(crate) fn buf(&self) -> &AlignedBuf {
         &self.buf
+    }
+
+    /// The column scales and sums of an int8 B (panics for other precisions).
+    pub(crate) fn i8_cols(&self) -> &int8::I8Cols {
+        self.i8
+            .as_deref()
+            .expect("an int8 PackedB has its columns' data")
     }
 
     pub(crate) fn kc(&self) -> usize {

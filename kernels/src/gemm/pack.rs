@@ -10,7 +10,7 @@
 //! pairs (`k0/2`, `kc/2`) and a block of odd depth is padded with a zero k. f32 A panels of a
 //! kernel with bf16 B are padded to even depth the same way.
 
-use super::bf16::{f32_to_bf16_bits, pair};
+use super::bf16::{f32_to_bf16_bits, f32_to_bf16_bits_sat, pair};
 use super::kernel::MAX_NR;
 use super::MatRef;
 
@@ -179,8 +179,9 @@ impl PanelElem for u32 {
     }
 }
 
-/// Packs an A micro-panel as bf16 pairs, rounding each f32 to nearest even (the dot kernels).
-/// `dst` holds `kc.div_ceil(2)*mr` pairs; rows past `rows` and the k past `kc` are zero.
+/// Packs an A micro-panel as bf16 pairs, rounding each f32 to nearest even, finite values
+/// saturating at the largest bf16 (the dot kernels: [`f32_to_bf16_bits_sat`]). `dst` holds
+/// `kc.div_ceil(2)*mr` pairs; rows past `rows` and the k past `kc` are zero.
 #[inline(always)]
 fn pack_a_panel_pairs(
     dst: &mut [u32],
@@ -191,7 +192,7 @@ fn pack_a_panel_pairs(
     kc: usize,
     mr: usize,
 ) {
-    let r = |x: f32| f32_to_bf16_bits(x);
+    let r = |x: f32| f32_to_bf16_bits_sat(x);
     let mut p0 = 0;
     if rows == mr && a.cs == 1 {
         let base = row0 * a.rs + k0;

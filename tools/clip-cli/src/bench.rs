@@ -1,7 +1,7 @@
 //! `clip bench`: the encoders' latency and throughput (`clip bench [--tower ...]`), GEMM
-//! throughput (`clip bench gemm`, f32 or bf16 B) and the machine's FMA and bf16 dot peaks
-//! (`clip bench peak`), as a readable line or one JSON line per case. Medians of repeated runs
-//! after a warm-up.
+//! throughput (`clip bench gemm`, f32, bf16 or int8 B) and the machine's FMA, bf16 dot and
+//! int8 peaks (`clip bench peak`), as a readable line or one JSON line per case. Medians of
+//! repeated runs after a warm-up.
 
 use clap::{Args, Subcommand};
 use clip_kernels::{
@@ -12,7 +12,7 @@ use std::time::Instant;
 #[derive(Args)]
 #[command(
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  clip bench --random-weights --tower image --batch 8 --json\n  clip bench --model DIR --tower text --tokens 77\n  clip bench gemm --m 50 --k 768 --n 3072 --threads 2 --prepacked --json\n  clip bench gemm --m 400 --k 768 --n 3072 --threads 2 --prepacked --dtype bf16\n  clip bench peak --threads 2"
+    after_help = "Examples:\n  clip bench --random-weights --tower image --batch 8 --json\n  clip bench --model DIR --tower text --tokens 77\n  clip bench gemm --m 50 --k 768 --n 3072 --threads 2 --prepacked --json\n  clip bench gemm --m 400 --k 768 --n 3072 --threads 2 --prepacked --dtype bf16\n  clip bench gemm --m 400 --k 768 --n 3072 --threads 2 --prepacked --dtype int8\n  clip bench peak --threads 2"
 )]
 pub struct BenchArgs {
     #[command(subcommand)]
@@ -42,7 +42,8 @@ struct ModelArgs {
     /// Threads (default: one per core; at most four per core).
     #[arg(long, value_parser = crate::args::threads)]
     threads: Option<usize>,
-    /// Weight precision, f32 or bf16 (default: bf16 for a bf16 weight file, else f32).
+    /// Weight precision: f32, bf16 or int8 (default: the weight file's: int8 for a file
+    /// written by `clip quantize`, bf16 for a bf16 file, else f32).
     #[arg(long, value_parser = crate::model_dir::parse_precision)]
     precision: Option<clip::Precision>,
     /// One JSON line per case.
@@ -54,7 +55,7 @@ struct ModelArgs {
 enum BenchWhat {
     /// GEMM GFLOP/s for one M x K x N shape (C = A*B, A row-major, B a [N, K] weight).
     Gemm(GemmArgs),
-    /// The fp32 FMA peak of this machine (and its bf16 dot-product peak), in GFLOP/s.
+    /// The fp32 FMA peak of this machine (and its bf16 dot-product and int8 peaks), in GFLOP/s.
     Peak(PeakArgs),
 }
 
@@ -81,10 +82,12 @@ struct GemmArgs {
     /// Pack B once before timing, as model weights are.
     #[arg(long)]
     prepacked: bool,
-    /// Element type of B: f32, or bf16 (rounded when packed; needs --prepacked).
+    /// Element type of B: f32, bf16 (rounded when packed) or int8 (quantised per column
+    /// when packed; A is quantised per row at each product); bf16 and int8 need --prepacked.
     #[arg(long, default_value = "f32")]
     dtype: String,
-    /// The bf16 kernel: convert or dot (default: CLIP_BF16, else convert).
+    /// The bf16 kernel: convert or dot (default: CLIP_BF16, else the faster on this CPU by a
+    /// short measurement).
     #[arg(long)]
     bf16_kernel: Option<String>,
     /// Timed repetitions, the median reported (default: as many as fit in about 1 s, at
@@ -165,6 +168,17 @@ fn bench_model(a: &ModelArgs) -> Result<(), String> {
     let (model, dir) =
         crate::model_dir::load_model(a.model.as_deref(), random, threads, a.precision, None)?;
     let precision = crate::model_dir::precision_name(model.precision());
+    // Which bf16 kernel ran, and why (CLIP_BF16, or measured on this CPU).
+    let (kernel_json, kernel_text) = match model.bf16_kernel() {
+        Some(k) => {
+            let why = Bf16Kernel::default_source(model.kernels());
+            (
+                format!(",\"bf16_kernel\":\"{k}\",\"bf16_kernel_source\":\"{why}\""),
+                format!(" ({k}, {why})"),
+            )
+        }
+        None => (String::new(), String::new()),
+    };
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     let threads = model.threads();
     if !a.json {
@@ -275,12 +289,12 @@ fn bench_model(a: &ModelArgs) -> Result<(), String> {
             if a.json {
                 let tok = tokens.map_or("null".to_string(), |t| t.to_string());
                 println!(
-                    "{{\"tower\":\"{tower}\",\"batch\":{batch},\"tokens\":{tok},\"threads\":{threads},\"precision\":\"{precision}\",\"ms_per_item\":{ms_per_item:.3},\"items_per_s\":{items_per_s:.2},\"gflops\":{gflops:.1},\"load_ms\":{load_ms:.0},\"random_weights\":{random}}}"
+                    "{{\"tower\":\"{tower}\",\"batch\":{batch},\"tokens\":{tok},\"threads\":{threads},\"precision\":\"{precision}\"{kernel_json},\"ms_per_item\":{ms_per_item:.3},\"items_per_s\":{items_per_s:.2},\"gflops\":{gflops:.1},\"load_ms\":{load_ms:.0},\"random_weights\":{random}}}"
                 );
             } else {
                 let tok = tokens.map_or(String::new(), |t| format!(" tokens={t}"));
                 println!(
-                    "{tower} batch={batch}{tok} threads={threads} {precision}: {ms_per_item:.2} ms/item, {items_per_s:.1} items/s, {gflops:.1} GFLOP/s"
+                    "{tower} batch={batch}{tok} threads={threads} {precision}{kernel_text}: {ms_per_item:.2} ms/item, {items_per_s:.1} items/s, {gflops:.1} GFLOP/s"
                 );
             }
         }
@@ -362,16 +376,19 @@ fn bench_gemm(g: &GemmArgs) -> Result<(), String> {
     let mut c = vec![0.0f32; m * n];
     let b = MatRef::row_major(&w, n, k).t();
     let bf16 = match g.dtype.as_str() {
-        "f32" => None,
-        "bf16" if !g.prepacked => return Err("--dtype bf16 needs --prepacked".into()),
+        "bf16" | "int8" if !g.prepacked => {
+            return Err(format!("--dtype {} needs --prepacked", g.dtype))
+        }
+        "f32" | "int8" => None,
         "bf16" => Some(match g.bf16_kernel.as_deref() {
             None => Bf16Kernel::default_for(isa),
             Some("convert") => Bf16Kernel::Convert,
             Some("dot") => Bf16Kernel::Dot,
             Some(s) => return Err(format!("--bf16-kernel {s}: expected convert or dot")),
         }),
-        s => return Err(format!("--dtype {s}: expected f32 or bf16")),
+        s => return Err(format!("--dtype {s}: expected f32, bf16 or int8")),
     };
+    let int8 = g.dtype == "int8";
     if let Some(kind) = bf16 {
         if !kind.is_available(isa) {
             return Err(format!(
@@ -381,6 +398,7 @@ fn bench_gemm(g: &GemmArgs) -> Result<(), String> {
     }
     let packed = g.prepacked.then(|| {
         pool.install(|| match bf16 {
+            _ if int8 => PackedB::new_int8(isa, b),
             None => PackedB::new(isa, b),
             Some(kind) => PackedB::new_bf16(isa, b).with_bf16_kernel(kind),
         })
@@ -429,7 +447,16 @@ fn bench_gemm(g: &GemmArgs) -> Result<(), String> {
     };
     let gflops = flop / median(times) / 1e9;
     let threads = pool.current_num_threads();
+    let int8_isa = packed.as_ref().and_then(PackedB::int8_kernel_isa);
     let (dtype, kernel_json, kernel_text) = match bf16 {
+        None if int8 => {
+            let k = int8_isa.map_or("?", |i| i.name());
+            (
+                "int8",
+                format!(",\"int8_kernel\":\"{k}\""),
+                format!(" ({k} kernel)"),
+            )
+        }
         None => ("f32", String::new(), String::new()),
         Some(kind) => (
             "bf16",
@@ -479,6 +506,40 @@ fn bench_peak(p: &PeakArgs) -> Result<(), String> {
             println!(
                 "bf16 dot peak threads={threads} isa=avx512bf16: {d:.1} GFLOP/s ({:.2}x the fma peak)",
                 d / g
+            );
+        }
+    }
+    // int8: the instruction of the int8 kernel this set runs (`vpdpbusd` with VNNI).
+    let i8runs: Vec<f64> = (0..7)
+        .filter_map(|_| pool.install(|| peak::int8_peak_gops(isa, 5_000_000)))
+        .collect();
+    if !i8runs.is_empty() {
+        let q = median(i8runs);
+        let what = if isa == Isa::Avx512 {
+            "avx512vnni (vpdpbusd)"
+        } else {
+            "avx2 (vpmaddwd+vpaddd)"
+        };
+        if p.json {
+            println!(
+                "{{\"op\":\"int8_peak\",\"threads\":{threads},\"isa\":\"{what}\",\"gops\":{q:.2}}}"
+            );
+        } else {
+            println!(
+                "int8 peak threads={threads} isa={what}: {q:.1} GOP/s ({:.2}x the fma peak)",
+                q / g
+            );
+        }
+    }
+    // The default bf16 kernel is chosen from a one-core measurement of the same two loops.
+    if let Some(c) = clip_kernels::gemm::bf16_calibration() {
+        let (ratio, kind, min) = (c.ratio(), c.choice(), clip_kernels::gemm::DOT_MIN_RATIO);
+        if p.json {
+            println!("{{\"op\":\"bf16_calibration\",\"dot_gflops\":{:.2},\"fma_gflops\":{:.2},\"ratio\":{ratio:.3},\"min_ratio\":{min},\"default_bf16_kernel\":\"{kind}\"}}", c.dot_gflops, c.fma_gflops);
+        } else {
+            println!(
+                "bf16 calibration (one core): dot {:.1} vs fma {:.1} GFLOP/s, {ratio:.2}x (dot from {min}x): default bf16 kernel {kind}",
+                c.dot_gflops, c.fma_gflops
             );
         }
     }

@@ -40,7 +40,8 @@ struct Common {
     /// Threads (default: one per core; at most four per core).
     #[arg(long, default_value_t = 0, hide_default_value = true, value_parser = crate::args::threads)]
     threads: usize,
-    /// Weight precision, f32 or bf16 (default: bf16 for a bf16 weight file, else f32).
+    /// Weight precision: f32, bf16 or int8 (default: the weight file's: int8 for a file
+    /// written by `clip quantize`, bf16 for a bf16 file, else f32).
     #[arg(long, value_parser = model_dir::parse_precision)]
     precision: Option<clip::Precision>,
     /// Read every weight once at load and refuse NaN or Inf, naming the tensors.

@@ -1,5 +1,5 @@
 //! The `clip` command-line program: demo, classify, similarity, index, search, embed,
-//! preprocess, tokenize, bench, check and serve.
+//! preprocess, tokenize, bench, check, serve and quantize.
 //!
 //! Errors print one line on stderr and exit non-zero; nothing panics on bad input, and a
 //! panic hook turns any bug that does panic into one line too (no backtrace).
@@ -15,6 +15,7 @@ mod model_dir;
 mod npy;
 mod out;
 mod preprocess;
+mod quantize;
 mod serve;
 mod similarity;
 mod store;
@@ -61,6 +62,8 @@ enum Command {
     /// What a checkpoint was understood as, a probe's fingerprint, and a per-layer
     /// comparison with a reference.
     Check(check::CheckArgs),
+    /// Write a model folder with int8 weights (loads in int8 without quantising again).
+    Quantize(quantize::QuantizeArgs),
 }
 
 /// Turns a panic into one line on stderr (the message and where), with no backtrace.
@@ -140,6 +143,7 @@ fn main() {
         Command::Tokenize(args) => tokenize::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Check(args) => check::run(args),
+        Command::Quantize(args) => quantize::run(args),
     };
     if let Err(msg) = result {
         eprintln!("error: {}", msg.replace('\n', " "));

@@ -59,7 +59,8 @@ pub struct ModelArgs {
     /// Threads (default: one per core; at most four per core).
     #[arg(long, default_value_t = 0, hide_default_value = true, value_parser = crate::args::threads)]
     pub threads: usize,
-    /// Weight precision, f32 or bf16 (default: bf16 for a bf16 weight file, else f32).
+    /// Weight precision: f32, bf16 or int8 (default: the weight file's: int8 for a file
+    /// written by `clip quantize`, bf16 for a bf16 file, else f32).
     #[arg(long, value_parser = parse_precision)]
     pub precision: Option<Precision>,
     /// Read every weight once at load and refuse NaN or Inf, naming the tensors.
@@ -72,7 +73,8 @@ pub fn parse_precision(s: &str) -> Result<Precision, String> {
     match s.to_ascii_lowercase().as_str() {
         "f32" | "fp32" => Ok(Precision::F32),
         "bf16" => Ok(Precision::Bf16),
-        _ => Err(format!("expected f32 or bf16, got {s:?}")),
+        "int8" | "i8" => Ok(Precision::Int8),
+        _ => Err(format!("expected f32, bf16 or int8, got {s:?}")),
     }
 }
 
@@ -81,6 +83,7 @@ pub fn precision_name(p: Precision) -> &'static str {
     match p {
         Precision::F32 => "f32",
         Precision::Bf16 => "bf16",
+        Precision::Int8 => "int8",
     }
 }
 

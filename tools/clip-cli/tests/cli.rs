@@ -379,6 +379,55 @@ fn bad_input_is_one_line_and_a_failure() {
     );
 }
 
+/// `clip quantize` writes a folder that embeds as the int8 load of its source (bitwise:
+/// through the library on both folders), and `--precision int8` is accepted everywhere.
+#[test]
+fn quantize_writes_a_folder_that_loads_in_int8() {
+    let d = scratch("quantize");
+    let m = tiny_model(&d, "clip-tiny");
+    let q = d.join("q");
+    let out = ok(&d, &["quantize", s(&m), "--out", s(&q)]);
+    assert!(
+        out.contains("quantised") && out.contains("weights to int8"),
+        "{out}"
+    );
+    let int8 = clip::LoadOptions::new().precision(clip::Precision::Int8);
+    let want = ClipModel::load_with(&m, &int8)
+        .unwrap()
+        .embed_texts(&["a cat"], Truncation::Refuse)
+        .unwrap();
+    let got = ClipModel::load(&q)
+        .unwrap()
+        .embed_texts(&["a cat"], Truncation::Refuse)
+        .unwrap();
+    assert_eq!(got, want);
+    let npy = d.join("t.npy");
+    ok(
+        &d,
+        &[
+            "embed",
+            "text",
+            "--model",
+            s(&m),
+            "--precision",
+            "int8",
+            "--out",
+            s(&npy),
+            "a cat",
+        ],
+    );
+    assert_eq!(read_npy(&npy).1, want.as_slice());
+    // Twice is refused; a missing folder too; one line each.
+    let e = fails(&d, &["quantize", s(&q), "--out", s(&d.join("q2"))]);
+    assert!(e.contains("already quantised"), "{e}");
+    fails(
+        &d,
+        &["quantize", s(&d.join("nowhere")), "--out", s(&d.join("q3"))],
+    );
+    let e = fails(&d, &["bench", "--precision", "int4"]);
+    assert!(e.contains("int8"), "{e}");
+}
+
 #[test]
 fn every_command_has_help_with_examples() {
     let d = scratch("help");
@@ -392,6 +441,7 @@ fn every_command_has_help_with_examples() {
         "bench",
         "preprocess",
         "tokenize",
+        "quantize",
     ];
     assert!(ok(&d, &["--help"]).contains("Examples:"));
     for cmd in all {
