@@ -15,6 +15,21 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// clip-tiny's OpenAI-named weights with its config.json beside them (shapes alone are not
+/// one of OpenAI's releases, so the config is needed).
+fn openai_with_config() -> PathBuf {
+    let dir = scratch("openai-src");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = fixture("clip-tiny");
+    std::fs::copy(src.join("config.json"), dir.join("config.json")).unwrap();
+    std::fs::copy(
+        src.join("openai").join("model.safetensors"),
+        dir.join("model.safetensors"),
+    )
+    .unwrap();
+    dir
+}
+
 fn embeddings(dir: &Path, p: Option<Precision>) -> (Vec<f32>, Vec<f32>) {
     let mut opts = LoadOptions::new().threads(2);
     if let Some(p) = p {
@@ -62,7 +77,7 @@ fn embeddings(dir: &Path, p: Option<Precision>) -> (Vec<f32>, Vec<f32>) {
 fn quantised_folders_load_to_the_int8_model_of_their_source() {
     for (name, src) in [
         ("tiny", fixture("clip-tiny")),
-        ("tiny-openai", fixture("clip-tiny").join("openai")),
+        ("tiny-openai", openai_with_config()),
         ("tiny2", fixture("clip-tiny2")),
         ("tiny2-bf16", fixture("clip-tiny2-bf16")),
     ] {
