@@ -149,10 +149,14 @@ class CLIPModel:
 
     Args:
         threads: threads for every call (0: one per core).
-        precision: ``"f32"`` or ``"bf16"`` weights (default: the file's).
+        precision: ``"f32"``, ``"bf16"`` or ``"int8"`` weights (default: the file's; int8
+            quantises linear weights per output channel and activations per row).
         batch_size: inputs per forward pass in list calls (default 32); results do not
             depend on it.
         validate: refuse NaN or Inf weights at load.
+        bf16_kernel: with bf16 weights, ``"convert"`` (f32 arithmetic) or ``"dot"``
+            (activations rounded to bf16 too, AVX512-BF16); default: ``CLIP_BF16``, else the
+            faster on this CPU by a short measurement.
 
     One model can be shared by Python threads: every call releases the GIL, and results are
     bitwise the same whatever the thread count and batch size.
@@ -160,9 +164,11 @@ class CLIPModel:
 
     def __init__(self, model: Union[str, "os.PathLike[str]", None] = None, *,
                  threads: int = 0, precision: Optional[str] = None,
-                 batch_size: Optional[int] = None, validate: bool = False) -> None:
+                 batch_size: Optional[int] = None, validate: bool = False,
+                 bf16_kernel: Optional[str] = None) -> None:
         self._m = _native.CLIPModel(model, threads=threads, precision=precision,
-                                    batch_size=batch_size, validate=validate)
+                                    batch_size=batch_size, validate=validate,
+                                    bf16_kernel=bf16_kernel)
 
     @classmethod
     def from_pretrained(cls, model: Union[str, "os.PathLike[str]", None] = None,
@@ -305,8 +311,13 @@ class CLIPModel:
 
     @property
     def precision(self) -> str:
-        """``"f32"`` or ``"bf16"``: how the weights are kept."""
+        """``"f32"``, ``"bf16"`` or ``"int8"``: how the weights are kept."""
         return self._m.precision
+
+    @property
+    def bf16_kernel(self) -> Optional[str]:
+        """``"convert"`` or ``"dot"`` with bf16 weights, else None."""
+        return self._m.bf16_kernel
 
     @property
     def kernels(self) -> str:

@@ -46,6 +46,7 @@ class CLIPModel:
         precision: Optional[str] = None,
         batch_size: Optional[int] = None,
         validate: bool = False,
+        bf16_kernel: Optional[str] = None,
     ) -> None: ...
     @staticmethod
     def random(
@@ -103,6 +104,8 @@ class CLIPModel:
     def batch_size(self) -> int: ...
     @property
     def precision(self) -> str: ...
+    @property
+    def bf16_kernel(self) -> Optional[str]: ...
     @property
     def kernels(self) -> str: ...
     @property

@@ -7,7 +7,9 @@
 
 use crate::errors::{clip_err, run, run_clip, to_py};
 use crate::inputs::{self, Item};
-use clip::{ClipConfig, ClipModel, Features, ForwardOptions, LoadOptions, Precision, Truncation};
+use clip::{
+    Bf16Kernel, ClipConfig, ClipModel, Features, ForwardOptions, LoadOptions, Precision, Truncation,
+};
 use numpy::{PyArray2, PyArray4};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -23,8 +25,19 @@ fn load_options(
     precision: Option<&str>,
     batch_size: Option<usize>,
     validate: bool,
+    bf16_kernel: Option<&str>,
 ) -> PyResult<LoadOptions> {
     let mut o = LoadOptions::new().threads(threads).validate(validate);
+    match bf16_kernel {
+        None => {}
+        Some("convert") => o = o.bf16_kernel(Bf16Kernel::Convert),
+        Some("dot") => o = o.bf16_kernel(Bf16Kernel::Dot),
+        Some(k) => {
+            return Err(clip_err(format!(
+                "bf16_kernel {k:?}: give \"convert\" or \"dot\""
+            )))
+        }
+    }
     match precision {
         None => {}
         Some("f32" | "fp32" | "float32") => o = o.precision(Precision::F32),
@@ -162,7 +175,7 @@ impl Model {
     /// Loads a folder, a repository name in the Hugging Face cache, or (with None)
     /// `CLIP_MODEL` and then openai/clip-vit-base-patch32 in the cache.
     #[new]
-    #[pyo3(signature = (model=None, *, threads=0, precision=None, batch_size=None, validate=false))]
+    #[pyo3(signature = (model=None, *, threads=0, precision=None, batch_size=None, validate=false, bf16_kernel=None))]
     fn new(
         py: Python<'_>,
         model: Option<std::path::PathBuf>,
@@ -170,8 +183,9 @@ impl Model {
         precision: Option<&str>,
         batch_size: Option<usize>,
         validate: bool,
+        bf16_kernel: Option<&str>,
     ) -> PyResult<Model> {
-        let opts = load_options(threads, precision, batch_size, validate)?;
+        let opts = load_options(threads, precision, batch_size, validate, bf16_kernel)?;
         let spec = model.map(|p| p.to_string_lossy().into_owned());
         let inner = run_clip(py, || ClipModel::from_pretrained(spec.as_deref(), &opts))?;
         Ok(Model { inner })
@@ -188,7 +202,7 @@ impl Model {
         precision: Option<&str>,
         batch_size: Option<usize>,
     ) -> PyResult<Model> {
-        let opts = load_options(threads, precision, batch_size, false)?;
+        let opts = load_options(threads, precision, batch_size, false, None)?;
         let cfg = named_config(config)?;
         let inner = run_clip(py, || ClipModel::random(&cfg, seed, &opts))?;
         Ok(Model { inner })
@@ -425,6 +439,15 @@ impl Model {
     #[getter]
     fn batch_size(&self) -> usize {
         self.inner.batch_size()
+    }
+
+    /// The kernel that multiplies bf16 weights ("convert" or "dot"), None unless bf16.
+    #[getter]
+    fn bf16_kernel(&self) -> Option<&'static str> {
+        self.inner.bf16_kernel().map(|k| match k {
+            Bf16Kernel::Dot => "dot",
+            _ => "convert",
+        })
     }
 
     #[getter]

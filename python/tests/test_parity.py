@@ -57,9 +57,31 @@ def check_model(model: clip_rs.CLIPModel, r: dict) -> list:
 
 @pytest.mark.parametrize("name", ["clip-tiny", "clip-tiny2", "clip-tiny2-bf16"])
 def test_tiny_fixtures_match_transformers(name):
-    model = clip_rs.CLIPModel(FIXTURES / name, threads=2)
-    assert model.precision == ("bf16" if name.endswith("bf16") else "f32")
+    # A bf16 file against f32 bounds: bf16 weights with f32 arithmetic (the convert kernel);
+    # the dot kernel, which rounds activations too, is the next test's.
+    bf16 = name.endswith("bf16")
+    model = clip_rs.CLIPModel(FIXTURES / name, threads=2, bf16_kernel="convert" if bf16 else None)
+    assert model.precision == ("bf16" if bf16 else "f32")
+    assert model.bf16_kernel == ("convert" if bf16 else None)
     assert check_model(model, reference(FIXTURES / name)) == []
+
+
+def test_bf16_dot_kernel_is_close_to_transformers():
+    """The dot kernel (activations rounded to bf16 too) where the CPU has it: embeddings within
+    a cosine of 0.999 of transformers' f32, and not the convert kernel's bits."""
+    d = FIXTURES / "clip-tiny2-bf16"
+    r = reference(d)
+    try:
+        dot = clip_rs.CLIPModel(d, threads=2, bf16_kernel="dot")
+    except clip_rs.ClipError as e:
+        pytest.skip(f"no bf16 dot kernel on this CPU: {e}")
+    conv = clip_rs.CLIPModel(d, threads=2, bf16_kernel="convert")
+    assert dot.bf16_kernel == "dot"
+    px = r["pixel_values"]
+    got, other = dot.image_features(px), conv.image_features(px)
+    got = got / np.linalg.norm(got, axis=1, keepdims=True)
+    assert min_cosine(got, r["image_embeds"]) >= 0.999
+    assert not np.array_equal(got, other / np.linalg.norm(other, axis=1, keepdims=True))
 
 
 def test_openai_key_names_match_transformers(tmp_path):
