@@ -1,5 +1,5 @@
 //! The `clip` command-line program: demo, classify, similarity, index, search, embed,
-//! preprocess, tokenize and bench.
+//! embed-shards, preprocess, tokenize and bench.
 //!
 //! Errors print one line on stderr and exit non-zero; nothing panics on bad input, and a
 //! panic hook turns any bug that does panic into one line too (no backtrace).
@@ -14,7 +14,10 @@ mod index;
 mod model_dir;
 mod npy;
 mod out;
+mod parquet_io;
 mod preprocess;
+mod shard_read;
+mod shards;
 mod similarity;
 mod store;
 mod tokenize;
@@ -51,6 +54,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Embed images or texts into a float32 [N, D] .npy (L2-normalised unless --raw).
     Embed(embed::EmbedArgs),
+    /// Embed webdataset tar shards, folders or parquet files into clip-retrieval's layout
+    /// (img_emb/, text_emb/, metadata/), resumably.
+    EmbedShards(shards::EmbedShardsArgs),
     /// Decode an image and write CLIP's preprocessed float32 [3, H, W] tensor as .npy.
     Preprocess(preprocess::PreprocessArgs),
     /// Token ids of texts, exactly as OpenAI's CLIP tokenizer gives them.
@@ -133,6 +139,7 @@ fn main() {
         Command::Search(args) => index::run_search(args),
         Command::Bench(args) => bench::run(args),
         Command::Embed(args) => embed::run(args),
+        Command::EmbedShards(args) => shards::run(args),
         Command::Preprocess(args) => preprocess::run(args),
         Command::Tokenize(args) => tokenize::run(args),
         Command::Check(args) => check::run(args),
