@@ -9,7 +9,7 @@
 //! DIR/metadata/metadata_{id}.parquet    key, caption, url, image_path, status ("ok" | "error"),
 //!                                       error (the reason, or null): every sample of the shard
 //! DIR/clip-rs.json                      the model that made them (a re-run must use the same)
-//! DIR/.locks/{id}                       flock'ed while a process works on the shard
+//! DIR/.locks/{id}                       flock'ed while a process works on the shard (its pid)
 //! ```
 //!
 //! A shard is done when its metadata file exists: it is renamed into place last, after the
@@ -324,7 +324,12 @@ fn lock_shard(dir: &Path, id: &str) -> Result<Option<std::fs::File>, String> {
         .open(&p)
         .map_err(|e| format!("{}: cannot open: {e}", p.display()))?;
     match f.try_lock() {
-        Ok(()) => Ok(Some(f)),
+        Ok(()) => {
+            // The holder's pid, for whoever looks for the process working on the shard.
+            use std::io::Write;
+            let _ = f.set_len(0).and_then(|()| writeln!(&f, "{}", std::process::id()));
+            Ok(Some(f))
+        }
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(e)) => Err(format!("{}: cannot lock: {e}", p.display())),
     }

@@ -1,0 +1,172 @@
+"""clip_rs.ray_data on a local Ray cluster (ray.init(num_cpus=2)): 4 generated webdataset
+shards of 64 images (JPEG and PNG, captions on two in three, one truncated JPEG) give
+clip-retrieval's layout with every row bitwise equal to a single-process embed_images /
+embed_texts on the same files, read back independently (tarfile, pyarrow); an actor
+SIGKILLed in the middle of a shard leaves every key exactly once in the final output.
+
+Needs ray[data] and pyarrow (.ci/run's Ray step installs them); skipped without them
+unless CLIP_REQUIRE_RAY=1, which makes their absence a failure.
+
+Not here: the `clip embed-shards` program (tools/clip-cli/tests/embed_shards.rs)."""
+
+import importlib.util
+import io
+import os
+import signal
+import tarfile
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from conftest import FIXTURES, ROOT, tiny_text_model
+
+if os.environ.get("CLIP_REQUIRE_RAY") != "1":
+    pytest.importorskip("ray")
+    pytest.importorskip("pyarrow")
+import pyarrow.parquet as pq  # noqa: E402
+import ray  # noqa: E402
+
+import clip_rs  # noqa: E402
+from clip_rs import ray_data  # noqa: E402
+
+
+def make_shards(out, **kw):
+    spec = importlib.util.spec_from_file_location("make_shards", ROOT / "tools" / "make_shards.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for s in range(kw.get("shards", 4)):
+        p = out / f"{s:05d}.tar"
+        mod.write_shard(p, s, kw.get("per_shard", 64), kw.get("size", 160), kw.get("corrupt", False))
+        paths.append(str(p))
+    return paths
+
+
+def members(path):
+    """(key, image bytes, extension, caption) per sample, read with tarfile."""
+    samples = {}
+    with tarfile.open(path) as tar:
+        for m in tar.getmembers():
+            key, ext = m.name.split(".", 1)
+            s = samples.setdefault(key, {"key": key, "caption": None})
+            data = tar.extractfile(m).read()
+            if ext in ("jpg", "png"):
+                s["image"], s["ext"] = data, ext
+            elif ext == "txt":
+                s["caption"] = data.decode()
+    return list(samples.values())
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"RAY_DATA_DISABLE_PROGRESS_BARS": "1"}})
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield
+    ray.shutdown()
+
+
+def test_shards_layout_bitwise_equal_to_embed_images(cluster, tmp_path):
+    model_dir = tiny_text_model(FIXTURES / "clip-tiny", tmp_path / "model")
+    shards = make_shards(tmp_path / "shards", corrupt=True)
+    out = tmp_path / "out"
+    done = ray_data.embed_shards(shards, str(out), model=str(model_dir), concurrency=2,
+                                 threads=1, batch_size=7)
+    assert sorted(r["shard"] for r in done) == ["00000", "00001", "00002", "00003"]
+    assert sum(r["failed"] for r in done) == 1
+
+    ref = clip_rs.CLIPModel(model_dir, threads=2)
+    d = ref.embed_dim
+    for path in shards:
+        sid = os.path.basename(path)[:-4]
+        samples = members(path)
+        meta = pq.read_table(out / "metadata" / f"metadata_{sid}.parquet").to_pylist()
+        img = np.load(out / "img_emb" / f"img_emb_{sid}.npy")
+        txt = np.load(out / "text_emb" / f"text_emb_{sid}.npy")
+        assert img.dtype == np.float32 and img.shape == (64, d) and txt.shape == (64, d)
+        assert [m["key"] for m in meta] == [s["key"] for s in samples]
+        assert [m["caption"] for m in meta] == [s["caption"] for s in samples]
+        corrupt = sid == "00001"
+        good = [i for i in range(64) if not (corrupt and i == 5)]
+        want = ref.embed_images([samples[i]["image"] for i in good])
+        assert np.array_equal(img[good], want), f"{sid}: differs from embed_images"
+        if corrupt:
+            bad = meta[5]
+            assert bad["status"] == "error" and "JPEG" in bad["error"], bad
+            assert bad["image_path"].endswith("/000010005.jpg")
+            assert not img[5].any()
+        assert all(meta[i]["status"] == "ok" and meta[i]["error"] is None for i in good)
+        cap = [i for i, s in enumerate(samples) if s["caption"] is not None]
+        assert 0 < len(cap) < 64
+        assert np.array_equal(txt[cap], ref.embed_texts([samples[i]["caption"] for i in cap],
+                                                        truncate=True))
+        assert not txt[[i for i in range(64) if i not in cap]].any()
+        assert np.allclose(np.linalg.norm(img[good], axis=1), 1, atol=1e-5)
+
+    # A second run finds everything done and writes nothing.
+    stamp = {p: p.stat().st_mtime_ns for p in out.rglob("*.npy")}
+    assert ray_data.embed_shards(shards, str(out), model=str(model_dir), concurrency=1) == []
+    assert stamp == {p: p.stat().st_mtime_ns for p in out.rglob("*.npy")}
+
+
+def test_row_embedder_matches_embed_images(tmp_path):
+    model_dir = tiny_text_model(FIXTURES / "clip-tiny", tmp_path / "model")
+    shard = make_shards(tmp_path / "shards", shards=2, per_shard=12, corrupt=True)[1]
+    samples = members(shard)
+    batch = {"jpg": [s["image"] if s["ext"] == "jpg" else None for s in samples],
+             "png": [s["image"] if s["ext"] == "png" else None for s in samples],
+             "txt": [s["caption"] for s in samples]}
+    got = ray_data.ClipEmbedder(str(model_dir), caption_column="txt", threads=2)(batch)
+    ref = clip_rs.CLIPModel(model_dir, threads=1)
+    good = [i for i in range(12) if i != 5]
+    assert np.array_equal(got["img_emb"][good], ref.embed_images([samples[i]["image"] for i in good]))
+    assert list(got["status"]) == ["error" if i == 5 else "ok" for i in range(12)]
+    assert "JPEG" in got["error"][5] and not got["img_emb"][5].any()
+
+
+def test_killed_actor_leaves_every_key_exactly_once(cluster, tmp_path):
+    shards = make_shards(tmp_path / "shards", per_shard=64, size=96)
+    out = tmp_path / "out"
+    killed = []
+
+    def killer():
+        # The shard lock holds its worker's pid: kill the first actor found mid-shard.
+        deadline = time.time() + 300
+        while time.time() < deadline and not killed:
+            locks = out / ".locks"
+            for lock in sorted(locks.glob("*")) if locks.exists() else []:
+                sid = lock.name
+                txt = lock.read_text().strip()
+                if not txt or (out / "metadata" / f"metadata_{sid}.parquet").exists():
+                    continue
+                pid = int(txt)
+                if pid != os.getpid():
+                    time.sleep(0.3)  # well into the shard
+                    if not (out / "metadata" / f"metadata_{sid}.parquet").exists():
+                        os.kill(pid, signal.SIGKILL)
+                        killed.append((sid, pid))
+                        return
+            time.sleep(0.02)
+
+    t = threading.Thread(target=killer)
+    t.start()
+    ray_data.embed_shards(shards, str(out), model="random:ViT-B/32", concurrency=2, threads=1,
+                          batch_size=8)
+    t.join()
+    assert killed, "no worker was killed mid-shard; the test proved nothing"
+    keys = []
+    for sid in ("00000", "00001", "00002", "00003"):
+        meta = pq.read_table(out / "metadata" / f"metadata_{sid}.parquet").to_pylist()
+        keys += [m["key"] for m in meta]
+        assert np.load(out / "img_emb" / f"img_emb_{sid}.npy").shape == (len(meta), 512)
+    want = [s["key"] for p in shards for s in members(p)]
+    assert sorted(keys) == sorted(want) and len(set(keys)) == len(keys) == 256
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name], "temporary files left"
+    # The redone shard is the same as a clean single-process embedding of its images.
+    sid = killed[0][0]
+    ref = clip_rs.CLIPModel.random("ViT-B/32", threads=2)
+    imgs = [s["image"] for s in members(str(tmp_path / "shards" / f"{sid}.tar"))]
+    assert np.array_equal(np.load(out / "img_emb" / f"img_emb_{sid}.npy"), ref.embed_images(imgs))
