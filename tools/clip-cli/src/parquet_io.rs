@@ -141,7 +141,7 @@ pub fn read_samples(
             chosen.push(t.clone());
         }
     }
-    let projection = Type::group_type_builder("schema")
+    let projection = Type::group_type_builder(root.name())
         .with_fields(chosen)
         .build()
         .map_err(bad)?;
