@@ -420,16 +420,16 @@ def embed_shards(paths: Sequence[str], out: str, *, model: Any, concurrency: int
             break
         if read_bytes:
             # Reading is I/O: no CPU of its own, so that it runs beside actors holding them all.
-            ds = ray.data.read_binary_files(todo, include_paths=True,
-                                            ray_remote_args={"num_cpus": 0})
+            ds = ray.data.read_binary_files(todo, include_paths=True, num_cpus=0)
         else:
             ds = ray.data.from_items([{"path": p} for p in todo])
         ds = ds.map_batches(
             ShardEmbedder, batch_size=1, concurrency=concurrency, num_cpus=threads,
             fn_constructor_args=(model, str(out)),
             fn_constructor_kwargs=dict(threads=threads, batch_size=batch_size, text=text,
-                                       **columns),
-            max_restarts=-1, max_task_retries=-1)
+                                       **columns))
+        # Ray Data restarts a lost actor and retries its task (max_restarts and
+        # max_task_retries are -1 for actor pools by default).
         try:
             results += [r for r in ds.take_all() if r["status"] == "done"]
         except Exception:  # an actor lost beyond Ray's retries: the next pass redoes it
