@@ -294,6 +294,8 @@ def _write_shard(model, samples, paths, batch_size, text):
             for i, row, err in zip(ok, rows, errors):
                 img[start + i] = row
                 part[i]["problem"] = err
+        for smp in part:
+            smp["image"] = None  # the encoded bytes are no longer needed
     cap = [i for i, s in enumerate(samples) if s["caption"] is not None]
     if text and cap:
         txt = np.zeros((len(samples), d), np.float32)
@@ -310,8 +312,6 @@ def _write_shard(model, samples, paths, batch_size, text):
         "error": strings("problem"),
     })
     _atomic(paths["metadata"], lambda f: pq.write_table(table, f))
-    for s in samples:
-        s["image"] = None
 
 
 def _load_model(model: Any, threads: int, batch_size: int) -> "clip_rs.CLIPModel":

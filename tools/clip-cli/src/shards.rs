@@ -327,7 +327,9 @@ fn lock_shard(dir: &Path, id: &str) -> Result<Option<std::fs::File>, String> {
         Ok(()) => {
             // The holder's pid, for whoever looks for the process working on the shard.
             use std::io::Write;
-            let _ = f.set_len(0).and_then(|()| writeln!(&f, "{}", std::process::id()));
+            let _ = f
+                .set_len(0)
+                .and_then(|()| writeln!(&f, "{}", std::process::id()));
             Ok(Some(f))
         }
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
