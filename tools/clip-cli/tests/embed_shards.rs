@@ -348,3 +348,81 @@ fn sigint_after_first_shard_then_rerun_equals_clean_run() {
         assert!(g == w, "{n} differs from the clean run's");
     }
 }
+
+#[test]
+fn broken_shards_fail_alone_without_panics() {
+    let d = scratch("shards-broken");
+    let m = tiny_model(&d, "clip-tiny");
+    let src = d.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let good = d.join("good.tar");
+    write_tar(&good, &specs(&src, 0, 5, false));
+    let full = std::fs::read(&good).unwrap();
+    // Garbage, a tar cut in the middle of a member, a gzip stream that is not a tar, and a
+    // parquet file that is not one.
+    let garbage = d.join("garbage.tar");
+    std::fs::write(&garbage, vec![0x5a; 3000]).unwrap();
+    let cut = d.join("cut.tar");
+    std::fs::write(&cut, &full[..full.len() / 2 + 100]).unwrap();
+    let gz = d.join("gz.tar.gz");
+    std::fs::write(&gz, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3]).unwrap();
+    let pq = d.join("bad.parquet");
+    std::fs::write(&pq, b"PAR1 not really PAR1").unwrap();
+    let out = d.join("out");
+    let args = [
+        "embed-shards",
+        "--model",
+        s(&m),
+        "--out",
+        s(&out),
+        s(&garbage),
+        s(&good),
+        s(&cut),
+        s(&gz),
+        s(&pq),
+    ];
+    let r = run(&d, &args);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success());
+    assert!(!err.contains("panicked"), "{err}");
+    for id in ["garbage", "cut", "gz", "bad"] {
+        assert!(err.contains(&format!("shard {id} not done")), "{id}: {err}");
+        assert!(!out.join(format!("metadata/metadata_{id}.parquet")).exists());
+        assert!(
+            !out.join(format!("img_emb/img_emb_{id}.npy")).exists(),
+            "{id}"
+        );
+    }
+    assert!(
+        err.lines()
+            .last()
+            .unwrap()
+            .starts_with("error: 4 shard(s) not done"),
+        "{err}"
+    );
+    assert!(out.join("metadata/metadata_good.parquet").exists());
+    // Two shards with one name, a missing shard: refused before any model is loaded.
+    let e = fails(
+        &d,
+        &[
+            "embed-shards",
+            "--random-weights",
+            "--out",
+            s(&out),
+            s(&good),
+            s(&good),
+        ],
+    );
+    assert!(e.contains("would both write"), "{e}");
+    let e = fails(
+        &d,
+        &[
+            "embed-shards",
+            "--random-weights",
+            "--out",
+            s(&out),
+            "nope.tar",
+        ],
+    );
+    assert!(e.contains("no such shard"), "{e}");
+}
