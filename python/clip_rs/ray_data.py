@@ -147,7 +147,7 @@ def _read_folder(path: str) -> Iterator[Dict[str, Any]]:
 
 
 def _text(v: Any) -> Optional[str]:
-    if v is None:
+    if v is None or isinstance(v, float):  # null, or NaN in a partly filled column
         return None
     if isinstance(v, bytes):
         return v.decode("utf-8", "replace")
@@ -370,7 +370,9 @@ class ClipEmbedder:
         images: List[Optional[bytes]] = [None] * n
         for c in self.image_columns:
             for i, v in enumerate(batch.get(c, [None] * n)):
-                if images[i] is None and v is not None and len(v):
+                # A missing member is None, or NaN where a column is only partly filled.
+                if images[i] is None and isinstance(v, (bytes, bytearray, memoryview,
+                                                        np.ndarray)) and len(v):
                     images[i] = bytes(v)
         img = np.zeros((n, self.model.embed_dim), np.float32)
         errors: List[Optional[str]] = ["no image" if b is None else None for b in images]
@@ -424,7 +426,8 @@ def embed_shards(paths: Sequence[str], out: str, *, model: Any, concurrency: int
         else:
             ds = ray.data.from_items([{"path": p} for p in todo])
         ds = ds.map_batches(
-            ShardEmbedder, batch_size=1, concurrency=concurrency, num_cpus=threads,
+            ShardEmbedder, batch_size=1, num_cpus=threads,
+            compute=ray.data.ActorPoolStrategy(size=concurrency),
             fn_constructor_args=(model, str(out)),
             fn_constructor_kwargs=dict(threads=threads, batch_size=batch_size, text=text,
                                        **columns))

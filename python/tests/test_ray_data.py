@@ -112,19 +112,27 @@ def test_shards_layout_bitwise_equal_to_embed_images(cluster, tmp_path):
     assert stamp == {p: p.stat().st_mtime_ns for p in out.rglob("*.npy")}
 
 
-def test_row_embedder_matches_embed_images(tmp_path):
+def test_row_embedder_over_read_webdataset(cluster, tmp_path):
     model_dir = tiny_text_model(FIXTURES / "clip-tiny", tmp_path / "model")
     shard = make_shards(tmp_path / "shards", shards=2, per_shard=12, corrupt=True)[1]
     samples = members(shard)
-    batch = {"jpg": [s["image"] if s["ext"] == "jpg" else None for s in samples],
-             "png": [s["image"] if s["ext"] == "png" else None for s in samples],
-             "txt": [s["caption"] for s in samples]}
-    got = ray_data.ClipEmbedder(str(model_dir), caption_column="txt", threads=2)(batch)
+    ds = ray.data.read_webdataset([shard], decoder=None)
+    rows = ds.map_batches(ray_data.ClipEmbedder, fn_constructor_args=(str(model_dir),),
+                          fn_constructor_kwargs={"threads": 1, "caption_column": "txt"},
+                          batch_format="numpy", batch_size=5, num_cpus=1,
+                          compute=ray.data.ActorPoolStrategy(size=1)).take_all()
+    rows.sort(key=lambda r: r["__key__"])
+    assert [r["__key__"] for r in rows] == [s["key"] for s in samples]
     ref = clip_rs.CLIPModel(model_dir, threads=1)
     good = [i for i in range(12) if i != 5]
-    assert np.array_equal(got["img_emb"][good], ref.embed_images([samples[i]["image"] for i in good]))
-    assert list(got["status"]) == ["error" if i == 5 else "ok" for i in range(12)]
-    assert "JPEG" in got["error"][5] and not got["img_emb"][5].any()
+    got = np.stack([r["img_emb"] for r in rows])
+    assert np.array_equal(got[good], ref.embed_images([samples[i]["image"] for i in good]))
+    assert [r["status"] for r in rows] == ["error" if i == 5 else "ok" for i in range(12)]
+    assert "JPEG" in rows[5]["error"] and not got[5].any()
+    cap = [i for i, s in enumerate(samples) if s["caption"] is not None]
+    txt = np.stack([r["text_emb"] for r in rows])
+    assert np.array_equal(txt[cap], ref.embed_texts([samples[i]["caption"] for i in cap],
+                                                    truncate=True))
 
 
 def test_killed_actor_leaves_every_key_exactly_once(cluster, tmp_path):
