@@ -106,9 +106,34 @@ def test_shards_layout_bitwise_equal_to_embed_images(cluster, tmp_path):
         assert not txt[[i for i in range(64) if i not in cap]].any()
         assert np.allclose(np.linalg.norm(img[good], axis=1), 1, atol=1e-5)
 
+    # Shard 2 as a folder and as a parquet file (img2dataset's columns) gives the same rows.
+    import pyarrow as pa
+
+    folder = tmp_path / "folder-2"
+    folder.mkdir()
+    samples = members(shards[2])
+    for smp in samples:
+        (folder / f"{smp['key']}.{smp['ext']}").write_bytes(smp["image"])
+        if smp["caption"] is not None:
+            (folder / f"{smp['key']}.txt").write_text(smp["caption"])
+    pq.write_table(pa.table({"key": [x["key"] for x in samples],
+                             "caption": [x["caption"] for x in samples],
+                             "jpg": [x["image"] for x in samples]}), tmp_path / "table-2.parquet")
+    ray_data.embed_shards([str(folder), str(tmp_path / "table-2.parquet")], str(out),
+                          model=str(model_dir), concurrency=2, threads=1)
+    for kind in ("img_emb", "text_emb"):
+        want = np.load(out / kind / f"{kind}_00002.npy")
+        for sid in ("folder-2", "table-2"):
+            assert np.array_equal(np.load(out / kind / f"{kind}_{sid}.npy"), want), (kind, sid)
+    for sid in ("folder-2", "table-2"):
+        meta = pq.read_table(out / "metadata" / f"metadata_{sid}.parquet").to_pylist()
+        assert [m["key"] for m in meta] == [x["key"] for x in samples]
+        assert [m["caption"] for m in meta] == [x["caption"] for x in samples]
+
     # A second run finds everything done and writes nothing.
     stamp = {p: p.stat().st_mtime_ns for p in out.rglob("*.npy")}
-    assert ray_data.embed_shards(shards, str(out), model=str(model_dir), concurrency=1) == []
+    assert ray_data.embed_shards(shards + [str(folder)], str(out), model=str(model_dir),
+                                 concurrency=1) == []
     assert stamp == {p: p.stat().st_mtime_ns for p in out.rglob("*.npy")}
 
 
