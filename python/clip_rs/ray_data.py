@@ -345,9 +345,16 @@ class ShardEmbedder:
     def __call__(self, batch: Dict[str, Any]) -> Dict[str, Any]:
         paths = list(batch["path"])
         data = batch.get("bytes")
-        rows = [embed_shard(self.model, p, self.out, None if data is None else bytes(data[i]),
-                            batch_size=self.batch_size, text=self.text, **self.columns)
-                for i, p in enumerate(paths)]
+        rows = []
+        for i, p in enumerate(paths):
+            try:
+                rows.append(embed_shard(self.model, p, self.out,
+                                        None if data is None else bytes(data[i]),
+                                        batch_size=self.batch_size, text=self.text,
+                                        **self.columns))
+            except Exception as e:  # a broken shard fails alone; the others go on
+                rows.append({"shard": shard_id(p), "images": 0, "failed": 0,
+                             "status": f"error: {type(e).__name__}: {e}"})
         return {k: np.array([r[k] for r in rows]) for k in ("shard", "images", "failed",
                                                               "status")}
 
@@ -405,7 +412,9 @@ def embed_shards(paths: Sequence[str], out: str, *, model: Any, concurrency: int
     reads; ``read_bytes=False``, or a folder among the shards: by path, from a filesystem
     every node sees). ``out`` must be a folder every node writes to (NFS, a shared disk).
     Killed actors are restarted and their shard redone by Ray; shards still missing after
-    that are given to a new pass, up to ``attempts`` passes in all; then an error."""
+    that are given to a new pass, up to ``attempts`` passes in all. A shard that cannot be
+    read (not a tar, a cut archive) fails alone: the others are done, then a RuntimeError
+    names it with the reason."""
     import ray
 
     paths = [str(p) for p in paths]
@@ -416,6 +425,7 @@ def embed_shards(paths: Sequence[str], out: str, *, model: Any, concurrency: int
     if read_bytes is None:
         read_bytes = not any(os.path.isdir(p) for p in paths)
     results: List[Dict[str, Any]] = []
+    errors: Dict[str, str] = {}
     for _ in range(attempts):
         todo = [p for p in paths if not is_done(out, p)]
         if not todo:
@@ -434,11 +444,16 @@ def embed_shards(paths: Sequence[str], out: str, *, model: Any, concurrency: int
         # Ray Data restarts a lost actor and retries its task (max_restarts and
         # max_task_retries are -1 for actor pools by default).
         try:
-            results += [r for r in ds.take_all() if r["status"] == "done"]
-        except Exception:  # an actor lost beyond Ray's retries: the next pass redoes it
+            rows = ds.take_all()
+        except Exception as e:  # an actor lost beyond Ray's retries: the next pass redoes it
+            errors.update({shard_id(p): f"{type(e).__name__}" for p in todo})
             continue
+        results += [r for r in rows if r["status"] == "done"]
+        errors.update({str(r["shard"]): str(r["status"]) for r in rows
+                       if str(r["status"]).startswith("error")})
     missing = [p for p in paths if not is_done(out, p)]
     if missing:
         raise RuntimeError(f"{len(missing)} shard(s) not done after {attempts} passes: "
-                           + ", ".join(missing))
+                           + "; ".join(f"{p} ({errors.get(shard_id(p), 'unknown')})"
+                                       for p in missing))
     return [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in results]

@@ -160,6 +160,26 @@ def test_row_embedder_over_read_webdataset(cluster, tmp_path):
                                                     truncate=True))
 
 
+def test_broken_shard_fails_alone(cluster, tmp_path):
+    model_dir = tiny_text_model(FIXTURES / "clip-tiny", tmp_path / "model")
+    good = make_shards(tmp_path / "shards", shards=2, per_shard=8)
+    cut = tmp_path / "cut.tar"
+    data = open(good[1], "rb").read()
+    cut.write_bytes(data[: len(data) // 2 + 100])
+    garbage = tmp_path / "garbage.tar"
+    garbage.write_bytes(b"\x5a" * 3000)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError) as e:
+        ray_data.embed_shards([str(garbage), good[0], str(cut), good[1]], str(out),
+                              model=str(model_dir), concurrency=2, threads=1)
+    msg = str(e.value)
+    assert msg.startswith("2 shard(s) not done") and "garbage.tar (error: ReadError" in msg, msg
+    assert "cut.tar (error:" in msg, msg
+    assert sorted(p.name for p in (out / "metadata").iterdir()) == [
+        "metadata_00000.parquet", "metadata_00001.parquet"]
+    assert not [p for p in out.rglob("*") if "garbage" in p.name and p.parent.name != ".locks"]
+
+
 def test_killed_actor_leaves_every_key_exactly_once(cluster, tmp_path):
     shards = make_shards(tmp_path / "shards", per_shard=64, size=96)
     out = tmp_path / "out"
