@@ -30,7 +30,7 @@ use clap::{Parser, Subcommand};
     version,
     about = "CPU inference for OpenAI's CLIP",
     long_about = None,
-    after_help = "Examples:\n  clip demo\n  clip classify cat.jpg --labels \"cat,dog\"\n  clip similarity --images a.jpg b.png --texts \"a cat\" \"a dog\"\n  clip index ~/Pictures --out pictures.index && clip search pictures.index \"a dog\"\n\nThe model: --model DIR, else CLIP_MODEL, else the Hugging Face cache \
+    after_help = "Examples:\n  clip demo\n  clip classify cat.jpg --labels \"cat,dog\"\n  clip similarity --images a.jpg b.png --texts \"a cat\" \"a dog\"\n  clip index ~/Pictures --out pictures.index && clip search pictures.index \"a dog\"\n  clip embed-shards shards/*.tar --out embeddings\n\nThe model: --model DIR, else CLIP_MODEL, else the Hugging Face cache \
                   (openai/clip-vit-base-patch32); --random-weights runs without files."
 )]
 struct Cli {

@@ -392,6 +392,7 @@ fn every_command_has_help_with_examples() {
         "bench",
         "preprocess",
         "tokenize",
+        "embed-shards",
     ];
     assert!(ok(&d, &["--help"]).contains("Examples:"));
     for cmd in all {
@@ -410,7 +411,14 @@ fn every_command_has_help_with_examples() {
         let out = ok(&d, &[cmd, "--help"]);
         assert!(out.contains("--threads"), "{cmd}");
     }
-    for cmd in ["demo", "classify", "similarity", "index", "search"] {
+    for cmd in [
+        "demo",
+        "classify",
+        "similarity",
+        "index",
+        "search",
+        "embed-shards",
+    ] {
         let out = ok(&d, &[cmd, "--help"]);
         assert!(out.contains("--random-weights"), "{cmd}");
     }
