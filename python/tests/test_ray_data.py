@@ -137,7 +137,7 @@ def test_shards_layout_bitwise_equal_to_embed_images(cluster, tmp_path):
     assert stamp == {p: p.stat().st_mtime_ns for p in out.rglob("*.npy")}
 
 
-def test_row_embedder_over_read_webdataset(cluster, tmp_path):
+def test_row_embedder_over_read_webdataset_and_read_parquet(cluster, tmp_path):
     model_dir = tiny_text_model(FIXTURES / "clip-tiny", tmp_path / "model")
     shard = make_shards(tmp_path / "shards", shards=2, per_shard=12, corrupt=True)[1]
     samples = members(shard)
@@ -158,6 +158,24 @@ def test_row_embedder_over_read_webdataset(cluster, tmp_path):
     txt = np.stack([r["text_emb"] for r in rows])
     assert np.array_equal(txt[cap], ref.embed_texts([samples[i]["caption"] for i in cap],
                                                     truncate=True))
+
+    # The same samples as img2dataset's parquet (image bytes in `jpg`) through read_parquet.
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"key": [x["key"] for x in samples],
+                             "jpg": [x["image"] for x in samples],
+                             "caption": [x["caption"] for x in samples]}),
+                   tmp_path / "part.parquet")
+    ds = ray.data.read_parquet(str(tmp_path / "part.parquet"))
+    prow = ds.map_batches(ray_data.ClipEmbedder, fn_constructor_args=(str(model_dir),),
+                          fn_constructor_kwargs={"threads": 1, "image_columns": ["jpg"],
+                                                 "caption_column": "caption"},
+                          batch_format="numpy", batch_size=4, num_cpus=1,
+                          compute=ray.data.ActorPoolStrategy(size=1)).take_all()
+    prow.sort(key=lambda r: r["key"])
+    assert np.array_equal(np.stack([r["img_emb"] for r in prow]), got)
+    assert np.array_equal(np.stack([r["text_emb"] for r in prow]), txt)
+    assert [r["status"] for r in prow] == [r["status"] for r in rows]
 
 
 def test_broken_shard_fails_alone(cluster, tmp_path):
