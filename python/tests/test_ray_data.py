@@ -1,8 +1,10 @@
 """clip_rs.ray_data on a local Ray cluster (ray.init(num_cpus=2)): 4 generated webdataset
 shards of 64 images (JPEG and PNG, captions on two in three, one truncated JPEG) give
 clip-retrieval's layout with every row bitwise equal to a single-process embed_images /
-embed_texts on the same files, read back independently (tarfile, pyarrow); an actor
-SIGKILLed in the middle of a shard leaves every key exactly once in the final output.
+embed_texts on the same files, read back independently (tarfile, pyarrow), and the same
+rows from a folder and a parquet file; ClipEmbedder over read_webdataset and read_parquet;
+a broken shard failing alone; an actor SIGKILLed in the middle of a shard leaves every key
+exactly once in the final output.
 
 Needs ray[data] and pyarrow (.ci/run's Ray step installs them); skipped without them
 unless CLIP_REQUIRE_RAY=1, which makes their absence a failure.
