@@ -1,8 +1,10 @@
 //! criterion: GEMM GFLOP/s on CLIP's shapes at 1 and 2 threads, for each ISA with and without
 //! a pre-packed B, beside `faer`, `gemm` and `matrixmultiply`; the same shapes with a bf16 B
-//! (each bf16 kernel beside the f32 pre-packed one); and the FMA and bf16 dot peaks.
+//! and an int8 B (each bf16 kernel and the int8 kernel beside the f32 pre-packed one); and
+//! the FMA, bf16 dot and int8 peaks.
 //!
-//! `cargo bench -p clip-benches --bench gemm` (`-- gemm_bf16` for the bf16 groups only). Throughput is reported as elements = FLOP, so
+//! `cargo bench -p clip-benches --bench gemm` (`-- gemm_bf16` for the low-precision groups
+//! only). Throughput is reported as elements = FLOP, so
 //! criterion's "elem/s" reads as FLOP/s. For interleaved side-by-side medians use the
 //! `gemm_vs_peers` bench.
 
@@ -39,7 +41,7 @@ fn gemm(c: &mut Criterion) {
     }
 }
 
-/// The shapes of the bf16 comparison: ViT-B/32 at batch 1 (50 rows) and 8 (400 rows), the
+/// The shapes of the bf16 and int8 comparison: ViT-B/32 at batch 1 (50 rows) and 8 (400 rows), the
 /// text tower (77), and 1024^3.
 const BF16_SHAPES: [(usize, usize, usize); 7] = [
     (50, 768, 2304),
@@ -74,6 +76,9 @@ fn gemm_bf16(c: &mut Criterion) {
                     packs.push((format!("{isa}-bf16-{kind}"), p));
                 }
             }
+            // int8: weights quantised per column when packed, A per row at each product.
+            let p = pool.install(|| PackedB::new_int8(isa, b));
+            packs.push((format!("{isa}-int8"), p));
             for (name, p) in &packs {
                 group.bench_function(name.as_str(), |bch| {
                     bch.iter(|| {
@@ -110,6 +115,9 @@ fn fma_peak(c: &mut Criterion) {
         });
         if let Some(gf) = pool.install(|| clip_kernels::peak::bf16_dot_peak_gflops(5_000_000)) {
             eprintln!("bf16 dot peak avx512bf16 threads={threads}: {gf:.1} GFLOP/s");
+        }
+        if let Some(g) = pool.install(|| clip_kernels::peak::int8_peak_gops(isa, 5_000_000)) {
+            eprintln!("int8 peak {isa} threads={threads}: {g:.1} GOP/s");
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The `clip` command-line program: demo, classify, similarity, index, search, embed,
-//! preprocess, tokenize, bench, check, serve and quantize.
+//! embed-shards, preprocess, tokenize, bench, check, serve and quantize.
 //!
 //! Errors print one line on stderr and exit non-zero; nothing panics on bad input, and a
 //! panic hook turns any bug that does panic into one line too (no backtrace).
@@ -14,9 +14,12 @@ mod index;
 mod model_dir;
 mod npy;
 mod out;
+mod parquet_io;
 mod preprocess;
 mod quantize;
 mod serve;
+mod shard_read;
+mod shards;
 mod similarity;
 mod store;
 mod tokenize;
@@ -29,7 +32,7 @@ use clap::{Parser, Subcommand};
     version,
     about = "CPU inference for OpenAI's CLIP",
     long_about = None,
-    after_help = "Examples:\n  clip demo\n  clip classify cat.jpg --labels \"cat,dog\"\n  clip similarity --images a.jpg b.png --texts \"a cat\" \"a dog\"\n  clip index ~/Pictures --out pictures.index && clip search pictures.index \"a dog\"\n\nThe model: --model DIR, else CLIP_MODEL, else the Hugging Face cache \
+    after_help = "Examples:\n  clip demo\n  clip classify cat.jpg --labels \"cat,dog\"\n  clip similarity --images a.jpg b.png --texts \"a cat\" \"a dog\"\n  clip index ~/Pictures --out pictures.index && clip search pictures.index \"a dog\"\n  clip embed-shards shards/*.tar --out embeddings\n\nThe model: --model DIR, else CLIP_MODEL, else the Hugging Face cache \
                   (openai/clip-vit-base-patch32); --random-weights runs without files."
 )]
 struct Cli {
@@ -53,6 +56,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Embed images or texts into a float32 [N, D] .npy (L2-normalised unless --raw).
     Embed(embed::EmbedArgs),
+    /// Embed webdataset tar shards, folders or parquet files into clip-retrieval's layout
+    /// (img_emb/, text_emb/, metadata/), resumably.
+    EmbedShards(shards::EmbedShardsArgs),
     /// Decode an image and write CLIP's preprocessed float32 [3, H, W] tensor as .npy.
     Preprocess(preprocess::PreprocessArgs),
     /// Token ids of texts, exactly as OpenAI's CLIP tokenizer gives them.
@@ -139,6 +145,7 @@ fn main() {
         Command::Search(args) => index::run_search(args),
         Command::Bench(args) => bench::run(args),
         Command::Embed(args) => embed::run(args),
+        Command::EmbedShards(args) => shards::run(args),
         Command::Preprocess(args) => preprocess::run(args),
         Command::Tokenize(args) => tokenize::run(args),
         Command::Serve(args) => serve::run(args),

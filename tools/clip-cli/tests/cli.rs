@@ -442,6 +442,7 @@ fn every_command_has_help_with_examples() {
         "preprocess",
         "tokenize",
         "quantize",
+        "embed-shards",
     ];
     assert!(ok(&d, &["--help"]).contains("Examples:"));
     for cmd in all {
@@ -460,7 +461,14 @@ fn every_command_has_help_with_examples() {
         let out = ok(&d, &[cmd, "--help"]);
         assert!(out.contains("--threads"), "{cmd}");
     }
-    for cmd in ["demo", "classify", "similarity", "index", "search"] {
+    for cmd in [
+        "demo",
+        "classify",
+        "similarity",
+        "index",
+        "search",
+        "embed-shards",
+    ] {
         let out = ok(&d, &[cmd, "--help"]);
         assert!(out.contains("--random-weights"), "{cmd}");
     }
