@@ -5,6 +5,8 @@
 use clip_kernels::dispatch::test_isa;
 use clip_kernels::Isa;
 
+pub mod mat;
+
 /// Every kernel set this CPU runs; says loudly which ones are skipped, and fails the test if
 /// `CLIP_REQUIRE_ISA` names one of those.
 pub fn isas(test: &str) -> Vec<Isa> {
