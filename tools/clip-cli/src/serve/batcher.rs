@@ -6,10 +6,12 @@
 //! composition, so a request's rows are bitwise those it would get alone.
 //!
 //! Bounds: a queue holds at most `capacity` inputs (a request larger than that enters only
-//! an empty queue), and, with `max_queue_wait`, no more than the worker is expected to clear
-//! in that time (inputs waiting x the recent time per input), so that under overload the
-//! requests accepted keep their latency; past either bound a request is refused at once
-//! with 429 and `Retry-After`. A failing input
+//! an empty queue), and, with `max_queue_wait`, no more work than the cores are expected to
+//! clear in that time, so that under overload the requests accepted keep their latency;
+//! past either bound a request is refused at once with 429 and `Retry-After`. The work
+//! ahead of a request counts its tower's queued inputs and the rest of the batch running,
+//! at the tower's recent cost per input alone on the cores (`share.rs`), and the other
+//! tower's work, which shares the cores until one of them runs dry. A failing input
 //! (an undecodable image, a text too long) fails only its own request: images are decoded
 //! and preprocessed one by one before the batch is stacked, texts tokenized per request.
 //! Requests whose caller has gone (timed out) are dropped before any work is done on them.
@@ -18,6 +20,7 @@
 
 use super::api::ApiError;
 use super::metrics::Metrics;
+use super::share::Share;
 use clip::image::{ImageInput, PixelValues, Preprocessor};
 use clip::{ClipModel, Embeddings, Features, Truncation, ZeroShotClassifier};
 use std::collections::VecDeque;
@@ -81,6 +84,9 @@ struct State<J> {
     jobs: VecDeque<J>,
     /// Inputs queued (each job counted at most `capacity`).
     inputs: usize,
+    /// Inputs of the batch running, and the tower's share of the cores when it began.
+    running: usize,
+    running_from: f64,
     closed: bool,
 }
 
@@ -90,32 +96,39 @@ struct Queue<J> {
     ready: Condvar,
     capacity: usize,
     max_wait: Option<Duration>,
-    /// Recent seconds per input of the worker's batches (an exponential average), in ns;
-    /// 0 until the first batch.
+    /// This queue's index in `share`.
+    tower: usize,
+    share: Arc<Share>,
+    /// Recent cost per input of the worker's batches, alone on the cores (an exponential
+    /// average), in ns; 0 until the first batch.
     per_input_ns: AtomicU64,
 }
 
 impl<W, R> Queue<Job<W, R>> {
-    fn new(capacity: usize, max_wait: Option<Duration>) -> Self {
+    fn new(capacity: usize, max_wait: Option<Duration>, tower: usize, share: Arc<Share>) -> Self {
         Queue {
             state: Mutex::new(State {
                 jobs: VecDeque::new(),
                 inputs: 0,
+                running: 0,
+                running_from: 0.0,
                 closed: false,
             }),
             ready: Condvar::new(),
             capacity,
             max_wait,
+            tower,
+            share,
             per_input_ns: AtomicU64::new(0),
         }
     }
 
-    /// Folds a batch of `n` inputs that took `took` into the time per input.
-    fn record(&self, n: usize, took: Duration) {
+    /// Folds a batch of `n` inputs that cost `ns` into the cost per input.
+    fn record(&self, n: usize, ns: f64) {
         if n == 0 {
             return;
         }
-        let now = took.as_nanos() as f64 / n as f64;
+        let now = ns / n as f64;
         let old = self.per_input_ns.load(Ordering::Relaxed) as f64;
         let avg = if old == 0.0 {
             now
@@ -125,13 +138,34 @@ impl<W, R> Queue<Job<W, R>> {
         self.per_input_ns.store(avg as u64, Ordering::Relaxed);
     }
 
-    /// The expected wait behind `inputs` queued inputs.
-    fn expected_wait(&self, inputs: usize) -> Duration {
-        Duration::from_nanos(
-            self.per_input_ns
-                .load(Ordering::Relaxed)
-                .saturating_mul(inputs as u64),
-        )
+    /// The batch taken by `next_batch` is done: its cost goes into the cost per input.
+    fn finish(&self) {
+        let end = self.share.end(self.tower, Instant::now());
+        let (n, from) = {
+            let mut s = self.lock();
+            let r = (s.running, s.running_from);
+            s.running = 0;
+            r
+        };
+        self.record(n, end - from);
+    }
+
+    /// The work this tower has in hand (queued, and the rest of the batch running), in ns
+    /// of the cores alone.
+    fn work_in(&self, s: &State<Job<W, R>>) -> f64 {
+        let per = self.per_input_ns.load(Ordering::Relaxed) as f64;
+        let mut work = s.inputs as f64 * per;
+        if s.running > 0 {
+            let done = self.share.so_far(self.tower, Instant::now()) - s.running_from;
+            work += (s.running as f64 * per - done).max(0.0);
+        }
+        work
+    }
+
+    /// `work_in`, for the other tower's admission.
+    fn work(&self) -> f64 {
+        let s = self.lock();
+        self.work_in(&s)
     }
 
     fn lock(&self) -> MutexGuard<'_, State<Job<W, R>>> {
@@ -142,8 +176,10 @@ impl<W, R> Queue<Job<W, R>> {
         job.inputs.min(self.capacity)
     }
 
-    /// Queues `job`, or refuses it at once when the queue is full or closed.
-    fn push(&self, job: Job<W, R>, tower: &str) -> Result<(), ApiError> {
+    /// Queues `job`, or refuses it at once when the queue is full or closed, or when the
+    /// work ahead of it (this tower's, and `other` ns of the other tower's sharing the
+    /// cores) would take longer than `max_wait`.
+    fn push(&self, job: Job<W, R>, tower: &str, other: f64) -> Result<(), ApiError> {
         let mut s = self.lock();
         if s.closed {
             return Err(
@@ -151,15 +187,17 @@ impl<W, R> Queue<Job<W, R>> {
             );
         }
         let cost = self.cost(&job);
-        if let Some(max) = self.max_wait.filter(|_| s.inputs > 0) {
-            let wait = self.expected_wait(s.inputs);
+        if let Some(max) = self.max_wait {
+            let own = self.work_in(&s);
+            // Both towers progress at half speed until the smaller one runs dry.
+            let wait = Duration::from_nanos((own + own.min(other)) as u64);
             if wait > max {
                 return Err(ApiError::new(
                     429,
                     "rate_limit_error",
                     format!(
-                        "the {tower} queue is busy ({} inputs waiting, about {} ms of work); \
-                         retry later",
+                        "the {tower} queue is busy ({} inputs waiting, about {} ms of work \
+                         ahead); retry later",
                         s.inputs,
                         wait.as_millis()
                     ),
@@ -220,6 +258,8 @@ impl<W, R> Queue<Job<W, R>> {
                 let batch: Vec<_> = s.jobs.drain(..take).collect();
                 let cost: usize = batch.iter().map(|j| self.cost(j)).sum();
                 s.inputs -= cost;
+                s.running = n;
+                s.running_from = self.share.begin(self.tower, now);
                 return Some(batch);
             }
             s = self
@@ -251,8 +291,14 @@ pub struct Batcher {
 impl Batcher {
     /// Starts one worker thread per tower.
     pub fn start(model: Arc<ClipModel>, cfg: Config, metrics: Arc<Metrics>) -> Batcher {
-        let text = Arc::new(Queue::new(cfg.capacity, cfg.max_queue_wait));
-        let image = Arc::new(Queue::new(cfg.capacity, cfg.max_queue_wait));
+        let share = Arc::new(Share::new(Instant::now()));
+        let text = Arc::new(Queue::new(
+            cfg.capacity,
+            cfg.max_queue_wait,
+            0,
+            share.clone(),
+        ));
+        let image = Arc::new(Queue::new(cfg.capacity, cfg.max_queue_wait, 1, share));
         let mut pre: Preprocessor = model.preprocessor().clone();
         pre.decode.max_pixels = cfg.max_pixels;
         let t = {
@@ -315,7 +361,7 @@ impl Batcher {
             reply,
             enqueued: Instant::now(),
         };
-        self.text.push(job, "text")?;
+        self.text.push(job, "text", self.image.work())?;
         Ok(rx)
     }
 
@@ -331,7 +377,7 @@ impl Batcher {
             reply,
             enqueued: Instant::now(),
         };
-        self.image.push(job, "image")?;
+        self.image.push(job, "image", self.text.work())?;
         Ok(rx)
     }
 
@@ -357,10 +403,8 @@ impl Batcher {
 /// drops that batch's replies, which their requests answer with a 500, and the loop goes on.
 fn worker<W, R>(q: &Queue<Job<W, R>>, cfg: &Config, mut run: impl FnMut(Vec<Job<W, R>>)) {
     while let Some(batch) = q.next_batch(cfg.max_batch, cfg.max_wait) {
-        let n = batch.iter().map(|j| j.inputs).sum();
-        let t = Instant::now();
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(batch)));
-        q.record(n, t.elapsed());
+        q.finish();
     }
 }
 
@@ -571,35 +615,39 @@ mod tests {
         (j, rx)
     }
 
+    fn queue(capacity: usize, max_wait: Option<Duration>) -> Queue<Job<(), ()>> {
+        Queue::new(capacity, max_wait, 0, Arc::new(Share::new(Instant::now())))
+    }
+
     #[test]
     fn full_queue_refuses_with_429() {
-        let q = Queue::new(4, None);
+        let q = queue(4, None);
         let (a, _ra) = job(3);
         let (b, _rb) = job(2);
         let (c, _rc) = job(1);
-        q.push(a, "text").unwrap();
-        let e = q.push(b, "text").unwrap_err();
+        q.push(a, "text", 0.0).unwrap();
+        let e = q.push(b, "text", 0.0).unwrap_err();
         assert_eq!((e.status, e.retry_after), (429, Some(1)));
-        q.push(c, "text").unwrap();
+        q.push(c, "text", 0.0).unwrap();
         assert_eq!(q.depth(), 4);
         // Larger than the whole queue: only into an empty one.
         let (big, _rbig) = job(10);
-        assert_eq!(q.push(big, "text").unwrap_err().status, 429);
+        assert_eq!(q.push(big, "text", 0.0).unwrap_err().status, 429);
         let batch = q.next_batch(8, Duration::ZERO).unwrap();
         assert_eq!(batch.len(), 2);
         assert_eq!(q.depth(), 0);
         let (big, _rbig) = job(10);
-        q.push(big, "text").unwrap();
+        q.push(big, "text", 0.0).unwrap();
         assert_eq!(q.depth(), 4);
     }
 
     #[test]
     fn batches_fill_to_max_batch_and_skip_abandoned_jobs() {
-        let q = Queue::new(100, None);
+        let q = queue(100, None);
         let mut keep = Vec::new();
         for n in [3, 3, 3, 1] {
             let (j, rx) = job(n);
-            q.push(j, "image").unwrap();
+            q.push(j, "image", 0.0).unwrap();
             keep.push(rx);
         }
         drop(keep.remove(1)); // the second request's caller left
@@ -609,29 +657,69 @@ mod tests {
         assert!(q.next_batch(7, Duration::from_secs(60)).is_none());
     }
 
+    /// Pushes `n` one-input jobs, keeping their receivers.
+    fn fill(q: &Queue<Job<(), ()>>, n: usize) -> Vec<oneshot::Receiver<Result<(), ApiError>>> {
+        (0..n)
+            .map(|_| {
+                let (j, rx) = job(1);
+                q.push(j, "image", 0.0).unwrap();
+                rx
+            })
+            .collect()
+    }
+
     #[test]
     fn a_queue_refuses_what_it_would_not_clear_in_time() {
-        let q = Queue::new(1000, Some(Duration::from_millis(100)));
-        q.record(10, Duration::from_millis(100)); // 10 ms per input
-        let mut keep = Vec::new();
-        for _ in 0..10 {
-            let (j, rx) = job(1);
-            q.push(j, "image").unwrap();
-            keep.push(rx);
-        }
+        let q = queue(1000, Some(Duration::from_millis(100)));
+        q.record(10, 100e6); // 10 ms per input
+        let _keep = fill(&q, 10);
         let (j, _rx) = job(1);
-        q.push(j, "image").unwrap(); // 10 ahead: 100 ms, not more than the bound
+        q.push(j, "image", 0.0).unwrap(); // 10 ahead: 100 ms, not more than the bound
         let (j, _rx2) = job(1);
-        let e = q.push(j, "image").unwrap_err(); // 11 ahead: 110 ms
+        let e = q.push(j, "image", 0.0).unwrap_err(); // 11 ahead: 110 ms
         assert_eq!((e.status, e.retry_after), (429, Some(1)));
         assert!(e.message.contains("110 ms"), "{}", e.message);
     }
 
     #[test]
-    fn a_lone_job_waits_at_most_max_wait() {
-        let q = Queue::new(100, None);
+    fn the_batch_running_counts_as_work_ahead() {
+        // Seconds, so that the test thread's own delays do not count.
+        let q = queue(1000, Some(Duration::from_secs(5)));
+        q.record(1, 1e9); // 1 s per input
+        let _keep = fill(&q, 5);
+        let b = q.next_batch(4, Duration::ZERO).unwrap();
+        assert_eq!(b.len(), 4);
+        // 1 queued (1 s) and up to 4 s left of the batch running: at most 5 s.
         let (j, _rx) = job(1);
-        q.push(j, "text").unwrap();
+        q.push(j, "image", 0.0).unwrap();
+        let (j, _rx2) = job(1);
+        let e = q.push(j, "image", 0.0).unwrap_err();
+        assert_eq!(e.status, 429, "{}", e.message);
+        // Once the batch is done only the queue is ahead.
+        q.finish();
+        let (j, _rx3) = job(1);
+        q.push(j, "image", 0.0).unwrap();
+    }
+
+    #[test]
+    fn the_other_towers_work_shares_the_cores() {
+        let q = queue(1000, Some(Duration::from_millis(90)));
+        q.record(1, 10e6);
+        let _keep = fill(&q, 5); // 50 ms of this tower's work
+                                 // With 100 ms of the other tower's, this tower's 50 ms run at half speed: 100 ms.
+        let (j, _rx) = job(1);
+        let e = q.push(j, "image", 100e6).unwrap_err();
+        assert!(e.message.contains("100 ms"), "{}", e.message);
+        // With 20 ms of it: 50 + 20 = 70 ms.
+        let (j, _rx) = job(1);
+        q.push(j, "image", 20e6).unwrap();
+    }
+
+    #[test]
+    fn a_lone_job_waits_at_most_max_wait() {
+        let q = queue(100, None);
+        let (j, _rx) = job(1);
+        q.push(j, "text", 0.0).unwrap();
         let t = Instant::now();
         let b = q.next_batch(8, Duration::from_millis(50)).unwrap();
         assert_eq!(b.len(), 1);

@@ -14,6 +14,7 @@ mod batcher;
 mod http;
 mod metrics;
 mod routes;
+mod share;
 
 use crate::model_dir::{self, ModelArgs};
 use clap::Args;
