@@ -9,9 +9,9 @@
 //! an empty queue), and, with `max_queue_wait`, no more work than the cores are expected to
 //! clear in that time, so that under overload the requests accepted keep their latency;
 //! past either bound a request is refused at once with 429 and `Retry-After`. The work
-//! ahead of a request counts its tower's queued inputs and the rest of the batch running,
-//! at the tower's recent cost per input alone on the cores (`share.rs`), and the other
-//! tower's work, which shares the cores until one of them runs dry. A failing input
+//! ahead of a request is all the work on the cores: both towers' queued inputs and the rest
+//! of their batches running, at each tower's recent cost per input alone on the cores
+//! (`share.rs`). A failing input
 //! (an undecodable image, a text too long) fails only its own request: images are decoded
 //! and preprocessed one by one before the batch is stacked, texts tokenized per request.
 //! Requests whose caller has gone (timed out) are dropped before any work is done on them.
@@ -177,8 +177,8 @@ impl<W, R> Queue<Job<W, R>> {
     }
 
     /// Queues `job`, or refuses it at once when the queue is full or closed, or when the
-    /// work ahead of it (this tower's, and `other` ns of the other tower's sharing the
-    /// cores) would take longer than `max_wait`.
+    /// work ahead of it (this tower's, and `other` ns of the other tower's, which runs on
+    /// the same cores) would take longer than `max_wait`.
     fn push(&self, job: Job<W, R>, tower: &str, other: f64) -> Result<(), ApiError> {
         let mut s = self.lock();
         if s.closed {
@@ -189,8 +189,7 @@ impl<W, R> Queue<Job<W, R>> {
         let cost = self.cost(&job);
         if let Some(max) = self.max_wait {
             let own = self.work_in(&s);
-            // Both towers progress at half speed until the smaller one runs dry.
-            let wait = Duration::from_nanos((own + own.min(other)) as u64);
+            let wait = Duration::from_nanos((own + other) as u64);
             if wait > max {
                 return Err(ApiError::new(
                     429,
@@ -702,14 +701,14 @@ mod tests {
     }
 
     #[test]
-    fn the_other_towers_work_shares_the_cores() {
+    fn the_other_towers_work_counts_too() {
         let q = queue(1000, Some(Duration::from_millis(90)));
         q.record(1, 10e6);
-        let _keep = fill(&q, 5); // 50 ms of this tower's work
-                                 // With 100 ms of the other tower's, this tower's 50 ms run at half speed: 100 ms.
+        // 50 ms of this tower's work and 100 ms of the other's: 150 ms on the cores.
+        let _keep = fill(&q, 5);
         let (j, _rx) = job(1);
         let e = q.push(j, "image", 100e6).unwrap_err();
-        assert!(e.message.contains("100 ms"), "{}", e.message);
+        assert!(e.message.contains("150 ms"), "{}", e.message);
         // With 20 ms of it: 50 + 20 = 70 ms.
         let (j, _rx) = job(1);
         q.push(j, "image", 20e6).unwrap();
