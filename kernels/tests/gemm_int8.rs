@@ -13,6 +13,7 @@ use clip_kernels::gemm::{quantize_weight_rows, INT8_MAX_K};
 use clip_kernels::{
     sgemm_prepacked, Activation, Epilogue, Isa, MatMut, MatRef, PackedB, Precision,
 };
+use common::mat::{Layout, Mat, LAYOUTS};
 use common::Rng;
 
 /// The kernel sets whose int8 kernel this CPU runs (each once: an AVX-512 CPU without VNNI
@@ -35,48 +36,6 @@ fn kernels() -> Vec<Isa> {
     }
     eprintln!("int8 kernels tested: {out:?}");
     out
-}
-
-/// A strided matrix: `(i, j)` at `i*rs + j*cs`, padding filled with `pad`.
-struct Mat {
-    data: Vec<f32>,
-    rows: usize,
-    cols: usize,
-    rs: usize,
-    cs: usize,
-}
-
-impl Mat {
-    /// `layout` 0: row-major, 1: column-major, 2: row-major with 3 spare elements a row.
-    fn new(rows: usize, cols: usize, layout: usize, pad: f32, mut f: impl FnMut() -> f32) -> Mat {
-        let (rs, cs, len) = match layout % 3 {
-            0 => (cols, 1, rows * cols),
-            1 => (1, rows, rows * cols),
-            _ => (cols + 3, 1, rows * (cols + 3)),
-        };
-        let mut data = vec![pad; len];
-        for i in 0..rows {
-            for j in 0..cols {
-                data[i * rs + j * cs] = f();
-            }
-        }
-        Mat {
-            data,
-            rows,
-            cols,
-            rs,
-            cs,
-        }
-    }
-    fn get(&self, i: usize, j: usize) -> f32 {
-        self.data[i * self.rs + j * self.cs]
-    }
-    fn view(&self) -> MatRef<'_> {
-        MatRef::strided(&self.data, self.rows, self.cols, self.rs, self.cs)
-    }
-    fn view_mut(&mut self) -> MatMut<'_> {
-        MatMut::strided(&mut self.data, self.rows, self.cols, self.rs, self.cs)
-    }
 }
 
 /// A row of activations quantised as `docs/numerics.md` says: `(q, scale, zero point)`.
@@ -163,6 +122,7 @@ struct Case {
     k: usize,
     alpha: f32,
     beta: f32,
+    /// A, B and C layouts: indices into `LAYOUTS` (mod 3).
     layouts: (usize, usize, usize),
     bias: bool,
     act: Activation,
@@ -172,9 +132,13 @@ struct Case {
 /// is untouched.
 fn check(isa: Isa, case: &Case, rng: &mut Rng) {
     let (la, lb, lc) = case.layouts;
-    let a = Mat::new(case.m, case.k, la, f32::NAN, || rng.uniform(-2.0, 3.0));
-    let b = Mat::new(case.k, case.n, lb, f32::NAN, || rng.uniform(-1.0, 1.0));
-    let mut c = Mat::new(case.m, case.n, lc, -7.0, || {
+    let a = Mat::new(case.m, case.k, LAYOUTS[la % 3], f32::NAN, || {
+        rng.uniform(-2.0, 3.0)
+    });
+    let b = Mat::new(case.k, case.n, LAYOUTS[lb % 3], f32::NAN, || {
+        rng.uniform(-1.0, 1.0)
+    });
+    let mut c = Mat::new(case.m, case.n, LAYOUTS[lc % 3], -7.0, || {
         if case.beta == 0.0 {
             f32::NAN
         } else {
@@ -441,9 +405,9 @@ fn non_finite_huge_and_zero_rows() {
     let b: Vec<f32> = (0..k * n).map(|i| (i % 7) as f32 - 3.0).collect();
     let bias = vec![0.25f32; n];
     let mut it = a[4 * k..].iter();
-    let huge = Mat::new(1, k, 0, 0.0, || *it.next().unwrap());
+    let huge = Mat::new(1, k, Layout::RowMajor, 0.0, || *it.next().unwrap());
     let mut it = b.iter();
-    let small = Mat::new(k, n, 0, 0.0, || *it.next().unwrap() * 1e-30);
+    let small = Mat::new(k, n, Layout::RowMajor, 0.0, || *it.next().unwrap() * 1e-30);
     for isa in kernels() {
         let pb = PackedB::new_int8(isa, MatRef::row_major(&b, k, n));
         let mut c = vec![0.0f32; m * n];

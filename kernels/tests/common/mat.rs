@@ -1,5 +1,5 @@
 //! Strided f32 matrices and the naive f64 GEMM reference `act(alpha*A*B + beta*C + bias)`
-//! shared by the GEMM tests (`gemm.rs`, `gemm_bf16.rs`).
+//! shared by the GEMM tests (`gemm.rs`, `gemm_bf16.rs`; `gemm_int8.rs` uses the matrices).
 
 use clip_kernels::{Activation, MatMut, MatRef};
 
