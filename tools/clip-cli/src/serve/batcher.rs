@@ -20,7 +20,7 @@
 
 use super::api::ApiError;
 use super::metrics::Metrics;
-use super::share::Share;
+use super::share::{Share, IMAGE, NAMES, TEXT};
 use clip::image::{ImageInput, PixelValues, Preprocessor};
 use clip::{ClipModel, Embeddings, Features, Truncation, ZeroShotClassifier};
 use std::collections::VecDeque;
@@ -96,7 +96,7 @@ struct Queue<J> {
     ready: Condvar,
     capacity: usize,
     max_wait: Option<Duration>,
-    /// This queue's index in `share`.
+    /// This queue's tower: its index in `share` and `NAMES`.
     tower: usize,
     share: Arc<Share>,
     /// Recent cost per input of the worker's batches, alone on the cores (an exponential
@@ -179,7 +179,8 @@ impl<W, R> Queue<Job<W, R>> {
     /// Queues `job`, or refuses it at once when the queue is full or closed, or when the
     /// work ahead of it (this tower's, and `other` ns of the other tower's, which runs on
     /// the same cores) would take longer than `max_wait`.
-    fn push(&self, job: Job<W, R>, tower: &str, other: f64) -> Result<(), ApiError> {
+    fn push(&self, job: Job<W, R>, other: f64) -> Result<(), ApiError> {
+        let tower = NAMES[self.tower];
         let mut s = self.lock();
         if s.closed {
             return Err(
@@ -195,10 +196,10 @@ impl<W, R> Queue<Job<W, R>> {
                     429,
                     "rate_limit_error",
                     format!(
-                        "the {tower} queue is busy ({} inputs waiting, about {} ms of work \
-                         ahead); retry later",
-                        s.inputs,
-                        wait.as_millis()
+                        "the server is busy (about {} ms of work ahead, {} {tower} inputs \
+                         waiting); retry later",
+                        wait.as_millis(),
+                        s.inputs
                     ),
                 )
                 .code("queue_full")
@@ -291,13 +292,9 @@ impl Batcher {
     /// Starts one worker thread per tower.
     pub fn start(model: Arc<ClipModel>, cfg: Config, metrics: Arc<Metrics>) -> Batcher {
         let share = Arc::new(Share::new(Instant::now()));
-        let text = Arc::new(Queue::new(
-            cfg.capacity,
-            cfg.max_queue_wait,
-            0,
-            share.clone(),
-        ));
-        let image = Arc::new(Queue::new(cfg.capacity, cfg.max_queue_wait, 1, share));
+        let (capacity, max_wait) = (cfg.capacity, cfg.max_queue_wait);
+        let text = Arc::new(Queue::new(capacity, max_wait, TEXT, share.clone()));
+        let image = Arc::new(Queue::new(capacity, max_wait, IMAGE, share));
         let mut pre: Preprocessor = model.preprocessor().clone();
         pre.decode.max_pixels = cfg.max_pixels;
         let t = {
@@ -360,7 +357,7 @@ impl Batcher {
             reply,
             enqueued: Instant::now(),
         };
-        self.text.push(job, "text", self.image.work())?;
+        self.text.push(job, self.image.work())?;
         Ok(rx)
     }
 
@@ -376,7 +373,7 @@ impl Batcher {
             reply,
             enqueued: Instant::now(),
         };
-        self.image.push(job, "image", self.text.work())?;
+        self.image.push(job, self.text.work())?;
         Ok(rx)
     }
 
@@ -615,7 +612,12 @@ mod tests {
     }
 
     fn queue(capacity: usize, max_wait: Option<Duration>) -> Queue<Job<(), ()>> {
-        Queue::new(capacity, max_wait, 0, Arc::new(Share::new(Instant::now())))
+        Queue::new(
+            capacity,
+            max_wait,
+            TEXT,
+            Arc::new(Share::new(Instant::now())),
+        )
     }
 
     #[test]
@@ -624,19 +626,19 @@ mod tests {
         let (a, _ra) = job(3);
         let (b, _rb) = job(2);
         let (c, _rc) = job(1);
-        q.push(a, "text", 0.0).unwrap();
-        let e = q.push(b, "text", 0.0).unwrap_err();
+        q.push(a, 0.0).unwrap();
+        let e = q.push(b, 0.0).unwrap_err();
         assert_eq!((e.status, e.retry_after), (429, Some(1)));
-        q.push(c, "text", 0.0).unwrap();
+        q.push(c, 0.0).unwrap();
         assert_eq!(q.depth(), 4);
         // Larger than the whole queue: only into an empty one.
         let (big, _rbig) = job(10);
-        assert_eq!(q.push(big, "text", 0.0).unwrap_err().status, 429);
+        assert_eq!(q.push(big, 0.0).unwrap_err().status, 429);
         let batch = q.next_batch(8, Duration::ZERO).unwrap();
         assert_eq!(batch.len(), 2);
         assert_eq!(q.depth(), 0);
         let (big, _rbig) = job(10);
-        q.push(big, "text", 0.0).unwrap();
+        q.push(big, 0.0).unwrap();
         assert_eq!(q.depth(), 4);
     }
 
@@ -646,7 +648,7 @@ mod tests {
         let mut keep = Vec::new();
         for n in [3, 3, 3, 1] {
             let (j, rx) = job(n);
-            q.push(j, "image", 0.0).unwrap();
+            q.push(j, 0.0).unwrap();
             keep.push(rx);
         }
         drop(keep.remove(1)); // the second request's caller left
@@ -661,7 +663,7 @@ mod tests {
         (0..n)
             .map(|_| {
                 let (j, rx) = job(1);
-                q.push(j, "image", 0.0).unwrap();
+                q.push(j, 0.0).unwrap();
                 rx
             })
             .collect()
@@ -673,9 +675,9 @@ mod tests {
         q.record(10, 100e6); // 10 ms per input
         let _keep = fill(&q, 10);
         let (j, _rx) = job(1);
-        q.push(j, "image", 0.0).unwrap(); // 10 ahead: 100 ms, not more than the bound
+        q.push(j, 0.0).unwrap(); // 10 ahead: 100 ms, not more than the bound
         let (j, _rx2) = job(1);
-        let e = q.push(j, "image", 0.0).unwrap_err(); // 11 ahead: 110 ms
+        let e = q.push(j, 0.0).unwrap_err(); // 11 ahead: 110 ms
         assert_eq!((e.status, e.retry_after), (429, Some(1)));
         assert!(e.message.contains("110 ms"), "{}", e.message);
     }
@@ -690,14 +692,14 @@ mod tests {
         assert_eq!(b.len(), 4);
         // 1 queued (1 s) and up to 4 s left of the batch running: at most 5 s.
         let (j, _rx) = job(1);
-        q.push(j, "image", 0.0).unwrap();
+        q.push(j, 0.0).unwrap();
         let (j, _rx2) = job(1);
-        let e = q.push(j, "image", 0.0).unwrap_err();
+        let e = q.push(j, 0.0).unwrap_err();
         assert_eq!(e.status, 429, "{}", e.message);
         // Once the batch is done only the queue is ahead.
         q.finish();
         let (j, _rx3) = job(1);
-        q.push(j, "image", 0.0).unwrap();
+        q.push(j, 0.0).unwrap();
     }
 
     #[test]
@@ -707,18 +709,18 @@ mod tests {
         // 50 ms of this tower's work and 100 ms of the other's: 150 ms on the cores.
         let _keep = fill(&q, 5);
         let (j, _rx) = job(1);
-        let e = q.push(j, "image", 100e6).unwrap_err();
+        let e = q.push(j, 100e6).unwrap_err();
         assert!(e.message.contains("150 ms"), "{}", e.message);
         // With 20 ms of it: 50 + 20 = 70 ms.
         let (j, _rx) = job(1);
-        q.push(j, "image", 20e6).unwrap();
+        q.push(j, 20e6).unwrap();
     }
 
     #[test]
     fn a_lone_job_waits_at_most_max_wait() {
         let q = queue(100, None);
         let (j, _rx) = job(1);
-        q.push(j, "text", 0.0).unwrap();
+        q.push(j, 0.0).unwrap();
         let t = Instant::now();
         let b = q.next_batch(8, Duration::from_millis(50)).unwrap();
         assert_eq!(b.len(), 1);

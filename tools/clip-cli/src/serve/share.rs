@@ -7,8 +7,12 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// The towers sharing the cores.
+/// The towers sharing the cores, by index.
 pub const TOWERS: usize = 2;
+pub const TEXT: usize = 0;
+pub const IMAGE: usize = 1;
+/// Their names, for messages.
+pub const NAMES: [&str; TOWERS] = ["text", "image"];
 
 struct State {
     /// When `work` was last brought up to date.
